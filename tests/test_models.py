@@ -1,0 +1,217 @@
+"""One parametrised smoke test over every registered model, at a tiny size, plus per-family checks.
+
+Every registered model must have an entry in ``TINY`` (kwargs, frames, size): a model added to
+the registry without one fails here on purpose, so nothing ships untested.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from vidrec.errors import ConfigError, WeightsError
+from vidrec.models.registry import build_model, get_model_entry, list_models
+from vidrec.models.weights import create_model, load_weights
+
+torch.set_num_threads(1)
+
+NUM_CLASSES = 5
+
+# name -> (builder kwargs, frames, image size)
+TINY: dict[str, tuple[dict[str, Any], int, int]] = {
+    "cnn_rnn": ({"hidden_size": 16, "attention_dim": 16, "dropout": 0.0}, 4, 32),
+    "cnn_rnn_r34": ({"hidden_size": 16, "dropout": 0.0}, 3, 32),
+    "cnn_rnn_r50": ({"hidden_size": 16, "dropout": 0.0}, 2, 32),
+    "frame_avg": ({"dropout": 0.0}, 4, 32),
+    "r3d_18": ({}, 4, 32),
+    "r3d_34": ({}, 4, 32),
+    "r3d_50": ({}, 4, 32),
+    "r2plus1d_18": ({}, 4, 32),
+    "lsvit": ({"image_size": 32, "embed_dim": 32, "depth": 1, "num_heads": 2, "smif_window": 3}, 4, 32),
+    "lsvit_tiny": ({"image_size": 32, "depth": 1, "smif_window": 3}, 4, 32),
+}
+
+
+def _hf_cases() -> list[str]:
+    return ["hf:videomae", "hf:timesformer", "hf:vivit"]
+
+
+def _cases() -> list[str]:
+    names = [e.name for e in list_models()]
+    return [n for n in names if n != "hf:"] + (_hf_cases() if "hf:" in names else [])
+
+
+def _build(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, int, int]:
+    if name.startswith("hf:"):
+        from tests.hf_tiny import make_tiny_hf_dir
+
+        kind = name.split(":", 1)[1]
+        directory = make_tiny_hf_dir(kind, tmp_path_factory.mktemp(kind))
+        model = build_model(f"hf:{directory}", num_classes=NUM_CLASSES)
+        spec = model.input_spec  # type: ignore[union-attr]
+        return model, spec.num_frames, spec.image_size
+    if name not in TINY:
+        pytest.fail(f"model {name!r} is registered but has no tiny configuration in TINY (tests/test_models.py)")
+    kwargs, frames, size = TINY[name]
+    return build_model(name, num_classes=NUM_CLASSES, **kwargs), frames, size
+
+
+@pytest.mark.parametrize("name", _cases())
+def test_every_model(name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    torch.manual_seed(0)
+    model, frames, size = _build(name, tmp_path_factory)
+    g = torch.Generator().manual_seed(1)
+    video = torch.randn(2, 3, frames, size, size, generator=g)  # (B, C, T, H, W)
+    target = torch.tensor([1, 3])
+
+    # forward: shape, finite, features
+    model.train()
+    logits = model(video)
+    assert logits.shape == (2, NUM_CLASSES)
+    assert torch.isfinite(logits).all()
+    feats = model.forward_features(video)
+    assert feats.shape == (2, model.num_features)
+
+    # backward reaches the head and the backbone
+    loss = nn.functional.cross_entropy(logits, target)
+    loss.backward()
+    head_grads = [p.grad for p in model.get_classifier().parameters()]
+    assert all(gr is not None and torch.isfinite(gr).all() for gr in head_grads)
+    backbone = [p for p in model.backbone_parameters() if p.requires_grad]
+    assert backbone, "backbone_parameters() must return the trainable backbone parameters"
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone)
+    head_ids = {id(p) for p in model.get_classifier().parameters()}
+    assert not head_ids & {id(p) for p in backbone}, "the head is not part of the backbone"
+
+    # one optimiser step lowers the loss on this batch
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.02)
+    opt.step()
+    opt.zero_grad()
+    with torch.no_grad():
+        after = nn.functional.cross_entropy(model(video), target)
+    assert after.item() < loss.item(), f"{name}: loss {loss.item():.4f} -> {after.item():.4f}"
+
+    # save (safetensors, like the checkpoint dir's model.safetensors) and load into a fresh model
+    model.eval()
+    with torch.no_grad():
+        expected = model(video)
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    torch.manual_seed(123)
+    fresh, _, _ = _build(name, tmp_path_factory)
+    report = load_weights(fresh, path, strict=True)
+    assert report.ok and report.loaded
+    fresh.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(video), expected)
+
+    # a new head for another label set
+    model.reset_classifier(7)
+    assert model.num_classes == 7
+    with torch.no_grad():
+        assert model(video).shape == (2, 7)
+
+
+def test_registry_metadata_is_data() -> None:
+    for entry in list_models():
+        spec = entry.input
+        assert spec.num_frames >= 1 and spec.image_size >= 16 and len(spec.mean) == 3 and len(spec.std) == 3
+        for tag, info in entry.pretrained.items():
+            assert isinstance(info, dict) and ":" in info["source"], (entry.name, tag)
+
+
+def test_unknown_option_and_model_are_refused() -> None:
+    with pytest.raises(ConfigError, match="hidden_sise"):
+        build_model("cnn_rnn", num_classes=3, hidden_sise=8)
+    with pytest.raises(ConfigError, match="known:"):
+        get_model_entry("no_such_model")
+    with pytest.raises(ConfigError, match="not a timm model"):
+        build_model("cnn_rnn", num_classes=3, backbone="resnet_nope")
+    with pytest.raises(ConfigError, match="its parts are"):
+        build_model("cnn_rnn", num_classes=3, finetune_layers=["layer9"])
+
+
+# ---------------------------------------------------------------------------------------------
+# CNN-RNN / frame averaging
+
+
+def test_cnn_rnn_finetune_layers_freeze_the_rest() -> None:
+    model = build_model("cnn_rnn", num_classes=3, hidden_size=8, finetune_layers=["layer4"])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(n.startswith("encoder.net.layer4.") for n in trainable)
+    assert not any(n.startswith(("encoder.net.conv1", "encoder.net.layer1.", "encoder.net.layer3.")) for n in trainable)
+    assert {id(p) for p in model.backbone_parameters()} == {
+        id(p) for n, p in model.named_parameters() if n.startswith("encoder.net.layer4.")
+    }
+    # from scratch ("auto"), every backbone layer trains
+    scratch = build_model("cnn_rnn", num_classes=3, hidden_size=8)
+    assert all(p.requires_grad for p in scratch.parameters())
+
+
+def test_cnn_rnn_freeze_bn_keeps_running_stats() -> None:
+    model = build_model("cnn_rnn", num_classes=3, hidden_size=8, freeze_bn=True)
+    model.train()
+    bn = model.encoder.net.bn1
+    before = bn.running_mean.clone()
+    model(torch.randn(1, 3, 2, 32, 32))
+    assert not bn.training and torch.equal(bn.running_mean, before)
+
+
+def test_cnn_rnn_attention_off_and_temporal_order() -> None:
+    torch.manual_seed(0)
+    video = torch.randn(1, 3, 4, 32, 32)
+    reversed_video = video.flip(2)
+    rnn = build_model("cnn_rnn", num_classes=3, hidden_size=8, attention=False, dropout=0.0).eval()
+    assert rnn.attention is None
+    avg = build_model("frame_avg", num_classes=3, dropout=0.0).eval()
+    with torch.no_grad():
+        # frame averaging cannot tell the order of frames; the LSTM can
+        torch.testing.assert_close(avg(video), avg(reversed_video))
+        assert not torch.allclose(rnn(video), rnn(reversed_video), atol=1e-5)
+
+
+def test_timm_backbone_weights_load_into_cnn_rnn(tmp_path: Path) -> None:
+    import timm
+
+    upstream = timm.create_model("resnet18", num_classes=1000)
+    path = tmp_path / "resnet18.pth"
+    torch.save({"state_dict": upstream.state_dict()}, path)
+    model = build_model("cnn_rnn", num_classes=3, hidden_size=8)
+    report = load_weights(model, path)
+    torch.testing.assert_close(model.encoder.net.conv1.weight, upstream.conv1.weight)
+    assert "encoder.net.layer4.1.bn2.weight" in report.loaded
+    assert any(k.startswith("lstm.") for k in report.missing)  # the temporal part is new
+    frames = torch.randn(2, 3, 32, 32)
+    upstream.eval(), model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.encoder.net(frames), upstream.forward_head(upstream.forward_features(frames), pre_logits=True))
+
+
+def test_pretrained_offline_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("VIDREC_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match="model.weights=PATH"):
+        create_model("cnn_rnn", num_classes=3, pretrained=True, backbone="resnet10t")
+    assert time.perf_counter() - start < 5
+
+
+def test_unreachable_hub_is_detected_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from vidrec.models import weights
+
+    for name in ("VIDREC_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(weights._HUB_HOSTS, "timm", "hub.invalid")  # .invalid never resolves (RFC 2606)
+    monkeypatch.setattr(weights, "_cached_timm_file", lambda name: None)
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match="cannot be reached"):
+        weights.fetch_state_dict("timm:resnet10t")
+    assert time.perf_counter() - start < weights.NETWORK_TIMEOUT_S + 1.5
