@@ -1,0 +1,267 @@
+"""Typed configuration in layers: defaults → YAML file → ``VIDREC__SECTION__KEY`` env → ``--set``.
+
+Every section is a pydantic model that forbids unknown keys, so a typo fails before any work
+with the key's full name. ``model.*`` and ``data.*`` also accept the options of the chosen
+model builder / dataset loader (e.g. ``model.hidden_size``, ``data.group_regex``); those are
+checked against the builder's / loader's signature by :func:`validate_config`.
+
+    cfg = load_config("configs/demo.yaml", overrides=["train.lr=3e-4", "model.attention=false"])
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vidrec.errors import ConfigError
+
+ENV_PREFIX = "VIDREC__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(BaseModel):
+    """Where clips come from and how they are sampled and transformed."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)  # extras → dataset loader options
+
+    dataset: str = "synthetic"  # registered loader: synthetic, ucf101, hmdb51, ssv2, something_else, folder
+    root: Path | None = None  # dataset folder (synthetic: written there when missing)
+    split: int = Field(1, ge=1, le=3)  # official split for UCF101 / HMDB51
+    train_subset: str = "train"
+    val_subset: str = "val"
+    test_subset: str = "test"
+    num_frames: int | None = Field(None, ge=1)  # frames per clip; None: the model's own (input_spec)
+    sampler: Literal["segments", "dense"] = "segments"  # TSN segments or a dense clip
+    stride: int = Field(2, ge=1)  # dense sampler: frames between samples
+    target_fps: float | None = None  # dense sampler: keep a clip's duration fixed across frame rates
+    image_size: int | None = Field(None, ge=16)  # square crop; None: the model's own (input_spec)
+    decode_size: int | None = None  # short side at decode (None: image_size * 8/7)
+    scale: tuple[float, float] = (0.7, 1.0)  # RandomResizedCrop area range in training
+    horizontal_flip: bool | None = None  # None: on unless class names say left/right
+    mean: tuple[float, float, float] | None = None  # None: the model's
+    std: tuple[float, float, float] | None = None
+    batch_size: int = Field(8, ge=1)
+    eval_batch_size: int | None = None  # None: 2 × batch_size
+    num_workers: int = Field(2, ge=0)
+    pin_memory: bool | None = None  # None: when on CUDA
+    test_views: int = Field(1, ge=1)  # clips per video at test time (multi-view)
+    strict: bool = False  # a failing video stops the run instead of being skipped
+    max_skips: float = Field(0.05, ge=0)  # skipped videos allowed (fraction of a subset) before stopping
+    limit: int | None = None  # use only the first N records of each subset (quick runs)
+
+
+class ModelConfig(BaseModel):
+    """Which registered model, and its weights. Other keys are the builder's options."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True, protected_namespaces=())
+
+    name: str = "cnn_rnn"  # registered name, or hf:<hub id or local dir>
+    pretrained: bool = False  # fetch the model's known pretrained weights from its hub (online)
+    weights: Path | None = None  # local weights: .safetensors, .pth/.pt, or a from_pretrained dir
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)  # linear warm-up, then cosine to lr * min_lr_ratio
+    min_lr_ratio: float = Field(0.01, ge=0, le=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float | None = Field(1.0, gt=0)  # max global grad norm; None: off
+    accum_steps: int = Field(1, ge=1)  # gradient accumulation
+    precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on GPUs that have it, else fp32
+    freeze_backbone_epochs: int = Field(0, ge=0)  # progressive fine-tuning: backbone frozen this long
+    backbone_lr_mult: float = Field(1.0, gt=0)  # backbone lr = lr * this
+    early_stop_patience: int | None = Field(5, ge=1)  # epochs without val improvement; None: off
+    monitor: Literal["val_top1", "val_loss"] = "val_top1"
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    out_dir: Path = Path("runs/train")
+    max_steps_per_epoch: int | None = Field(None, ge=1)  # cap an epoch (quick runs, benchmarks)
+    log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
+    checkpoint_every_steps: int | None = Field(None, ge=1)  # mid-epoch resumable state (exact resume)
+    compile: bool = False  # torch.compile the model
+    channels_last: bool = False  # channels_last_3d memory format for 3D CNNs
+    deterministic: bool = False  # torch.use_deterministic_algorithms
+
+
+class EvalConfig(_Section):
+    subset: str = "val"
+    batch_size: int | None = None
+    views: int | None = None  # None: data.test_views
+    topk: tuple[int, ...] = (1, 5)
+
+
+class RetrievalConfig(_Section):
+    """Contrastive video–text training (``vidrec train`` with ``task: retrieval``)."""
+
+    captions: Path | None = None  # MSR-VTT style JSON; None: the dataset's own captions
+    mode: Literal["joint", "merge_only", "prompt_only", "sequential"] = "joint"
+    clip_lr: float = Field(1e-5, gt=0)  # lr for the pretrained CLIP towers
+    module_lr: float = Field(1e-4, gt=0)  # lr for new modules (merging, prompts, fusion)
+    temperature: float = Field(0.07, gt=0)
+
+
+class Config(_Section):
+    task: Literal["classification", "retrieval"] = "classification"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """Builder options: the ``model.*`` keys that are not name/pretrained/weights."""
+        return dict(self.model.model_extra or {})
+
+    @property
+    def data_options(self) -> dict[str, Any]:
+        """Loader options: the ``data.*`` keys that are not common data settings."""
+        return dict(self.data.model_extra or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------
+# layering
+
+
+def _parse_value(text: str) -> Any:
+    """Parse a command-line / env value as YAML (``3``, ``true``, ``[a, b]``, ``null``)."""
+    try:
+        return yaml.safe_load(text) if text.strip() != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    keys = [k for k in dotted.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"{source}: empty key")
+    node = tree
+    for k in keys[:-1]:
+        nxt = node.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{source}: {dotted}: {k} is a value, not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def _deep_merge(base: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in new.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, model:, train:, ...)")
+    base = data.pop("_base_", None)  # a config may extend another, relative to itself
+    if base:
+        data = _deep_merge(read_yaml(path.parent / base), data)
+    return data
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``VIDREC__TRAIN__LR=3e-4`` → ``{"train": {"lr": 3e-4}}`` (keys lower-cased)."""
+    environ = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
+            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+            _set_path(tree, dotted, _parse_value(value), f"environment variable {key}")
+    return tree
+
+
+def set_overrides(items: Sequence[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set train.lr=3e-4")
+        key, value = item.split("=", 1)
+        _set_path(tree, key, _parse_value(value), f"--set {item}")
+    return tree
+
+
+def _format_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{loc}: unknown key")
+        else:
+            lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def build_config(tree: Mapping[str, Any]) -> Config:
+    try:
+        return Config.model_validate(dict(tree))
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
+    validate: bool = True,
+) -> Config:
+    """Resolve the layers into a :class:`Config`; raise :class:`ConfigError` naming any bad key."""
+    tree: dict[str, Any] = dict(base or {})
+    if path is not None:
+        tree = _deep_merge(tree, read_yaml(path))
+    tree = _deep_merge(tree, env_overrides(environ))
+    tree = _deep_merge(tree, set_overrides(overrides))
+    cfg = build_config(tree)
+    if validate:
+        validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: Config) -> None:
+    """Check ``model.*`` / ``data.*`` extras against the chosen builder's and loader's options."""
+    import inspect
+
+    from vidrec.data.records import get_dataset_loader
+    from vidrec.models.registry import check_model_kwargs
+
+    check_model_kwargs(cfg.model.name, cfg.model_kwargs)
+    loader = get_dataset_loader(cfg.data.dataset)
+    params = inspect.signature(loader).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        for key in cfg.data_options:
+            if key not in params:
+                ok = ", ".join(k for k in params if k not in ("root", "split", "strict"))
+                raise ConfigError(f"data.{key}: unknown key for dataset {cfg.data.dataset!r}; its options are: {ok or 'none'}")
+
+
+def config_from_dict(tree: Mapping[str, Any]) -> Config:
+    """Rebuild a config written by :meth:`Config.to_dict` (e.g. a checkpoint's config.yaml)."""
+    return build_config(tree)

@@ -1,0 +1,142 @@
+"""From a :class:`~vidrec.config.Config` to datasets and DataLoaders (the wiring, no logic of its own)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader
+
+from vidrec.config import Config
+from vidrec.data.dataset import EpochSampler, SideInput, VideoClipDataset
+from vidrec.data.records import RecordSet, VideoRecord, load_records
+from vidrec.models.base import InputSpec
+from vidrec.video.sampling import make_sampler
+from vidrec.video.transforms import ClipTransform, flip_changes_label
+
+log = logging.getLogger(__name__)
+
+# side-input factories: batch key a model asks for → factory(cfg, recordset) -> SideInput
+SideInputFactory = Callable[[Config, RecordSet | None], SideInput]
+_SIDE_INPUTS: dict[str, SideInputFactory] = {}
+
+
+def register_side_input(*keys: str) -> Callable[[SideInputFactory], SideInputFactory]:
+    """Register a factory that provides the batch ``keys`` (e.g. ``hand_boxes``) for models that ask."""
+
+    def deco(fn: SideInputFactory) -> SideInputFactory:
+        for k in keys:
+            _SIDE_INPUTS[k] = fn
+        return fn
+
+    return deco
+
+
+def side_inputs_for(cfg: Config, spec: InputSpec, recordset: RecordSet | None) -> list[SideInput]:
+    import importlib
+
+    for mod in ("vidrec.data.boxes", "vidrec.data.stream_cache"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+    out: list[SideInput] = []
+    seen: set[int] = set()
+    for key in spec.side_inputs:
+        if key not in _SIDE_INPUTS:
+            from vidrec.errors import ConfigError
+
+            raise ConfigError(f"model {cfg.model.name!r} needs the input {key!r}, which no data module provides")
+        factory = _SIDE_INPUTS[key]
+        if id(factory) not in seen:
+            seen.add(id(factory))
+            out.append(factory(cfg, recordset))
+    return out
+
+
+def resolved_clip(cfg: Config, spec: InputSpec) -> tuple[int, int]:
+    """(num_frames, image_size): the config's, or the model's own when unset."""
+    return cfg.data.num_frames or spec.num_frames, cfg.data.image_size or spec.image_size
+
+
+def load_dataset(cfg: Config) -> RecordSet:
+    """Run the configured loader. The synthetic dataset writes itself when ``data.root`` is unset or empty."""
+    root = cfg.data.root
+    if root is None:
+        if cfg.data.dataset != "synthetic":
+            from vidrec.errors import ConfigError
+
+            raise ConfigError(f"data.root: dataset {cfg.data.dataset!r} needs its folder: --set data.root=DIR")
+        root = cfg.train.out_dir / "data"
+        root.mkdir(parents=True, exist_ok=True)
+    rs = load_records(cfg.data.dataset, root, split=cfg.data.split, strict=cfg.data.strict, **cfg.data_options)
+    if cfg.data.limit:
+        rs.subsets = {k: v[: cfg.data.limit] for k, v in rs.subsets.items()}
+    return rs
+
+
+def build_transform(cfg: Config, spec: InputSpec, classes: list[str], *, train: bool) -> ClipTransform:
+    _, size = resolved_clip(cfg, spec)
+    flip = cfg.data.horizontal_flip
+    if flip is None:
+        flip = not flip_changes_label(classes)
+    elif flip and flip_changes_label(classes):
+        log.warning("data.horizontal_flip=true although class names say left/right: flipping changes those labels")
+    return ClipTransform(
+        train=train,
+        image_size=size,
+        mean=cfg.data.mean or spec.mean,
+        std=cfg.data.std or spec.std,
+        scale=cfg.data.scale,
+        horizontal_flip=flip,
+        resize_size=round(size * 8 / 7) if size >= 64 else size,
+    )
+
+
+def build_dataset(
+    cfg: Config,
+    records: list[VideoRecord],
+    classes: list[str],
+    spec: InputSpec,
+    *,
+    train: bool,
+    views: int = 1,
+    recordset: RecordSet | None = None,
+) -> VideoClipDataset:
+    frames, size = resolved_clip(cfg, spec)
+    sampler = make_sampler(cfg.data.sampler, num_frames=frames, stride=cfg.data.stride, target_fps=cfg.data.target_fps)
+    return VideoClipDataset(
+        records,
+        sampler=sampler,
+        transform=build_transform(cfg, spec, classes, train=train),
+        train=train,
+        views=views,
+        view_mode=cfg.data.sampler,
+        clip_len=frames,
+        stride=cfg.data.stride,
+        decode_size=cfg.data.decode_size or round(size * 8 / 7),
+        side_inputs=side_inputs_for(cfg, spec, recordset),
+        seed=cfg.train.seed,
+        skip_bad=not cfg.data.strict,
+    )
+
+
+def build_loader(cfg: Config, dataset: VideoClipDataset, *, train: bool, batch_size: int | None = None) -> DataLoader[Any]:
+    bs = batch_size or (cfg.data.batch_size if train else (cfg.data.eval_batch_size or 2 * cfg.data.batch_size))
+    workers = cfg.data.num_workers
+    pin = cfg.data.pin_memory if cfg.data.pin_memory is not None else torch.cuda.is_available()
+    g = torch.Generator()
+    g.manual_seed(cfg.train.seed)
+    return DataLoader(
+        dataset,
+        batch_size=bs,
+        sampler=EpochSampler(len(dataset), shuffle=train, seed=cfg.train.seed),
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+        prefetch_factor=2 if workers > 0 else None,
+        drop_last=False,
+        generator=g,
+    )

@@ -1,0 +1,99 @@
+"""What a dataset loader returns, and the registry of loaders by name (``data.dataset``).
+
+A loader parses a dataset's *official* annotation files into :class:`VideoRecord` objects per
+subset (``train``, ``val``, ``test``) plus the ordered class names. Everything after that
+(decoding, sampling, transforms) is shared.
+
+Loader signature::
+
+    @register_dataset("ucf101")
+    def load_ucf101(root: Path, *, split: int = 1, strict: bool = False, **options) -> RecordSet
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from vidrec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video (a file, or a folder of extracted frames) and its label."""
+
+    path: Path  # video file or frame folder
+    label: int  # class index into RecordSet.classes; -1 when unknown (test sets)
+    video_id: str  # stable id: SSv2 numeric id, UCF file stem, ...
+    num_frames: int | None = None  # from a scan index when known (saves opening the file)
+    fps: float | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)  # caption, group, template, placeholders, ...
+
+
+@dataclass
+class RecordSet:
+    """A loader's result: records per subset, ordered classes, and every problem found."""
+
+    subsets: dict[str, list[VideoRecord]]
+    classes: list[str]
+    problems: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)  # loader-specific facts (annotation paths, ...)
+
+    def subset(self, name: str) -> list[VideoRecord]:
+        if name not in self.subsets:
+            raise ConfigError(f"this dataset has no subset {name!r}; it has: {', '.join(self.subsets) or 'none'}")
+        return self.subsets[name]
+
+
+DatasetLoader = Callable[..., RecordSet]
+_LOADERS: dict[str, DatasetLoader] = {}
+# Modules that register loaders; imported lazily so that `import vidrec` stays cheap.
+_LOADER_MODULES = (
+    "vidrec.data.synthetic",
+    "vidrec.data.ucf101",
+    "vidrec.data.hmdb51",
+    "vidrec.data.ssv2",
+    "vidrec.data.something_else",
+    "vidrec.data.folder",
+)
+
+
+def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
+    def deco(fn: DatasetLoader) -> DatasetLoader:
+        if name in _LOADERS and _LOADERS[name] is not fn:
+            raise ValueError(f"dataset {name!r} is already registered")
+        _LOADERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _import_all() -> None:
+    for mod in _LOADER_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:  # a real missing dependency, not a loader not written yet
+                raise
+
+
+def list_datasets() -> list[str]:
+    _import_all()
+    return sorted(_LOADERS)
+
+
+def get_dataset_loader(name: str) -> DatasetLoader:
+    _import_all()
+    if name not in _LOADERS:
+        raise ConfigError(f"data.dataset: unknown dataset {name!r}; known: {', '.join(sorted(_LOADERS))}")
+    return _LOADERS[name]
+
+
+def load_records(name: str, root: str | Path, **options: Any) -> RecordSet:
+    """Run the loader registered as ``name`` on ``root``."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise ConfigError(f"data.root: {root} does not exist. Point data.root at the dataset's folder.")
+    return get_dataset_loader(name)(root, **options)

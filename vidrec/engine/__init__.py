@@ -1,0 +1,1 @@
+"""One engine for every model: fit, evaluate, predict, checkpoints."""

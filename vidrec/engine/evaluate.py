@@ -1,0 +1,115 @@
+"""Evaluation: clip- and video-level top-k, mean class accuracy, per-class accuracy, confusion matrix.
+
+Multi-view testing needs no special case: clips of one video share ``index``; their softmax
+scores are averaged into one video-level prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
+from tqdm.auto import tqdm
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    top1: float  # video-level (clip-level when one view)
+    top5: float
+    mean_class_acc: float
+    clip_top1: float
+    per_class: list[float]  # accuracy per class, NaN-free (classes with no video get -1)
+    support: list[int]
+    confusion: torch.Tensor  # (K, K) rows = true class
+    probs: torch.Tensor  # (N, K) video-level probabilities
+    labels: torch.Tensor  # (N,)
+    indices: torch.Tensor  # (N,) record indices
+    num_clips: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "val_loss": self.loss, "val_top1": self.top1, "val_top5": self.top5,
+            "mean_class_acc": self.mean_class_acc, "clip_top1": self.clip_top1,
+            "num_videos": int(self.labels.numel()), "num_clips": self.num_clips,
+        }
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    *,
+    num_classes: int,
+    accelerator: Any = None,
+    side_keys: tuple[str, ...] = (),
+    topk: int = 5,
+    progress: bool = True,
+    desc: str = "evaluate",
+) -> EvalResult:
+    """Run ``model`` over ``loader``; under accelerate, results are gathered from every process."""
+    was_training = model.training
+    model.eval()
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
+    logits_all, labels_all, index_all = [], [], []
+    main = accelerator is None or accelerator.is_main_process
+    for batch in tqdm(loader, desc=desc, disable=not (progress and main), leave=False, dynamic_ncols=True):
+        video = batch["video"].to(device, non_blocking=True)
+        side = {k: batch[k].to(device) for k in side_keys if k in batch}
+        if accelerator is not None:
+            with accelerator.autocast():
+                logits = model(video, **side)
+        else:
+            logits = model(video, **side)
+        logits, labels, index = logits.float(), batch["label"].to(device), torch.as_tensor(batch["index"], device=device)
+        if accelerator is not None:
+            logits, labels, index = accelerator.gather_for_metrics((logits, labels, index))
+        logits_all.append(logits.cpu())
+        labels_all.append(labels.cpu())
+        index_all.append(index.cpu())
+    if was_training:
+        model.train()
+    logits = torch.cat(logits_all)
+    labels = torch.cat(labels_all)
+    index = torch.cat(index_all)
+    return summarise(logits, labels, index, num_classes=num_classes, topk=topk)
+
+
+def summarise(logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, *, num_classes: int, topk: int = 5) -> EvalResult:
+    """Metrics from clip logits; clips sharing ``index`` are averaged (softmax) per video."""
+    valid = labels >= 0
+    clip_loss = F.cross_entropy(logits[valid], labels[valid]).item() if valid.any() else float("nan")
+    clip_top1 = (logits.argmax(1)[valid] == labels[valid]).float().mean().item() if valid.any() else float("nan")
+    probs = logits.softmax(1)
+    uniq, inverse = torch.unique(index, return_inverse=True)  # videos, sorted by record index
+    vprobs = torch.zeros(len(uniq), num_classes).index_add_(0, inverse, probs)
+    counts = torch.zeros(len(uniq)).index_add_(0, inverse, torch.ones(len(index)))
+    vprobs /= counts[:, None]
+    vlabels = torch.full((len(uniq),), -1, dtype=torch.long).scatter_(0, inverse, labels)
+    ok = vlabels >= 0
+    p, y = vprobs[ok], vlabels[ok]
+    k = min(topk, num_classes)
+    if y.numel():
+        top1 = multiclass_accuracy(p, y, num_classes=num_classes, average="micro").item()
+        topk_acc = multiclass_accuracy(p, y, num_classes=num_classes, top_k=k, average="micro").item()
+        per_class_t = multiclass_accuracy(p, y, num_classes=num_classes, average="none")
+        support = torch.bincount(y, minlength=num_classes)
+        per_class = [float(a) if s > 0 else -1.0 for a, s in zip(per_class_t.tolist(), support.tolist())]
+        present = [a for a, s in zip(per_class_t.tolist(), support.tolist()) if s > 0]
+        mean_class = sum(present) / len(present)
+        confusion = multiclass_confusion_matrix(p, y, num_classes=num_classes)
+    else:
+        top1 = topk_acc = mean_class = float("nan")
+        per_class, support = [-1.0] * num_classes, torch.zeros(num_classes, dtype=torch.long)
+        confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    return EvalResult(
+        loss=clip_loss, top1=top1, top5=topk_acc, mean_class_acc=mean_class, clip_top1=clip_top1,
+        per_class=per_class, support=support.tolist(), confusion=confusion, probs=vprobs, labels=vlabels,
+        indices=uniq, num_clips=int(index.numel()),
+    )

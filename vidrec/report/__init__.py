@@ -1,0 +1,1 @@
+"""Reports: plots (PNG) and tables for evaluation and training runs."""

@@ -1,0 +1,1 @@
+"""Decoding, sampling and transforms: three separate pieces composed by the dataset."""

@@ -1,0 +1,110 @@
+"""Frame samplers: pure functions from a video's length to frame indices.
+
+Every sampler has the shape ``(num_frames, fps, rng) -> list[int]`` once its parameters are
+bound (see :func:`make_sampler`); ``rng`` is a ``numpy.random.Generator`` (``None`` means
+deterministic, evaluation-style sampling). Short videos never fail: indices are clamped to
+the last frame (MMAction2's ``repeat_last``), so a 5-frame video still yields 8 indices.
+
+- ``segments`` (TSN): split the video into N equal segments, one frame per segment, random
+  offset inside the segment in training, the centre in evaluation.
+- ``dense``: ``clip_len`` frames ``stride`` apart, random start in training, centred in eval.
+- :func:`multi_view_indices`: ``num_clips`` evenly spaced clips for multi-view testing.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import numpy as np
+
+Sampler = Callable[[int, float, "np.random.Generator | None"], list[int]]
+
+
+def segment_indices(num_frames: int, num_segments: int, *, rng: np.random.Generator | None = None) -> list[int]:
+    """TSN sampling: one index per equal segment; random within it when ``rng`` is given."""
+    if num_segments <= 0:
+        raise ValueError(f"num_segments must be positive, got {num_segments}")
+    if num_frames <= 0:
+        return [0] * num_segments
+    edges = np.linspace(0, num_frames, num_segments + 1)  # segment boundaries, float
+    starts, ends = edges[:-1], edges[1:]
+    if rng is None:
+        idx = (starts + ends) / 2
+    else:
+        idx = starts + rng.random(num_segments) * (ends - starts)
+    return np.clip(np.floor(idx).astype(int), 0, num_frames - 1).tolist()
+
+
+def dense_indices(
+    num_frames: int, clip_len: int, stride: int = 1, *, rng: np.random.Generator | None = None
+) -> list[int]:
+    """``clip_len`` indices ``stride`` apart; random start with ``rng``, centred without."""
+    if clip_len <= 0 or stride <= 0:
+        raise ValueError(f"clip_len and stride must be positive, got {clip_len}, {stride}")
+    if num_frames <= 0:
+        return [0] * clip_len
+    span = (clip_len - 1) * stride + 1
+    room = max(num_frames - span, 0)
+    start = int(rng.integers(0, room + 1)) if rng is not None else room // 2
+    idx = start + np.arange(clip_len) * stride
+    return np.clip(idx, 0, num_frames - 1).tolist()
+
+
+def multi_view_indices(
+    num_frames: int,
+    clip_len: int,
+    stride: int = 1,
+    num_clips: int = 1,
+    *,
+    mode: Literal["dense", "segments"] = "dense",
+) -> list[list[int]]:
+    """Deterministic views for testing: ``num_clips`` clips spread evenly over the video.
+
+    In ``dense`` mode the clip starts are evenly spaced; in ``segments`` mode each view shifts
+    the TSN sampling point inside every segment (``(k + 0.5) / num_clips`` of the way through).
+    """
+    if num_clips <= 0:
+        raise ValueError(f"num_clips must be positive, got {num_clips}")
+    if num_frames <= 0:
+        return [[0] * clip_len for _ in range(num_clips)]
+    views: list[list[int]] = []
+    if mode == "segments":
+        edges = np.linspace(0, num_frames, clip_len + 1)
+        for k in range(num_clips):
+            idx = edges[:-1] + (edges[1:] - edges[:-1]) * (k + 0.5) / num_clips
+            views.append(np.clip(np.floor(idx).astype(int), 0, num_frames - 1).tolist())
+        return views
+    span = (clip_len - 1) * stride + 1
+    room = max(num_frames - span, 0)
+    starts = [room // 2] if num_clips == 1 else np.linspace(0, room, num_clips).round().astype(int).tolist()
+    for s in starts:
+        views.append(np.clip(s + np.arange(clip_len) * stride, 0, num_frames - 1).tolist())
+    return views
+
+
+def make_sampler(
+    kind: Literal["segments", "dense"], *, num_frames: int, stride: int = 1, target_fps: float | None = None
+) -> Sampler:
+    """Bind parameters: returns ``f(video_frames, fps, rng) -> indices``.
+
+    ``target_fps`` (dense only) rescales ``stride`` so that clips span the same time
+    whatever the video's frame rate.
+    """
+
+    def _dense(n: int, fps: float, rng: np.random.Generator | None) -> list[int]:
+        s = stride
+        if target_fps and fps:
+            s = max(1, round(stride * fps / target_fps))
+        return dense_indices(n, num_frames, s, rng=rng)
+
+    def _segments(n: int, fps: float, rng: np.random.Generator | None) -> list[int]:
+        return segment_indices(n, num_frames, rng=rng)
+
+    if kind == "dense":
+        return _dense
+    if kind == "segments":
+        return _segments
+    raise ValueError(f"unknown sampler {kind!r}; known: segments, dense")
+
+
+__all__ = ["Sampler", "segment_indices", "dense_indices", "multi_view_indices", "make_sampler"]
