@@ -1,0 +1,179 @@
+"""The CLIP video encoder: exact plain-CLIP equivalence with merging off, token merging, prompts, fusion."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+import torch
+from torch import nn
+
+from vidrec.errors import ConfigError, WeightsError
+from vidrec.models.registry import build_model, get_model_entry
+from vidrec.models.video_clip import (
+    HashTokenizer,
+    TemporalFusion,
+    VideoCLIP,
+    bipartite_soft_matching,
+    default_merge_layers,
+    load_clip,
+    parse_schedule,
+    tiny_clip_config,
+)
+
+
+def write_tiny_clip(path, *, layers: int = 4, image_size: int = 32):
+    """A tiny CLIPModel + a tiny BPE CLIPTokenizer, saved in the upstream from_pretrained format."""
+    from transformers import CLIPModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in string.ascii_lowercase + string.digits:
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    merges = ["c a", "ca t</w>", "d o", "do g</w>"]
+    for m in merges:
+        vocab["".join(m.split())] = len(vocab)
+    cfg = tiny_clip_config(layers=layers, image_size=image_size, vocab_size=len(vocab))
+    cfg.text_config.bos_token_id, cfg.text_config.eos_token_id, cfg.text_config.pad_token_id = 0, 1, 1
+    model = CLIPModel(cfg).eval()
+    model.save_pretrained(path)
+    CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges]).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    return write_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+
+
+def test_merging_off_is_exactly_plain_clip(clip_dir):
+    from transformers import CLIPModel
+
+    model = build_model("clip_video", num_classes=0, clip=str(clip_dir), merge="off", num_frames=6).eval()
+    ref = CLIPModel.from_pretrained(clip_dir).eval()
+    torch.manual_seed(1)
+    video = torch.randn(2, 3, 6, 32, 32)  # (B, C, T, H, W)
+    with torch.no_grad():
+        enc = model.encode_video(video)
+        frames = ref.get_image_features(pixel_values=video.transpose(1, 2).reshape(12, 3, 32, 32)).pooler_output
+    assert enc.clips.shape == (2, 6, 32)
+    assert torch.equal(enc.clips, frames.view(2, 6, 32))
+    assert torch.equal(enc.video, frames.view(2, 6, 32).mean(1))
+    assert enc.groups == [[i] for i in range(6)]
+
+
+def test_text_tower_matches_clip_with_its_tokenizer(clip_dir):
+    from transformers import CLIPModel, CLIPTokenizer
+
+    model = build_model("clip_video", num_classes=0, clip=str(clip_dir), merge="off").eval()
+    assert not isinstance(model.tokenizer, HashTokenizer)
+    ref = CLIPModel.from_pretrained(clip_dir).eval()
+    tok = CLIPTokenizer.from_pretrained(clip_dir)
+    texts = ["a cat", "the dog runs to the cat"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = ref.get_text_features(**enc).pooler_output
+        got = model.embed_texts(texts)
+    torch.testing.assert_close(got, want)
+
+
+def test_merging_compresses_frames_progressively(clip_dir):
+    model = build_model("clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="2-2-2", merge_layers=[1, 2, 3]).eval()
+    plain = build_model("clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="off").eval()
+    video = torch.randn(1, 3, 12, 32, 32)
+    with torch.no_grad():
+        enc = model.encode_video(video)
+        ref = plain.encode_video(video)
+    # 12 clips → 6 → 3 → 2 (the odd third clip is padded by repeating itself)
+    assert enc.clips.shape == (1, 2, 32)
+    assert enc.groups == [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11]]
+    assert enc.video.shape == (1, 32) and torch.isfinite(enc.video).all()
+    assert not torch.allclose(enc.video, ref.video)
+    cos = torch.nn.functional.cosine_similarity(enc.video, ref.video).item()
+    assert cos > 0.5  # merged stays close to unmerged even untrained
+
+
+def test_bipartite_soft_matching_preserves_mass():
+    torch.manual_seed(0)
+    x = torch.randn(3, 10, 4)
+    size = torch.ones(3, 10, 1)
+    out, new_size, _ = bipartite_soft_matching(x, size, x.clone(), 3)
+    assert out.shape == (3, 7, 4) and new_size.shape == (3, 7, 1)
+    torch.testing.assert_close(new_size.sum(1), size.sum(1))
+    torch.testing.assert_close((out * new_size).sum(1), (x * size).sum(1))
+    # identical tokens are merged first
+    y = torch.randn(1, 4, 2)
+    y[0, 1] = y[0, 0]  # token 0 (set A) duplicates token 1 (set B)
+    merged, s, _ = bipartite_soft_matching(y, torch.ones(1, 4, 1), y.clone(), 1)
+    assert s.max() == 2 and any(torch.allclose(row, y[0, 0]) for row in merged[0])
+
+
+def test_prompts_and_seqtransf_train(clip_dir):
+    model = build_model(
+        "clip_video", num_classes=3, clip=str(clip_dir), num_frames=4, merge="2", merge_layers=[2], num_prompts=2, fusion="seqTransf"
+    )
+    video = torch.randn(2, 3, 4, 32, 32)
+    logits = model(video)
+    assert logits.shape == (2, 3)
+    logits.sum().backward()
+    assert model.prompts is not None and model.prompts.up.weight.grad is not None
+    assert model.prompts.up.weight.grad.abs().sum() > 0
+    assert model.merge_pos[0].grad is not None
+
+
+def test_untrained_seqtransf_equals_meanp():
+    fusion = TemporalFusion(16, "seqTransf", num_layers=2)
+    x = torch.randn(2, 5, 16)
+    seq, pooled = fusion(x, torch.arange(5))
+    torch.testing.assert_close(seq, x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pooled, x.mean(1), atol=1e-5, rtol=1e-5)
+
+
+def test_training_modes_select_parameter_groups():
+    model = build_model("clip_video_tiny", num_classes=0, num_prompts=2)
+    assert isinstance(model, VideoCLIP)
+    groups = {g["name"]: g for g in model.param_groups("joint", clip_lr=1e-5, module_lr=1e-3)}
+    assert groups["clip"]["lr"] == 1e-5 and groups["modules"]["lr"] == 1e-3
+    assert [g["name"] for g in model.param_groups("merge_only", clip_lr=1e-5, module_lr=1e-3)] == ["modules"]
+    model.set_training_mode("prompt_only")
+    assert not any(p.requires_grad for p in model.clip.parameters())
+    assert all(p.requires_grad for p in model.prompts.parameters())
+    assert not any(p.requires_grad for p in model.merge_pos.parameters())
+    assert model.set_training_mode("sequential", epoch=0, epochs=4) == ("merge", "fusion")
+    assert model.set_training_mode("sequential", epoch=3, epochs=4) == ("prompt", "fusion")
+    with pytest.raises(ConfigError, match="retrieval.mode"):
+        model.set_training_mode("everything")  # type: ignore[arg-type]
+
+
+def test_schedules_and_bad_options(clip_dir, tmp_path):
+    assert parse_schedule("2-2-2") == (2, 2, 2) and parse_schedule("off") == () and parse_schedule([3, 2]) == (3, 2)
+    assert default_merge_layers(12, 3) == (6, 8, 10)
+    assert default_merge_layers(4, 3) == (1, 2, 3)
+    with pytest.raises(ConfigError, match="merge_layers"):
+        build_model("clip_video", num_classes=0, clip=str(clip_dir), merge="2-2", merge_layers=[2, 9])
+    with pytest.raises(ConfigError, match="fusion"):
+        build_model("clip_video_tiny", num_classes=0, fusion="lstm")
+    with pytest.raises(ConfigError, match="merge_keep"):
+        build_model("clip_video_tiny", num_classes=0, merge_keep=1.5)
+    with pytest.raises(ConfigError, match="merge schedule"):
+        parse_schedule("two-two")
+    with pytest.raises(WeightsError, match="no config.json"):
+        load_clip(tmp_path)
+    (tmp_path / "w.safetensors").write_bytes(b"x")
+    with pytest.raises(WeightsError, match="not a file"):
+        load_clip(tmp_path / "w.safetensors")
+    with pytest.raises(WeightsError, match="no such directory"):
+        load_clip(tmp_path / "missing" / "dir")
+    assert get_model_entry("clip_video").input.image_size == 224
+
+
+def test_hash_tokenizer_fallback(tmp_path):
+    from transformers import CLIPModel
+
+    CLIPModel(tiny_clip_config()).save_pretrained(tmp_path / "notok")
+    model, tok, fp = load_clip(tmp_path / "notok")
+    assert isinstance(tok, HashTokenizer) and fp.startswith("dir:")
+    enc = tok(["Pour water", "pour  WATER!"])
+    assert torch.equal(enc["input_ids"][0], enc["input_ids"][1])
+    assert enc["input_ids"].max() == tok.eos

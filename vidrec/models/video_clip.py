@@ -1,0 +1,651 @@
+"""CLIP video encoder: per-frame CLIP ViT with temporal token merging and temporal prompts.
+
+The vision tower of a ``transformers`` ``CLIPModel`` encodes the sampled frames; its encoder
+layers are run here one by one so that tokens can be merged and prompts inserted between them::
+
+    video (B, C, T, H, W)
+      │  patch embedding + CLS (+ position)            per frame, CLIP's own
+      │  [layer p] + temporal prompts (STOP)          K tokens per frame from inter-frame differences
+      │  layers 0 .. L-1 of the CLIP ViT
+      │    before layer l_i (merge_layers, e.g. 6, 8, 10):
+      │      group m_i neighbouring clips (merge_frames, e.g. 2-2-2), concatenate their patch
+      │      tokens, reduce them by bipartite soft matching (ToMe) to merge_keep of the
+      │      concatenation; CLS / prompt tokens of the group are averaged    (TempMe)
+      │  CLS → post LayerNorm → visual projection    (B, T', E)   T' = clips left after merging
+      │  fusion: meanP (mean over clips) | seqTransf (temporal transformer, residual)
+      ▼
+    video embedding (B, E)         text: CLIP text tower → projection (N, E)
+
+With ``merge_frames=()`` (or ``merge="off"``) and ``num_prompts=0`` every frame embedding is
+exactly ``CLIPModel.get_image_features`` of that frame (same modules, same order).
+
+Weights: ``clip=`` a ``from_pretrained`` directory or a hub id (e.g. ``openai/clip-vit-base-patch32``);
+without one the towers are random-initialised from ``arch`` (``b32``: ViT-B/32 shapes; ``tiny``:
+for tests and demos). A directory without tokenizer files gets :class:`HashTokenizer`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidrec.errors import ConfigError, WeightsError
+from vidrec.models.base import InputSpec, VideoClassifier
+from vidrec.models.registry import register_model
+
+log = logging.getLogger(__name__)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEFAULT_HUB_ID = "openai/clip-vit-base-patch32"
+
+TrainMode = Literal["joint", "merge_only", "prompt_only", "sequential"]
+
+
+# --------------------------------------------------------------------------------------------
+# tokenizer fallback
+
+
+class HashTokenizer:
+    """A dependency-free tokenizer for CLIP towers that come without tokenizer files.
+
+    Lower-cased words (``[a-z0-9]+``) map to ``1 + crc32(word) % (vocab_size - 3)``; BOS is
+    ``vocab_size - 2`` and EOS ``vocab_size - 1`` (the highest id, as CLIP's text pooling expects),
+    padding is 0. It is stable across runs and machines; it is *not* CLIP's BPE, so it is only
+    meaningful for towers trained with it (random-initialised ones, tests, the synthetic demo).
+    """
+
+    def __init__(self, vocab_size: int, max_length: int = 77) -> None:
+        if vocab_size < 8:
+            raise ValueError("vocab_size must be at least 8")
+        self.vocab_size = vocab_size
+        self.max_length = max_length
+        self.bos, self.eos = vocab_size - 2, vocab_size - 1
+
+    def encode(self, text: str) -> list[int]:
+        words = re.findall(r"[a-z0-9]+", text.lower())
+        ids = [1 + zlib.crc32(w.encode()) % (self.vocab_size - 3) for w in words]
+        return [self.bos, *ids[: self.max_length - 2], self.eos]
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        rows = [self.encode(t) for t in texts]
+        width = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+
+# --------------------------------------------------------------------------------------------
+# loading CLIP
+
+
+def tiny_clip_config(*, image_size: int = 32, patch_size: int = 8, hidden: int = 32, layers: int = 4, vocab_size: int = 1000) -> Any:
+    """A small random CLIP (tests, the synthetic demo); ViT shapes scaled down, same code path."""
+    from transformers import CLIPConfig
+
+    common = dict(hidden_size=hidden, intermediate_size=hidden * 4, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 16))
+    return CLIPConfig(
+        text_config=dict(common, vocab_size=vocab_size, max_position_embeddings=32, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1),
+        vision_config=dict(common, image_size=image_size, patch_size=patch_size),
+        projection_dim=hidden,
+    )
+
+
+def _fingerprint_dir(path: Path) -> str:
+    h = hashlib.sha1()
+    for f in sorted(path.iterdir()):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(str(f.stat().st_size).encode())
+            if f.suffix == ".json" and f.stat().st_size < 1_000_000:
+                h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def load_clip(source: str | Path) -> tuple[nn.Module, Any, str]:
+    """``(CLIPModel, tokenizer, fingerprint)`` from a ``from_pretrained`` directory or a hub id.
+
+    Offline, a hub id that is not in the local cache fails at once with :class:`WeightsError`
+    telling what to pass instead.
+    """
+    from transformers import AutoTokenizer, CLIPModel
+
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        raise WeightsError(f"{path}: a CLIP model is a from_pretrained directory (config.json + weights), not a file")
+    if path.is_dir():
+        cfg_file = path / "config.json"
+        if not cfg_file.is_file():
+            raise WeightsError(f"{path}: no config.json; not a transformers from_pretrained directory (nor a vidrec checkpoint)")
+        try:
+            model_type = json.loads(cfg_file.read_text()).get("model_type")
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{cfg_file}: not valid JSON ({exc})") from exc
+        if model_type != "clip":
+            raise WeightsError(f"{path}: model_type is {model_type!r}; a CLIP directory (model_type 'clip') is needed")
+        try:
+            model = CLIPModel.from_pretrained(str(path))
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"{path}: cannot load the CLIP weights ({exc})") from exc
+        fingerprint = f"dir:{path.resolve()}@{_fingerprint_dir(path)}"
+        tokenizer: Any = None
+        if (path / "tokenizer.json").is_file() or (path / "vocab.json").is_file():
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(str(path))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("%s: unreadable tokenizer files (%s)", path, exc)
+        if tokenizer is None:
+            log.warning("%s: no tokenizer files; using vidrec's HashTokenizer (meaningful only for towers trained with it)", path)
+            tokenizer = HashTokenizer(model.config.text_config.vocab_size, model.config.text_config.max_position_embeddings)
+        return model, tokenizer, fingerprint
+    if text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise WeightsError(f"{text}: no such directory, and not a hub id of the form org/name (e.g. {DEFAULT_HUB_ID})")
+    try:  # the local hub cache first: no network needed
+        model = CLIPModel.from_pretrained(text, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(text, local_files_only=True)
+    except (OSError, ValueError):
+        from vidrec.models.weights import require_online
+
+        require_online(f"hf:{text}", what="CLIP model")
+        try:
+            model = CLIPModel.from_pretrained(text)
+            tokenizer = AutoTokenizer.from_pretrained(text)
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"{text}: cannot fetch the CLIP model ({exc}); pass a from_pretrained directory") from exc
+    return model, tokenizer, f"hub:{text}"
+
+
+# --------------------------------------------------------------------------------------------
+# token merging (TempMe: clips of neighbouring frames, ToMe's bipartite soft matching)
+
+
+def parse_schedule(value: str | int | Sequence[int] | None) -> tuple[int, ...]:
+    """``"2-2-2"`` / ``[2, 2, 2]`` / ``"off"`` → ``(2, 2, 2)`` / ``()``."""
+    if value is None or value == "" or (isinstance(value, str) and value.lower() in ("off", "none", "0")):
+        return ()
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, str):
+        try:
+            return tuple(int(p) for p in value.replace(",", "-").split("-") if p.strip())
+        except ValueError:
+            raise ConfigError(f"merge schedule {value!r}: expected numbers joined by '-', e.g. 2-2-2") from None
+    return tuple(int(v) for v in value)
+
+
+def bipartite_soft_matching(x: torch.Tensor, size: torch.Tensor, metric: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Merge ``r`` tokens of ``x`` (S, N, D): alternate tokens form sets A and B, each A token is
+    matched to its most similar B token (cosine of ``metric``), the ``r`` best pairs are merged
+    (size-weighted average). Returns ``(x, size, metric)`` with N - r tokens."""
+    if r <= 0:
+        return x, size, metric
+    a, b = metric[:, ::2], metric[:, 1::2]
+    r = min(r, a.shape[1])
+    scores = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).transpose(1, 2)  # (S, Na, Nb)
+    node_max, node_idx = scores.max(dim=-1)
+    edge_idx = node_max.argsort(dim=-1, descending=True)[..., None]  # (S, Na, 1)
+    unm_idx, src_idx = edge_idx[:, r:], edge_idx[:, :r]
+    dst_idx = node_idx[..., None].gather(1, src_idx)  # (S, r, 1)
+
+    def merge(t: torch.Tensor) -> torch.Tensor:
+        c = t.shape[-1]
+        src, dst = t[:, ::2], t[:, 1::2]
+        unm = src.gather(1, unm_idx.expand(-1, -1, c))
+        moved = src.gather(1, src_idx.expand(-1, -1, c))
+        dst = dst.scatter_reduce(1, dst_idx.expand(-1, -1, c), moved, reduce="sum")
+        return torch.cat([unm, dst], dim=1)
+
+    new_size = merge(size)
+    x = merge(x * size) / new_size
+    metric = merge(metric * size) / new_size
+    return x, new_size, metric
+
+
+# --------------------------------------------------------------------------------------------
+# temporal prompts (STOP) and fusion heads
+
+
+class TemporalPrompts(nn.Module):
+    """``K`` prompt tokens per frame: a learned base plus a term driven by the frame's change.
+
+    The change of frame t is the mean absolute difference of its patch tokens to frame t-1
+    (frame 0 uses frame 1's); a bottleneck MLP maps it to K×D. The MLP's output layer starts at
+    zero, so at initialisation the prompts are the base tokens and training learns the dynamics.
+    """
+
+    def __init__(self, dim: int, num_prompts: int, *, bottleneck: int = 64) -> None:
+        super().__init__()
+        self.num_prompts = num_prompts
+        self.base = nn.Parameter(torch.randn(num_prompts, dim) * 0.02)
+        self.norm = nn.LayerNorm(dim)
+        self.down = nn.Linear(dim, bottleneck)
+        self.up = nn.Linear(bottleneck, num_prompts * dim)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        b, t, _, d = patches.shape  # (B, T, P, D)
+        if t > 1:
+            diff = (patches[:, 1:] - patches[:, :-1]).abs().mean(dim=2)  # (B, T-1, D)
+            diff = torch.cat([diff[:, :1], diff], dim=1)  # (B, T, D)
+        else:
+            diff = torch.zeros(b, t, d, dtype=patches.dtype, device=patches.device)
+        dyn = self.up(F.gelu(self.down(self.norm(diff)))).view(b, t, self.num_prompts, d)  # (B, T, K, D)
+        return self.base + dyn
+
+
+class TemporalFusion(nn.Module):
+    """Fuse clip embeddings over time: ``meanP`` (mean) or ``seqTransf`` (CLIP4Clip-style
+    temporal transformer with position embeddings and a residual). The transformer's output
+    projections start at zero, so an untrained ``seqTransf`` equals ``meanP``."""
+
+    def __init__(self, dim: int, kind: str = "meanP", *, num_layers: int = 2, max_positions: int = 64) -> None:
+        super().__init__()
+        if kind not in ("meanP", "seqTransf"):
+            raise ConfigError(f"model.fusion: {kind!r} is not a fusion head; use meanP or seqTransf")
+        self.kind = kind
+        if kind == "seqTransf":
+            self.pos = nn.Embedding(max_positions, dim)
+            nn.init.normal_(self.pos.weight, std=0.01)
+            layer = nn.TransformerEncoderLayer(dim, max(1, dim // 64), dim * 4, dropout=0.0, batch_first=True, norm_first=True)
+            self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+            for blk in self.transformer.layers:
+                nn.init.zeros_(blk.self_attn.out_proj.weight)
+                nn.init.zeros_(blk.self_attn.out_proj.bias)
+                nn.init.zeros_(blk.linear2.weight)
+                nn.init.zeros_(blk.linear2.bias)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (B, T', E), ``positions`` (T',) frame positions → (sequence (B, T', E), pooled (B, E))."""
+        if self.kind == "seqTransf":
+            pos = self.pos(positions.clamp(max=self.pos.num_embeddings - 1))  # (T', E)
+            # Pre-norm blocks keep a residual stream: the output is x + pos + (what the blocks add);
+            # dropping pos keeps the untrained head (zero output projections) equal to meanP.
+            x = self.transformer(x + pos) - pos  # (B, T', E)
+        return x, x.mean(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+
+
+@dataclass
+class VideoEncoding:
+    video: torch.Tensor  # (B, E) fused video embedding (not normalised)
+    clips: torch.Tensor  # (B, T', E) per clip (a frame when nothing merged) after fusion
+    groups: list[list[int]]  # for each of the T' clips: positions of the sampled frames it covers
+
+
+class VideoCLIP(VideoClassifier):
+    """CLIP towers + temporal merging, temporal prompts and a fusion head (see the module doc)."""
+
+    def __init__(
+        self,
+        clip_model: nn.Module,
+        tokenizer: Any,
+        *,
+        num_classes: int = 0,
+        num_frames: int = 12,
+        merge_frames: Sequence[int] = (2, 2, 2),
+        merge_layers: Sequence[int] | None = None,
+        merge_keep: float | Sequence[float] = 0.5,
+        num_prompts: int = 0,
+        prompt_layer: int = 0,
+        fusion: str = "meanP",
+        fusion_layers: int = 2,
+        source: str = "random",
+    ) -> None:
+        super().__init__()
+        self.clip = clip_model
+        self.tokenizer = tokenizer
+        self.source = source
+        vcfg = clip_model.config.vision_config
+        num_layers = len(clip_model.vision_model.encoder.layers)
+        dim = vcfg.hidden_size
+        self.embed_dim = int(clip_model.config.projection_dim)
+        self.num_features = self.embed_dim
+        self.num_frames = num_frames
+        self.merge_frames = tuple(int(m) for m in merge_frames)
+        if any(m < 1 for m in self.merge_frames):
+            raise ConfigError(f"model.merge_frames: {self.merge_frames} must be positive frame counts, e.g. 2-2-2")
+        self.merge_layers = tuple(int(v) for v in (merge_layers or ()))
+        if len(self.merge_layers) != len(self.merge_frames):
+            raise ConfigError(f"model.merge_layers: {list(self.merge_layers)} must name one layer per merge stage {self.merge_frames}")
+        keep = (merge_keep,) * len(self.merge_frames) if isinstance(merge_keep, (int, float)) else tuple(merge_keep)
+        if len(keep) != len(self.merge_frames) or not all(0 < k <= 1 for k in keep):
+            raise ConfigError(f"model.merge_keep: {merge_keep!r}: one proportion in (0, 1] per merge layer ({len(self.merge_frames)})")
+        self.merge_keep = tuple(float(k) for k in keep)
+        # TempMe-style temporal position of each frame inside a merged group (zero: plain merging).
+        self.merge_pos = nn.ParameterList([nn.Parameter(torch.zeros(m, dim)) for m in self.merge_frames])
+        if not 0 <= prompt_layer < num_layers:
+            raise ConfigError(f"model.prompt_layer: {prompt_layer} is outside the vision tower's {num_layers} layers")
+        if num_prompts and self.merge_layers and prompt_layer > self.merge_layers[0]:
+            raise ConfigError(f"model.prompt_layer: {prompt_layer} must not come after the first merge layer {self.merge_layers[0]}")
+        self.prompt_layer = prompt_layer
+        self.prompts = TemporalPrompts(dim, num_prompts) if num_prompts > 0 else None
+        self.fusion = TemporalFusion(self.embed_dim, fusion, num_layers=fusion_layers, max_positions=max(64, num_frames))
+        self.head: nn.Module = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.num_classes = num_classes
+        image_size = int(vcfg.image_size)
+        self.input_spec = InputSpec(num_frames=num_frames, image_size=image_size, mean=CLIP_MEAN, std=CLIP_STD)
+
+    # -- settings that change embeddings (recorded by the embedding store) --------------------
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "clip_video",
+            "source": self.source,
+            "num_frames": self.num_frames,
+            "merge_frames": "-".join(map(str, self.merge_frames)) or "off",
+            "merge_layers": list(self.merge_layers),
+            "merge_keep": list(self.merge_keep),
+            "num_prompts": self.prompts.num_prompts if self.prompts is not None else 0,
+            "fusion": self.fusion.kind,
+            "dim": self.embed_dim,
+        }
+
+    # -- vision ---------------------------------------------------------------------------------
+    def _merge(
+        self, x: torch.Tensor, size: torch.Tensor, groups: list[list[int]], stage: int, b: int, n_protected: int, layer: nn.Module
+    ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
+        m = self.merge_frames[stage]
+        n = len(groups)
+        s_tok, d = x.shape[1], x.shape[2]
+        x = x.view(b, n, s_tok, d)  # (B, n, N, D)
+        size = size.view(b, n, s_tok, 1)
+        pad = (-n) % m
+        if pad:  # a remainder group is completed by repeating its last clip
+            x = torch.cat([x, x[:, -1:].expand(-1, pad, -1, -1)], dim=1)
+            size = torch.cat([size, size[:, -1:].expand(-1, pad, -1, -1)], dim=1)
+        g = (n + pad) // m
+        x = x.view(b * g, m, s_tok, d)  # (B*g, m, N, D)
+        size = size.view(b * g, m, s_tok, 1)
+        protected = x[:, :, :n_protected].mean(dim=1)  # (B*g, n_protected, D)
+        patches = x[:, :, n_protected:] + self.merge_pos[stage][None, :, None, :]  # (B*g, m, P, D)
+        p = patches.shape[2]
+        patches = patches.reshape(b * g, m * p, d)  # (B*g, m*P, D)
+        psize = size[:, :, n_protected:].reshape(b * g, m * p, 1)
+        metric = layer.self_attn.k_proj(layer.layer_norm1(patches))  # ToMe: match on attention keys
+        target = max(1, round(m * p * self.merge_keep[stage]))
+        while patches.shape[1] > target:
+            r = min(patches.shape[1] - target, patches.shape[1] // 2)
+            patches, psize, metric = bipartite_soft_matching(patches, psize, metric, r)
+        x = torch.cat([protected, patches], dim=1)
+        size = torch.cat([torch.ones_like(psize[:, :n_protected]), psize], dim=1)
+        new_groups = []
+        for i in range(g):
+            members: list[int] = []
+            for j in range(i * m, min(i * m + m, n)):
+                members.extend(groups[j])
+            new_groups.append(sorted(set(members)))
+        return x, size.view(b * g, -1), new_groups
+
+    def encode_clips(self, video: torch.Tensor) -> tuple[torch.Tensor, list[list[int]]]:
+        """Per-clip image embeddings ``(B, T', E)`` and the sampled-frame positions of each clip."""
+        if video.dim() != 5:
+            raise ValueError(f"expected video (B, C, T, H, W), got shape {tuple(video.shape)}")
+        b, c, t, h, w = video.shape
+        vm = self.clip.vision_model
+        px = video.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
+        x = vm.embeddings(px)  # (B*T, 1+P, D)
+        x = vm.pre_layrnorm(x)
+        groups = [[i] for i in range(t)]
+        size: torch.Tensor | None = None  # token sizes (B*n, N) once something was merged
+        n_protected = 1
+        stage_at = {layer: i for i, layer in enumerate(self.merge_layers)}
+        for li, layer in enumerate(vm.encoder.layers):
+            if self.prompts is not None and li == self.prompt_layer:
+                n = len(groups)
+                patches = x[:, n_protected:].reshape(b, n, -1, x.shape[-1])  # (B, T, P, D)
+                prompts = self.prompts(patches).reshape(b * n, -1, x.shape[-1])  # (B*T, K, D)
+                x = torch.cat([x[:, :1], prompts.to(x.dtype), x[:, 1:]], dim=1)
+                n_protected = 1 + self.prompts.num_prompts
+            if li in stage_at:
+                if size is None:
+                    size = torch.ones(x.shape[0], x.shape[1], device=x.device, dtype=x.dtype)
+                x, size, groups = self._merge(x, size.unsqueeze(-1), groups, stage_at[li], b, n_protected, layer)
+            mask = None
+            if size is not None:  # ToMe's proportional attention: a merged token counts as many
+                mask = size.log()[:, None, None, :].to(x.dtype)  # (S, 1, 1, N)
+            x = layer(x, mask)
+        cls = vm.post_layernorm(x[:, 0])  # (B*T', D)
+        emb = self.clip.visual_projection(cls)
+        return emb.view(b, len(groups), -1), groups  # (B, T', E)
+
+    def encode_video(self, video: torch.Tensor) -> VideoEncoding:
+        clips, groups = self.encode_clips(video)
+        positions = torch.tensor([round(sum(g) / len(g)) for g in groups], device=clips.device)
+        seq, pooled = self.fusion(clips, positions)
+        return VideoEncoding(video=pooled, clips=seq, groups=groups)
+
+    def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
+        return self.encode_video(video).video
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    # -- text -----------------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        texts = list(texts)
+        if isinstance(self.tokenizer, HashTokenizer):
+            out = self.tokenizer(texts)
+        else:
+            max_len = int(self.clip.config.text_config.max_position_embeddings)
+            enc = self.tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+            out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        dev = device if device is not None else self.clip.text_projection.weight.device
+        return {k: v.to(dev) for k, v in out.items()}
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Text embeddings ``(N, E)``: the text tower's state at the last real token (EOS), projected."""
+        out = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask)
+        last = out.last_hidden_state  # (N, L, D), final LayerNorm applied
+        eos = attention_mask.long().sum(dim=1) - 1
+        pooled = last[torch.arange(last.shape[0], device=last.device), eos]
+        return self.clip.text_projection(pooled)
+
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        tok = self.tokenize(texts)
+        return self.encode_text(tok["input_ids"], tok["attention_mask"])
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale.exp().clamp(max=100)
+
+    # -- training -------------------------------------------------------------------------------
+    def module_parameters(self, which: str) -> Iterator[nn.Parameter]:
+        if which == "clip":
+            yield from self.clip.parameters()
+        elif which == "merge":
+            yield from self.merge_pos.parameters()
+        elif which == "prompt":
+            if self.prompts is not None:
+                yield from self.prompts.parameters()
+        elif which == "fusion":
+            yield from self.fusion.parameters()
+            yield from self.head.parameters()
+        else:
+            raise ValueError(which)
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        return self.module_parameters("clip")
+
+    def trainable_modules(self, mode: TrainMode, *, epoch: int = 0, epochs: int = 1) -> tuple[str, ...]:
+        """Which parameter sets train in ``mode`` (``sequential``: merge first half, prompts second)."""
+        if mode == "joint":
+            return ("clip", "merge", "prompt", "fusion")
+        if mode == "merge_only":
+            return ("merge", "fusion")
+        if mode == "prompt_only":
+            return ("prompt", "fusion")
+        if mode == "sequential":
+            return ("merge", "fusion") if epoch < max(1, epochs // 2) else ("prompt", "fusion")
+        raise ConfigError(f"retrieval.mode: {mode!r}; use joint, merge_only, prompt_only or sequential")
+
+    def set_training_mode(self, mode: TrainMode, *, epoch: int = 0, epochs: int = 1) -> tuple[str, ...]:
+        """Freeze everything outside ``mode``'s parameter sets (call at each epoch start)."""
+        active = self.trainable_modules(mode, epoch=epoch, epochs=epochs)
+        for which in ("clip", "merge", "prompt", "fusion"):
+            for p in self.module_parameters(which):
+                p.requires_grad_(which in active)
+        return active
+
+    def param_groups(self, mode: TrainMode, *, clip_lr: float, module_lr: float, weight_decay: float = 0.0) -> list[dict[str, Any]]:
+        """Optimizer groups: CLIP towers at ``clip_lr``, new modules at ``module_lr``.
+
+        ``sequential`` returns every set it will train; :meth:`set_training_mode` switches which
+        ones get gradients, so one optimizer serves both stages.
+        """
+        sets = set(self.trainable_modules(mode, epoch=0, epochs=2)) | set(self.trainable_modules(mode, epoch=1, epochs=2))
+        groups = []
+        if "clip" in sets:
+            groups.append({"params": list(self.module_parameters("clip")), "lr": clip_lr, "weight_decay": weight_decay, "name": "clip"})
+        new = [p for w in ("merge", "prompt", "fusion") if w in sets for p in self.module_parameters(w)]
+        groups.append({"params": new, "lr": module_lr, "weight_decay": weight_decay, "name": "modules"})
+        return [g for g in groups if g["params"]]
+
+    def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Accept a bare ``CLIPModel`` state dict (``model.weights`` = a CLIP safetensors file)."""
+        if any(k.startswith(("vision_model.", "text_model.")) for k in sd):
+            return {f"clip.{k}": v for k, v in sd.items()}
+        return sd
+
+
+def default_merge_layers(num_layers: int, stages: int) -> tuple[int, ...]:
+    """TempMe's 6-8-10 for a 12-layer ViT; for other depths every second layer from the middle,
+    squeezed into the last layers when the tower is too shallow."""
+    if stages == 0:
+        return ()
+    layers = [num_layers // 2 + 2 * i for i in range(stages)]
+    if layers[-1] >= num_layers:
+        layers = list(range(max(1, num_layers - stages), num_layers))
+    if len(layers) != stages or layers[0] < 1:
+        raise ConfigError(f"model.merge_frames: {stages} merge stages do not fit a {num_layers}-layer vision tower")
+    return tuple(layers)
+
+
+def _build(
+    *,
+    num_classes: int,
+    clip: str | None,
+    pretrained: bool,
+    arch: str,
+    num_frames: int,
+    merge: str | Sequence[int] | None,
+    merge_layers: str | Sequence[int] | None,
+    merge_keep: float | Sequence[float],
+    num_prompts: int,
+    prompt_layer: int,
+    fusion: str,
+    fusion_layers: int,
+) -> VideoCLIP:
+    from transformers import CLIPConfig, CLIPModel
+
+    if clip is None and pretrained:
+        clip = DEFAULT_HUB_ID
+    if clip is not None:
+        model, tokenizer, source = load_clip(clip)
+    else:
+        if arch == "tiny":
+            config = tiny_clip_config()
+        elif arch == "b32":
+            config = CLIPConfig()  # transformers' defaults are ViT-B/32's shapes
+        else:
+            raise ConfigError(f"model.arch: {arch!r}; use b32 or tiny (or give model.clip=DIR_OR_HUB_ID)")
+        model = CLIPModel(config)
+        tokenizer = HashTokenizer(config.text_config.vocab_size, config.text_config.max_position_embeddings)
+        source = f"random:{arch}"
+    frames = parse_schedule(merge)
+    num_layers = len(model.vision_model.encoder.layers)
+    if merge_layers is None or merge_layers == "auto":
+        layers = default_merge_layers(num_layers, len(frames))
+    else:
+        layers = parse_schedule(merge_layers) if not isinstance(merge_layers, str) or merge_layers else ()
+    if len(layers) != len(frames):
+        raise ConfigError(f"model.merge_layers: {list(layers)} must name one layer per merge stage ({'-'.join(map(str, frames))})")
+    if list(layers) != sorted(set(layers)) or (layers and (layers[0] < 1 or layers[-1] >= num_layers)):
+        raise ConfigError(f"model.merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}")
+    return VideoCLIP(
+        model,
+        tokenizer,
+        num_classes=num_classes,
+        num_frames=num_frames,
+        merge_frames=frames,
+        merge_layers=layers,
+        merge_keep=merge_keep,
+        num_prompts=num_prompts,
+        prompt_layer=prompt_layer,
+        fusion=fusion,
+        fusion_layers=fusion_layers,
+        source=source,
+    )
+
+
+@register_model(
+    "clip_video",
+    input=InputSpec(num_frames=12, image_size=224, mean=CLIP_MEAN, std=CLIP_STD),
+    pretrained={"openai": f"hf:{DEFAULT_HUB_ID}"},
+    description="CLIP ViT video encoder with TempMe token merging, STOP temporal prompts, meanP/seqTransf fusion",
+)
+def clip_video(
+    *,
+    num_classes: int = 0,
+    clip: str | None = None,
+    pretrained: bool = False,
+    arch: str = "b32",
+    num_frames: int = 12,
+    merge: str | Sequence[int] | None = "2-2-2",
+    merge_layers: str | Sequence[int] | None = None,
+    merge_keep: float | Sequence[float] = 0.5,
+    num_prompts: int = 0,
+    prompt_layer: int = 0,
+    fusion: str = "meanP",
+    fusion_layers: int = 2,
+) -> VideoCLIP:
+    """CLIP video encoder. ``clip``: from_pretrained dir or hub id; ``merge``: frames merged per
+    stage (``2-2-2``, ``off``); ``merge_layers``: layers that merge (default 6-8-10 on 12 layers);
+    ``merge_keep``: proportion of a group's concatenated patch tokens kept; ``num_prompts``:
+    STOP temporal prompts per frame (0: off); ``fusion``: meanP | seqTransf."""
+    return _build(
+        num_classes=num_classes, clip=clip, pretrained=pretrained, arch=arch, num_frames=num_frames, merge=merge,
+        merge_layers=merge_layers, merge_keep=merge_keep, num_prompts=num_prompts, prompt_layer=prompt_layer,
+        fusion=fusion, fusion_layers=fusion_layers,
+    )
+
+
+@register_model(
+    "clip_video_tiny",
+    input=InputSpec(num_frames=8, image_size=32, mean=CLIP_MEAN, std=CLIP_STD),
+    description="a tiny random CLIP video encoder (tests, synthetic retrieval demo)",
+)
+def clip_video_tiny(
+    *,
+    num_classes: int = 0,
+    num_frames: int = 8,
+    merge: str | Sequence[int] | None = "2-2",
+    merge_layers: str | Sequence[int] | None = None,
+    merge_keep: float | Sequence[float] = 0.5,
+    num_prompts: int = 2,
+    prompt_layer: int = 0,
+    fusion: str = "meanP",
+    fusion_layers: int = 1,
+) -> VideoCLIP:
+    """A 4-layer, 32-wide CLIP at 32×32 px (random init, HashTokenizer)."""
+    return _build(
+        num_classes=num_classes, clip=None, pretrained=False, arch="tiny", num_frames=num_frames, merge=merge,
+        merge_layers=merge_layers, merge_keep=merge_keep, num_prompts=num_prompts, prompt_layer=prompt_layer,
+        fusion=fusion, fusion_layers=fusion_layers,
+    )
