@@ -180,9 +180,15 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, model:, train:, ...)")
-    base = data.pop("_base_", None)  # a config may extend another, relative to itself
+    base = data.pop("_base_", None)  # a config may extend another: a path relative to it, or preset:<name>
     if base:
-        data = _deep_merge(read_yaml(path.parent / base), data)
+        if str(base).startswith("preset:"):
+            from vidrec.presets import preset_path
+
+            base_path = preset_path(str(base)[len("preset:") :])
+        else:
+            base_path = path.parent / base
+        data = _deep_merge(read_yaml(base_path), data)
     return data
 
 

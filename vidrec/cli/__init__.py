@@ -1,0 +1,34 @@
+"""The ``vidrec`` command. Each verb module attaches its commands to :data:`vidrec.cli.app.app`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from vidrec.cli.app import app
+from vidrec.errors import VidrecError
+
+# Verb modules, imported for their side effect of registering commands.
+_COMMAND_MODULES = (
+    "vidrec.cli.core",  # demo, synth, train, eval, predict, config show
+)
+
+
+def _load_commands() -> None:
+    for mod in _COMMAND_MODULES:
+        importlib.import_module(mod)
+
+
+def main() -> None:
+    """Console entry point: user errors print one clear message and exit 2, no traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _load_commands()
+    try:
+        app()
+    except VidrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+_load_commands()

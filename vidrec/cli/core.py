@@ -1,0 +1,334 @@
+"""Core verbs: demo, synth, train, eval, predict, config show."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from vidrec.cli.app import CONFIG_HELP, SET_HELP, app, config_app
+
+log = logging.getLogger("vidrec")
+
+
+def _echo(msg: str = "") -> None:
+    typer.echo(msg)
+
+
+def _load_cfg(config: Optional[Path], sets: list[str], **base: Any) -> Any:
+    from vidrec.config import load_config
+
+    return load_config(config, overrides=sets or [], base=base or None)
+
+
+# ---------------------------------------------------------------------------------------------- config
+@config_app.command("show")
+def config_show(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+) -> None:
+    """Print the fully resolved configuration (defaults → file → VIDREC__* env → --set)."""
+    cfg = _load_cfg(config, set_)
+    _echo(json.dumps(cfg.to_dict(), indent=2) if as_json else cfg.to_yaml().rstrip())
+
+
+# ---------------------------------------------------------------------------------------------- synth
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the dataset into (created; refused if it holds other data)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed writes the same videos."),
+    videos_per_class: Optional[int] = typer.Option(None, help="Training videos per class (default: the demo size)."),
+    val_per_class: Optional[int] = typer.Option(None, help="Validation videos per class (default: the demo size)."),
+    workers: int = typer.Option(2, help="Parallel encoding processes."),
+) -> None:
+    """Write the built-in synthetic dataset: real videos whose classes differ only in temporal order.
+
+    Alongside the videos: Something-Something-v2 annotation JSONs, Something-Else per-frame hand
+    and object boxes, one caption per video, and the same data in UCF101 and folder layouts.
+    """
+    from vidrec.data.synthetic import generate
+
+    kw: dict[str, Any] = {"seed": seed, "workers": workers}
+    if videos_per_class is not None:
+        kw["videos_per_class"] = videos_per_class
+    if val_per_class is not None:
+        kw["val_per_class"] = val_per_class
+    t0 = time.perf_counter()
+    info = generate(out, **kw)
+    _echo(f"synthetic dataset in {out} ({time.perf_counter() - t0:.1f} s)")
+    _echo(str(info))
+
+
+# ---------------------------------------------------------------------------------------------- train
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (overrides train.out_dir)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    strict: bool = typer.Option(False, "--strict", help="Stop on the first unreadable video or dataset problem."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a model (any registered one: --set model.name=...) on a dataset from its official files."""
+    from vidrec.engine.run import train as run_train
+
+    sets = list(set_)
+    if out is not None:
+        sets.append(f"train.out_dir={out}")
+    if strict:
+        sets.append("data.strict=true")
+    cfg = _load_cfg(config, sets)
+    res = run_train(cfg, resume=resume, progress=not quiet)
+    m = res.fit.best_metrics
+    _echo(f"best val top-1 {m.get('val_top1', float('nan')):.3f} (epoch {m.get('epoch')}) in {res.fit.train_seconds:.0f} s of training")
+    _echo(f"best checkpoint: {res.fit.best_checkpoint}")
+    _echo(f"last checkpoint: {res.fit.last_checkpoint} (resume with --resume --out {res.out_dir})")
+    _echo(f"logs: {res.out_dir / 'metrics.jsonl'}, TensorBoard: tensorboard --logdir {res.out_dir / 'tb'}")
+
+
+# ---------------------------------------------------------------------------------------------- eval
+def write_eval_report(outcome: Any, out_dir: Path) -> dict[str, Any]:
+    """metrics.json, per_class.md, confusion.png, per_class.png under ``out_dir``."""
+    from vidrec.report.plots import confusion_matrix_png, per_class_png
+    from vidrec.report.tables import markdown_table, per_class_rows
+    from vidrec.utils.io import write_json_atomic, write_text_atomic
+
+    res, classes = outcome.result, outcome.classes
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = res.summary()
+    summary["per_class"] = {c: (a if a >= 0 else None) for c, a in zip(classes, res.per_class)}
+    write_json_atomic(out_dir / "metrics.json", summary)
+    write_text_atomic(out_dir / "per_class.md", markdown_table(["class", "videos", "accuracy"], per_class_rows(classes, res.per_class, res.support)) + "\n")
+    confusion_matrix_png(res.confusion, classes, out_dir / "confusion.png")
+    per_class_png(res.per_class, classes, out_dir / "per_class.png")
+    return summary
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory (e.g. RUN/checkpoints/best)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Evaluate on another config's data (default: the checkpoint's)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    subset: Optional[str] = typer.Option(None, help="Subset to evaluate (default: eval.subset, i.e. val)."),
+    views: Optional[int] = typer.Option(None, help="Clips per video, averaged (multi-view testing)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval-<subset>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Evaluate a checkpoint: top-1, top-5, mean class accuracy, per-class table, confusion matrix PNG."""
+    from vidrec.engine.checkpoint import read_checkpoint_meta
+    from vidrec.engine.run import evaluate_checkpoint
+    from vidrec.report.tables import per_class_rows, text_table
+
+    ck_cfg, _, _ = read_checkpoint_meta(checkpoint)
+    cfg = None
+    if config is not None or set_:
+        from vidrec.config import load_config
+
+        cfg = load_config(config, overrides=set_, base=None if config else ck_cfg.to_dict())
+    outcome = evaluate_checkpoint(checkpoint, cfg=cfg, subset=subset, views=views, progress=not quiet)
+    sub = subset or (cfg or ck_cfg).eval.subset
+    out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{sub}")
+    summary = write_eval_report(outcome, out_dir)
+    if as_json:
+        _echo(json.dumps(summary, indent=2))
+        return
+    r = outcome.result
+    _echo(text_table(["class", "videos", "accuracy"], per_class_rows(outcome.classes, r.per_class, r.support)))
+    _echo()
+    _echo(f"{sub}: top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  mean class acc {r.mean_class_acc:.3f}  "
+          f"({summary['num_videos']} videos, {summary['num_clips']} clips)")
+    _echo(f"report: {out_dir} (metrics.json, per_class.md, confusion.png, per_class.png)")
+
+
+# ---------------------------------------------------------------------------------------------- predict
+@app.command()
+def predict(
+    videos: list[Path] = typer.Argument(..., help="Video files (or frame folders)."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory."),
+    topk: int = typer.Option(5, "--topk", help="Classes to show per video."),
+    views: Optional[int] = typer.Option(None, help="Clips per video, averaged."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write a submission CSV: id,class plus top-k probabilities."),
+    visualize: Optional[Path] = typer.Option(None, "--visualize", help="Write the (first) clip with its top-3 classes drawn on it, e.g. out.mp4."),
+    device: str = typer.Option("cpu", help="cpu, cuda or mps."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable video."),
+) -> None:
+    """Predict the top-k classes of videos with a checkpoint directory (nothing else needed)."""
+    from vidrec.engine.predict import Predictor
+    from vidrec.report.tables import text_table
+    from vidrec.utils.io import atomic_path
+
+    predictor = Predictor(checkpoint, device=device, views=views)
+    preds = predictor.predict(videos, topk=topk, strict=strict)
+    if as_json:
+        _echo(json.dumps([{"path": str(p.path), "id": p.path.stem, "class": p.label, "error": p.error,
+                           "topk": [{"class": c, "prob": q} for c, q in p.topk]} for p in preds], indent=2))
+    else:
+        for p in preds:
+            _echo(f"{p.path}:")
+            if p.error:
+                _echo(f"  error: {p.error}")
+                continue
+            _echo(text_table(["rank", "class", "probability"], [[i + 1, c, q] for i, (c, q) in enumerate(p.topk)]))
+            _echo()
+    if csv_path is not None:
+        k = max((len(p.topk) for p in preds), default=0)
+        with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "class"] + [c for i in range(k) for c in (f"top{i + 1}", f"prob{i + 1}")])
+            for p in preds:
+                row: list[Any] = [p.path.stem, p.label or ""]
+                for c, q in p.topk:
+                    row += [c, f"{q:.6f}"]
+                w.writerow(row)
+        _echo(f"wrote {csv_path}")
+    if visualize is not None:
+        ok = [p for p in preds if not p.error]
+        if ok:
+            from vidrec.report.visualize import visualize_prediction
+
+            visualize_prediction(ok[0].path, ok[0], visualize, checkpoint=predictor.ck)
+            _echo(f"wrote {visualize}")
+    if any(p.error for p in preds):
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------------- demo
+def _pair_report(classes: list[str], pairs: list[tuple[str, str]], results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Accuracy of each model on the videos of each temporal pair."""
+    rows = []
+    for a, b in pairs:
+        ia, ib = classes.index(a), classes.index(b)
+        row: dict[str, Any] = {"pair": f"{a} / {b}"}
+        for name, res in results.items():
+            y = res.labels
+            mask = (y == ia) | (y == ib)
+            pred = res.probs.argmax(1)
+            row[name] = float((pred[mask] == y[mask]).float().mean()) if mask.any() else None
+        rows.append(row)
+    return rows
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Where data, runs, report and summary.json go."),
+    seed: int = typer.Option(0, help="Seed for the data and the training."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the demo preset's)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also train the frame-averaging baseline for contrast."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the runs of a previous demo in --out (the data is reused)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """The whole loop on a laptop CPU, no dataset and no internet needed: synth → train → eval → predict.
+
+    Writes the synthetic dataset, trains the CNN-RNN (ResNet-18 + BiLSTM + temporal attention),
+    trains the frame-averaging baseline, evaluates both, predicts on one clip, and writes
+    OUT/summary.json and a report with plots.
+    """
+    from vidrec.config import load_config
+    from vidrec.data.synthetic import generate
+    from vidrec.engine.predict import Predictor
+    from vidrec.engine.run import evaluate_checkpoint, train as run_train
+    from vidrec.presets import preset_path
+    from vidrec.report.plots import training_curves_png
+    from vidrec.report.tables import markdown_table, text_table
+    from vidrec.utils.io import write_json_atomic, write_text_atomic
+
+    t_start = time.perf_counter()
+    runs = {"cnn_rnn": out / "cnn_rnn", "frame_avg": out / "frame_avg"}
+    existing = [p for p in list(runs.values()) + [out / "summary.json"] if p.exists()]
+    if existing and not overwrite:
+        raise typer.BadParameter(f"{out} holds a previous demo ({existing[0].name}); pass --overwrite to replace its runs, or another --out")
+    for p in existing:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    report_dir = out / "report"
+
+    _echo(f"[1/5] writing the synthetic dataset to {out / 'data'}")
+    info = generate(out / "data", seed=seed)
+    _echo(f"      {info}")
+
+    def cfg_for(model: str, run_dir: Path) -> Any:
+        from vidrec.config import read_yaml
+
+        tree = read_yaml(preset_path("demo"))
+        if model == "frame_avg":  # same backbone and recipe; only the temporal model differs
+            tree["model"] = {"name": "frame_avg", "backbone": tree["model"]["backbone"], "dropout": tree["model"]["dropout"]}
+        sets = [f"data.root={out / 'data'}", f"train.out_dir={run_dir}", f"train.seed={seed}"]
+        if epochs:
+            sets.append(f"train.epochs={epochs}")
+        return load_config(None, base=tree, overrides=sets + list(set_))
+
+    cfg = cfg_for("cnn_rnn", runs["cnn_rnn"])
+    _echo(f"[2/5] training {cfg.model.name} ({cfg.model.backbone} + BiLSTM + temporal attention) for up to {cfg.train.epochs} epochs")
+    tr = run_train(cfg, progress=not quiet)
+    _echo(f"      best val top-1 {tr.fit.best_metrics.get('val_top1', 0):.3f} after {tr.fit.train_seconds:.0f} s")
+
+    _echo("[3/5] evaluating the best checkpoint")
+    ev = evaluate_checkpoint(tr.fit.best_checkpoint, progress=not quiet)
+    summary_eval = write_eval_report(ev, report_dir)
+    curves = training_curves_png(runs["cnn_rnn"] / "metrics.jsonl", report_dir / "training_curves.png")
+    results = {"cnn_rnn": ev.result}
+
+    base_metrics: dict[str, Any] | None = None
+    if baseline:
+        bcfg = cfg_for("frame_avg", runs["frame_avg"])
+        _echo("      training the frame-averaging baseline (per-frame ResNet-18, mean over time) for contrast")
+        btr = run_train(bcfg, progress=not quiet)
+        bev = evaluate_checkpoint(btr.fit.best_checkpoint, progress=not quiet)
+        results["frame_avg"] = bev.result
+        base_metrics = {"val_top1": bev.result.top1, "val_top5": bev.result.top5, "mean_class_acc": bev.result.mean_class_acc,
+                        "train_seconds": btr.fit.train_seconds, "checkpoint": str(btr.fit.best_checkpoint)}
+
+    pairs = [tuple(p) for p in (info.pairs if hasattr(info, "pairs") else [])]
+    pair_rows = _pair_report(ev.classes, pairs, results) if pairs else []  # type: ignore[arg-type]
+
+    _echo("[4/5] predicting one validation clip")
+    from vidrec.data.build import load_dataset
+
+    clip = load_dataset(ev.checkpoint.cfg).subset("val")[0]
+    pred = Predictor(ev.checkpoint).predict_one(clip.path, topk=5)
+    _echo(f"      {clip.path.name} (true: {ev.classes[clip.label]})")
+    _echo(text_table(["rank", "class", "probability"], [[i + 1, c, q] for i, (c, q) in enumerate(pred.topk)]))
+
+    _echo("[5/5] report")
+    r = ev.result
+    summary: dict[str, Any] = {
+        "val_top1": r.top1, "val_top5": r.top5, "mean_class_acc": r.mean_class_acc,
+        "train_seconds": tr.fit.train_seconds, "checkpoint": str(tr.fit.best_checkpoint.resolve()),
+        "model": cfg.model.name, "epochs_run": len(tr.fit.history), "num_classes": len(ev.classes),
+        "num_val_videos": summary_eval["num_videos"], "baseline": base_metrics, "temporal_pairs": pair_rows,
+        "prediction": {"video": str(clip.path), "true": ev.classes[clip.label], "topk": pred.topk},
+        "report_dir": str(report_dir.resolve()), "total_seconds": time.perf_counter() - t_start,
+    }
+    lines = ["# vidrec demo report", "", f"CNN-RNN: val top-1 **{r.top1:.3f}**, top-5 {r.top5:.3f}, mean class accuracy {r.mean_class_acc:.3f}."]
+    if base_metrics:
+        lines.append(f"Frame-averaging baseline: val top-1 **{base_metrics['val_top1']:.3f}**.")
+    if pair_rows:
+        lines += ["", "Accuracy on the videos of each temporal pair (classes that differ only in time order):", ""]
+        lines.append(markdown_table(["pair", "cnn_rnn", "frame_avg"], [[p["pair"], p.get("cnn_rnn"), p.get("frame_avg", "-")] for p in pair_rows]))
+        if base_metrics:
+            worse = sum(1 for p in pair_rows if p.get("frame_avg") is not None and p["frame_avg"] < p["cnn_rnn"] - 0.1)
+            lines += ["", f"The frame-averaging model is clearly worse (by > 0.10) on {worse} of {len(pair_rows)} temporal pairs: "
+                      "averaging frames throws the order away, and these classes differ only in order."]
+    lines += ["", "Files: confusion.png, per_class.png, training_curves.png, per_class.md, metrics.json"]
+    write_text_atomic(report_dir / "README.md", "\n".join(lines) + "\n")
+    write_json_atomic(out / "summary.json", summary)
+
+    _echo("\n".join(lines[2:]))
+    _echo()
+    _echo(f"summary:      {out / 'summary.json'}")
+    _echo(f"report:       {report_dir} (README.md, confusion.png, training_curves.png, per_class.png)")
+    _echo(f"checkpoint:   {tr.fit.best_checkpoint}")
+    _echo(f"predict:      vidrec predict --checkpoint {tr.fit.best_checkpoint} VIDEO.mp4")
+    _echo(f"total time:   {summary['total_seconds']:.0f} s")
+    del curves
+    sys.stdout.flush()
