@@ -318,7 +318,7 @@ class Trainer:
             b = batch["label"].shape[0]
             seen += b
             correct += int((logits.argmax(1) == batch["label"]).sum())
-            loss_sum += float(loss) * b
+            loss_sum += float(loss.detach()) * b
             st.substituted += int(batch["substituted"].sum()) if "substituted" in batch else 0
             st.step_in_epoch = i + 1
             elapsed = time.perf_counter() - t0

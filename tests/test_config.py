@@ -1,0 +1,69 @@
+"""Configuration layering and errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidrec.config import load_config
+from vidrec.errors import ConfigError
+
+
+def test_precedence_defaults_file_env_set(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 0.1\n  epochs: 3\ndata:\n  batch_size: 4\n")
+    env = {"VIDREC__TRAIN__LR": "0.2", "VIDREC__DATA__BATCH_SIZE": "6"}
+    cfg = load_config(f, environ=env, overrides=["train.lr=0.3"])
+    assert cfg.train.lr == 0.3  # --set beats env
+    assert cfg.data.batch_size == 6  # env beats file
+    assert cfg.train.epochs == 3  # file beats default
+    assert cfg.train.weight_decay == 1e-4  # default
+
+
+def test_values_parse_as_yaml():
+    cfg = load_config(overrides=["train.lr=3e-4", "train.grad_clip=null", "data.scale=[0.5, 1.0]", "model.attention=false"])
+    assert cfg.train.lr == 3e-4 and cfg.train.grad_clip is None and cfg.data.scale == (0.5, 1.0)
+    assert cfg.model_kwargs == {"attention": False}
+
+
+@pytest.mark.parametrize(
+    "overrides, env, needle",
+    [
+        (["train.lrr=1"], {}, "train.lrr: unknown key"),
+        (["train.lr=abc"], {}, "train.lr"),
+        (["train.epochs=0"], {}, "train.epochs"),
+        ([], {"VIDREC__TRAIN__BATCHSIZE": "2"}, "train.batchsize: unknown key"),
+        (["model.hiden_size=3"], {}, "model.hiden_size: not an option of model 'cnn_rnn'"),
+        (["model.name=nope"], {}, "unknown model 'nope'"),
+        (["data.dataset=nope"], {}, "unknown dataset 'nope'"),
+        (["trainlr"], {}, "expected section.key=value"),
+        (["bogus.key=1"], {}, "bogus: unknown key"),
+    ],
+)
+def test_bad_keys_and_values_name_the_key(overrides, env, needle):
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        load_config(overrides=overrides, environ=env)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_base_preset_and_relative_base(tmp_path):
+    (tmp_path / "a.yaml").write_text("_base_: preset:demo\ntrain:\n  epochs: 2\n")
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\ndata:\n  batch_size: 3\n")
+    cfg = load_config(tmp_path / "b.yaml")
+    assert cfg.model.name == "cnn_rnn" and cfg.train.epochs == 2 and cfg.data.batch_size == 3
+    assert cfg.data.image_size == 64  # from the preset
+
+
+def test_round_trip_to_dict():
+    from vidrec.config import config_from_dict
+
+    cfg = load_config(overrides=["model.hidden_size=32", "train.lr=0.01"])
+    again = config_from_dict(cfg.to_dict())
+    assert again == cfg and again.model_kwargs == {"hidden_size": 32}

@@ -1,0 +1,147 @@
+"""Trainer, checkpoints, exact resume, evaluation and prediction on a tiny real dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.helpers import tiny_overrides
+from vidrec.config import load_config
+from vidrec.engine.checkpoint import load_checkpoint, save_checkpoint
+from vidrec.engine.predict import Predictor
+from vidrec.engine.run import evaluate_checkpoint, train
+from vidrec.engine.trainer import StopTraining
+from vidrec.errors import CheckpointError, VidrecError
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    cfg = load_config(overrides=tiny_overrides(tiny_dataset, out, **{"train.epochs": 3}))
+    return cfg, train(cfg, progress=False)
+
+
+def test_training_lowers_loss_and_writes_run(trained):
+    cfg, res = trained
+    out = Path(cfg.train.out_dir)
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"epoch"' in line]
+    epochs = [e for e in epochs if e["type"] == "epoch"]
+    assert len(epochs) == 3
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    for name in ("model.safetensors", "config.yaml", "classes.json", "metrics.json"):
+        assert (res.fit.best_checkpoint / name).is_file()
+    assert (res.fit.last_checkpoint / "state" / "trainer_state.json").is_file()
+    assert list((out / "tb").glob("events.*"))
+    assert res.fit.best_metrics["val_top1"] >= 0.0
+
+
+def test_checkpoint_round_trip(trained, tmp_path):
+    cfg, res = trained
+    ck = load_checkpoint(res.fit.best_checkpoint)
+    assert ck.classes == res.classes and ck.cfg.model.name == "cnn_rnn"
+    copy = save_checkpoint(tmp_path / "copy", model=ck.model, cfg=ck.cfg, classes=ck.classes, metrics={"x": 1})
+    a, b = load_file(str(res.fit.best_checkpoint / "model.safetensors")), load_file(str(copy / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    x = torch.randn(1, 3, 4, 32, 32)
+    assert torch.allclose(ck.model(x), load_checkpoint(copy).model(x))
+
+
+def test_checkpoint_errors(trained, tmp_path):
+    cfg, res = trained
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing")
+    (tmp_path / "weights.pth").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_checkpoint(tmp_path / "weights.pth")
+    # a checkpoint from another model: same files, different architecture in config.yaml
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in ("model.safetensors", "classes.json", "metrics.json"):
+        (other / f).write_bytes((res.fit.best_checkpoint / f).read_bytes())
+    (other / "config.yaml").write_text((res.fit.best_checkpoint / "config.yaml").read_text().replace("hidden_size: 16", "hidden_size: 24"))
+    with pytest.raises(CheckpointError, match="tensor .* has shape"):
+        load_checkpoint(other)
+    # truncated weights
+    trunc = tmp_path / "trunc"
+    trunc.mkdir()
+    for f in ("config.yaml", "classes.json"):
+        (trunc / f).write_bytes((res.fit.best_checkpoint / f).read_bytes())
+    (trunc / "model.safetensors").write_bytes((res.fit.best_checkpoint / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="unreadable weights"):
+        load_checkpoint(trunc)
+
+
+def test_out_dir_with_another_run_is_refused(trained):
+    cfg, _ = trained
+    before = (Path(cfg.train.out_dir) / "metrics.jsonl").read_bytes()
+    with pytest.raises(VidrecError, match="already holds a training run"):
+        train(cfg, progress=False)
+    assert (Path(cfg.train.out_dir) / "metrics.jsonl").read_bytes() == before
+
+
+def test_exact_resume_matches_uninterrupted_run(tiny_dataset, tmp_path):
+    extra = {"train.epochs": 2, "train.checkpoint_every_steps": 1, "train.accum_steps": 2, "model.dropout": 0.5}
+    full = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "full", **extra))
+    train(full, progress=False)
+
+    cut = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "cut", **extra))
+
+    def kill(state):  # simulate a kill in the middle of the first epoch
+        if state.epoch == 0 and state.step_in_epoch == 2:
+            raise StopTraining
+
+    with pytest.raises(StopTraining):
+        train(cut, progress=False, step_callback=kill)
+    assert json.loads((tmp_path / "cut/checkpoints/last/state/trainer_state.json").read_text())["step_in_epoch"] == 2
+    train(cut, resume=True, progress=False)
+    a = load_file(str(tmp_path / "full/checkpoints/last/model.safetensors"))
+    b = load_file(str(tmp_path / "cut/checkpoints/last/model.safetensors"))
+    assert a.keys() == b.keys()
+    diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert diff == 0.0, f"resumed weights differ by {diff}"
+
+
+def test_resume_without_state_is_a_clear_error(tiny_dataset, tmp_path):
+    cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "new"))
+    with pytest.raises(VidrecError, match="no resumable state"):
+        train(cfg, resume=True, progress=False)
+
+
+def test_evaluate_multi_view(trained):
+    _, res = trained
+    out = evaluate_checkpoint(res.fit.best_checkpoint, views=3, progress=False)
+    r = out.result
+    assert r.num_clips == 3 * r.labels.numel() == 12
+    assert 0.0 <= r.top1 <= 1.0 and r.top5 == 1.0  # two classes: top-5 is trivially right
+    assert r.confusion.sum() == 4 and r.probs.shape == (4, 2)
+    assert torch.allclose(r.probs.sum(1), torch.ones(4))
+
+
+def test_predict(trained, tiny_dataset, tmp_path):
+    _, res = trained
+    pred = Predictor(res.fit.best_checkpoint, views=2)
+    videos = sorted((tiny_dataset / "videos").glob("val_*.mp4"))
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("nope")
+    out = pred.predict([videos[0], bad], topk=5)
+    assert len(out[0].topk) == 2 and abs(sum(p for _, p in out[0].topk) - 1) < 1e-5
+    assert out[0].topk[0][1] >= out[0].topk[1][1]
+    assert out[1].error and "bad.mp4" in out[1].error and out[1].topk == []
+
+
+def test_failing_training_video_is_skipped_and_counted(tiny_dataset, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    (root / "videos" / "train_0_1.mp4").write_bytes(b"garbage")
+    cfg = load_config(overrides=tiny_overrides(root, tmp_path / "run", **{"train.epochs": 1}))
+    res = train(cfg, progress=False)
+    assert res.fit.substituted == 1
+    strict = load_config(overrides=tiny_overrides(root, tmp_path / "run2", **{"train.epochs": 1, "data.strict": True}))
+    with pytest.raises(VidrecError, match="train_0_1.mp4"):
+        train(strict, progress=False)
