@@ -131,7 +131,7 @@ SE_SIZE = (32, 48)  # H, W of the tiny videos
 
 
 def se_boxes(video_id: str, frames: int = SE_FRAMES, *, outside: bool = False) -> list[dict]:
-    """Per-frame entries in the Something-Else format; frame t has a hand at x=t and object 0000 at x=2t.
+    """Per-frame entries in the Something-Else format; frame t has a hand at x=t and object 0000 at x=t+1.
 
     Frame 3 has no boxes at all (annotators skip frames); with ``outside`` frame 5's hand box
     runs past the right edge.
@@ -142,7 +142,7 @@ def se_boxes(video_id: str, frames: int = SE_FRAMES, *, outside: bool = False) -
         if t != 3:
             labels.append({"box2d": {"x1": float(t), "y1": 2.0, "x2": float(t + 10), "y2": 12.0},
                            "category": "hand", "gt_annotation": "object hand", "standard_category": "hand"})
-            labels.append({"box2d": {"x1": float(2 * t), "y1": 4.0, "x2": float(2 * t + 6), "y2": 10.0},
+            labels.append({"box2d": {"x1": float(t + 1), "y1": 4.0, "x2": float(t + 7), "y2": 10.0},
                            "category": "a cup", "gt_annotation": "object 0", "standard_category": "0000"})
             if t % 2 == 0:
                 labels.append({"box2d": {"x1": 1.0, "y1": 1.0, "x2": 5.0, "y2": 5.0},

@@ -12,6 +12,7 @@ from vidrec.errors import VidrecError
 # Verb modules, imported for their side effect of registering commands.
 _COMMAND_MODULES = (
     "vidrec.cli.core",  # demo, synth, train, eval, predict, config show
+    "vidrec.cli.data",  # data show, prepare scan / frames / something-else
 )
 
 

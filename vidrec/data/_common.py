@@ -131,14 +131,15 @@ def find_file(root: Path, name: str, *, depth: int = 3) -> Path | None:
 def frames_path(frames_root: Path, video_root: Path, path: Path, video_id: str) -> Path | None:
     """Where ``vidrec prepare frames`` (or a user) put the JPEG folder for a video, if it exists.
 
-    Tried in order: ``frames_root/<path relative to video_root, without suffix>``,
-    ``frames_root/<video_id>``, ``frames_root/<file stem>``.
+    Tried in order: ``frames_root/<path relative to video_root (or its parent, or grandparent),
+    without suffix>``, ``frames_root/<video_id>``, ``frames_root/<file stem>``.
     """
     cands = []
-    try:
-        cands.append(frames_root / path.relative_to(video_root).with_suffix(""))
-    except ValueError:
-        pass
+    for base in (video_root, video_root.parent, video_root.parent.parent):
+        try:
+            cands.append(frames_root / path.relative_to(base).with_suffix(""))
+        except ValueError:
+            pass
     cands += [frames_root / video_id, frames_root / path.stem]
     for c in cands:
         if c.is_dir():

@@ -1,0 +1,171 @@
+"""Data verbs: ``vidrec data show``, ``vidrec prepare scan|frames|something-else``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from vidrec.cli.app import CONFIG_HELP, SET_HELP, data_app, prepare_app
+
+
+def _echo(msg: str = "") -> None:
+    typer.echo(msg)
+
+
+def _bar(total: int | None, desc: str, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="video", disable=quiet, dynamic_ncols=True, leave=False)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _human_time(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------------------------------- data show
+@data_app.command("show")
+def data_show(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (classes, subsets, per_class, problems)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first problem (exit 2) instead of listing them all."),
+) -> None:
+    """Read a dataset from its official files and list classes, videos per subset and class, and every problem.
+
+    Example: vidrec data show --set data.dataset=ucf101 --set data.root=/data/ucf101 --set data.split=2
+    """
+    from vidrec.config import load_config
+    from vidrec.data.records import load_records
+    from vidrec.data.show import dataset_report, format_report
+    from vidrec.errors import ConfigError
+
+    cfg = load_config(config, overrides=set_ or [])
+    if cfg.data.root is None:
+        raise ConfigError("data.root: which folder? e.g. --set data.root=/data/ucf101")
+    rs = load_records(cfg.data.dataset, cfg.data.root, split=cfg.data.split, strict=strict or cfg.data.strict, **cfg.data_options)
+    report = dataset_report(rs, dataset=cfg.data.dataset, root=str(cfg.data.root), split=cfg.data.split)
+    _echo(json.dumps(report, indent=2, default=str) if as_json else format_report(report))
+
+
+# ---------------------------------------------------------------------------------------------- prepare scan
+@prepare_app.command("scan")
+def prepare_scan(
+    root: Path = typer.Argument(..., help="Folder of videos (searched recursively)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Index file, .parquet or .jsonl (default: ./<root name>.scan.parquet; never inside ROOT)."
+    ),
+    workers: int = typer.Option(2, "--workers", "-j", help="Parallel probing processes."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Trust headers: skip the packet count that finds truncated files."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Probe every video (frames, fps, duration, size, codec) into an index the loaders reuse (data.index=FILE).
+
+    Lists every empty, unreadable or truncated file with its reason; exit status 1 when any failed.
+    """
+    from vidrec.data.scan import iter_videos, scan_videos, write_index
+    from vidrec.errors import ConfigError
+
+    root = root.expanduser()
+    out = (out or Path(f"{root.resolve().name}.scan.parquet")).expanduser()
+    if root.resolve() in out.resolve().parents:
+        raise ConfigError(f"--out {out} lies inside the dataset root {root}; vidrec never writes there. Choose another place.")
+    files = list(iter_videos(root)) if root.is_dir() else []
+    t0 = time.perf_counter()
+    with _bar(len(files), "scan", quiet) as bar:
+        index = scan_videos(root, workers=workers, verify=not no_verify, paths=files, progress=lambda e: bar.update(1))
+    write_index(index, out)
+    bad = index.bad
+    ok = len(index.entries) - len(bad)
+    frames = sum(e.num_frames for e in index.entries.values() if e.ok)
+    hours = sum(e.duration for e in index.entries.values() if e.ok) / 3600
+    for e in bad:
+        _echo(f"BAD  {e.path}: {e.error}")
+    _echo(f"scanned {len(index.entries)} videos in {time.perf_counter() - t0:.1f} s: {ok} ok, {len(bad)} bad; "
+          f"{frames} frames, {hours:.2f} h of video")
+    _echo(f"index written to {out} (use it with --set data.index={out})")
+    if bad:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------------- prepare frames
+@prepare_app.command("frames")
+def prepare_frames(
+    root: Path = typer.Argument(..., help="Folder of videos (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where the frame folders go: OUT/<rel path>/<video>/000001.jpg."),
+    workers: int = typer.Option(2, "--workers", "-j", help="Parallel extraction processes."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan with time and disk estimates; write nothing."),
+    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="Only the first N videos (sorted by path)."),
+    quality: int = typer.Option(90, "--quality", "-q", min=1, max=100, help="JPEG quality 1..100."),
+    short_side: Optional[int] = typer.Option(None, "--short-side", help="Resize so the short side is S pixels."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Keep F frames per second (default: every frame)."),
+    sample: int = typer.Option(3, "--sample", help="Videos extracted to a temp folder to estimate time and disk (dry run)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Extract JPEG frames, in parallel and resumably (a killed run continues where it stopped).
+
+    Use them with --set data.frames_root=OUT. Exit status 1 when any video failed.
+    """
+    from vidrec.data.frames import FrameOptions, extract_frames, plan_frames
+
+    options = FrameOptions(quality=quality, short_side=short_side, fps=fps)
+    plan = plan_frames(root, out, subset=subset, options=options, workers=workers, sample=sample if dry_run else 0)
+    _echo(f"{len(plan.videos)} videos under {root}: {plan.done} already extracted, {len(plan.todo)} to do"
+          + (f" ({plan.stale_tmp} unfinished .tmp folders from an interrupted run will be redone)" if plan.stale_tmp else ""))
+    if dry_run:
+        if plan.sampled:
+            _echo(f"estimate from {plan.sampled} sampled video(s): {plan.est_frames:,.0f} frames, "
+                  f"{_human_bytes(plan.est_bytes)} on disk, about {_human_time(plan.est_seconds)} with {workers} worker(s)")
+        elif plan.todo:
+            _echo("no estimate: the sampled videos could not be read")
+        _echo(f"options: quality {quality}, short side {short_side or 'native'}, fps {fps or 'native'}; output {out}")
+        _echo("dry run: nothing written")
+        return
+    with _bar(len(plan.videos), "frames", quiet) as bar:
+        summary = extract_frames(root, out, workers=workers, subset=subset, options=options, on_result=lambda r: bar.update(1))
+    for r in summary.failed:
+        _echo(f"FAILED  {r.rel}: {r.error}")
+    _echo(f"{summary.done} extracted, {summary.skipped} already done, {len(summary.failed)} failed; "
+          f"{summary.frames} frames, {_human_bytes(summary.bytes)} in {summary.seconds:.1f} s -> {out}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------------- prepare something-else
+@prepare_app.command("something-else")
+def prepare_something_else(
+    parts: Path = typer.Argument(..., help="Folder holding bounding_box_smthsmth_part*.json (or one part file)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The merged box file to write (SQLite, e.g. boxes.sqlite)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Merge the Something-Else box annotation parts into one file indexed by video id (use as data.boxes=OUT)."""
+    from vidrec.data.boxes import find_parts, merge_box_parts
+
+    files = find_parts(parts)
+    _echo(f"merging {len(files)} part(s): {', '.join(p.name for p in files)}")
+    t0 = time.perf_counter()
+    with _bar(None, "videos", quiet) as bar:
+        summary = merge_box_parts(files, out, progress=bar.update)
+    for p in summary.problems[:50]:
+        _echo(f"WARNING  {p}")
+    if len(summary.problems) > 50:
+        _echo(f"... and {len(summary.problems) - 50} more problems")
+    _echo(f"{summary.videos} videos, {summary.frames} annotated frames, {summary.boxes} boxes"
+          + (f", {summary.duplicates} ids repeated across parts (the later part wins)" if summary.duplicates else "")
+          + f" -> {out} ({time.perf_counter() - t0:.1f} s)")
+    _echo(f"use it with --set data.boxes={out}")

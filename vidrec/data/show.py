@@ -1,0 +1,73 @@
+"""The report behind ``vidrec data show``: classes, records per subset and per class, problems."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from vidrec.data.records import RecordSet
+
+
+def dataset_report(rs: RecordSet, *, dataset: str = "", root: str = "", split: int | None = None) -> dict[str, Any]:
+    """A JSON-ready summary of a loader's result."""
+    per_class: dict[str, dict[str, int]] = {}
+    same_as: dict[str, str] = {}
+    names = list(rs.subsets)
+    for i, name in enumerate(names):
+        recs = rs.subsets[name]
+        ids = [r.video_id for r in recs]
+        for other in names[:i]:
+            if len(rs.subsets[other]) == len(recs) and [r.video_id for r in rs.subsets[other]] == ids:
+                same_as[name] = other
+                break
+        counts = Counter(r.label for r in recs)
+        per_class[name] = {c: counts.get(k, 0) for k, c in enumerate(rs.classes)}
+        unknown = counts.get(-1, 0)
+        if unknown:
+            per_class[name]["(unlabelled)"] = unknown
+    info = {k: (str(v) if not isinstance(v, (int, float, bool, type(None), list, dict)) else v) for k, v in rs.info.items()}
+    return {
+        "dataset": dataset,
+        "root": root,
+        "split": split,
+        "classes": list(rs.classes),
+        "num_classes": len(rs.classes),
+        "subsets": {k: len(v) for k, v in rs.subsets.items()},
+        "same_records": same_as,
+        "per_class": per_class,
+        "problems": list(rs.problems),
+        "info": info,
+    }
+
+
+def format_report(report: dict[str, Any], *, max_problems: int | None = None) -> str:
+    """Human-readable table: one row per class, one column per subset, then every problem."""
+    lines = []
+    head = f"dataset {report['dataset']}" + (f" (split {report['split']})" if report.get("split") else "")
+    lines.append(f"{head} at {report['root']}")
+    subsets = list(report["subsets"])
+    lines.append(f"{report['num_classes']} classes; " + ", ".join(f"{k}: {n} videos" for k, n in report["subsets"].items()))
+    for k, other in report.get("same_records", {}).items():
+        lines.append(f"  ({k} holds the same records as {other})")
+    width = max([len("class")] + [len(c) for c in report["classes"]] + [len("(unlabelled)")]) + 2
+    cols = "".join(f"{s:>10}" for s in subsets)
+    lines.append("")
+    lines.append(f"{'#':>4}  {'class':<{width}}{cols}")
+    rows = list(report["classes"])
+    if any("(unlabelled)" in report["per_class"][s] for s in subsets):
+        rows.append("(unlabelled)")
+    for i, c in enumerate(rows):
+        idx = str(i) if c != "(unlabelled)" else ""
+        vals = "".join(f"{report['per_class'][s].get(c, 0):>10}" for s in subsets)
+        lines.append(f"{idx:>4}  {c:<{width}}{vals}")
+    probs = report["problems"]
+    lines.append("")
+    if not probs:
+        lines.append("no problems found")
+    else:
+        lines.append(f"{len(probs)} problem(s):")
+        shown = probs if max_problems is None else probs[:max_problems]
+        lines += [f"  - {p}" for p in shown]
+        if len(shown) < len(probs):
+            lines.append(f"  ... and {len(probs) - len(shown)} more (--json lists all)")
+    return "\n".join(lines)
