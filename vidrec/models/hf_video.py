@@ -1,0 +1,181 @@
+"""Hugging Face video transformers (VideoMAE, TimeSformer, ViViT) behind vidrec's interface.
+
+Selected as ``model.name: hf:<hub id or from_pretrained directory>``::
+
+    video (B, C, T, H, W)
+      │  permute                           (B, T, C, H, W)   what the HF models take as pixel_values
+    <Model>ForVideoClassification with its classifier replaced by Identity
+      │  (pooling is the model's own: mean + fc_norm for VideoMAE, [CLS] for TimeSformer / ViViT)
+    features                               (B, D)            ← forward_features
+      │  dropout → the model's classifier, resized to num_classes (ignore_mismatched_sizes)
+    logits                                 (B, num_classes)
+
+The frame count, image size and normalisation come from the checkpoint: ``config.json``
+(``num_frames``, ``image_size``) and ``video_preprocessor_config.json`` / ``preprocessor_config.json``
+(``image_mean``, ``image_std``), exposed as the model's ``input_spec`` so data loading follows it.
+VideoMAE and ViViT need exactly that frame count and size; a clip that differs is refused with a
+message naming ``data.num_frames`` / ``data.image_size``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from vidrec.errors import ConfigError, WeightsError
+from vidrec.models.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, VideoClassifier
+from vidrec.models.registry import register_model
+
+log = logging.getLogger(__name__)
+
+# Normalisation when a checkpoint ships no processor config: the processors' defaults per family.
+DEFAULT_NORM: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "videomae": (IMAGENET_MEAN, IMAGENET_STD),
+    "timesformer": ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225)),
+    "vivit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+SUPPORTED = tuple(DEFAULT_NORM)
+FIXED_SHAPE = ("videomae", "vivit")  # fixed position embeddings: frames and size must match the config
+_PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+
+
+def _as_int(size: Any) -> int:
+    if isinstance(size, (list, tuple)):
+        return int(size[0])
+    if isinstance(size, dict):
+        return int(size.get("height") or size.get("shortest_edge") or next(iter(size.values())))
+    return int(size)
+
+
+def _read_norm(files: list[Path], model_type: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    for f in files:
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if "image_mean" in data and "image_std" in data:
+            return tuple(map(float, data["image_mean"])), tuple(map(float, data["image_std"]))
+    return DEFAULT_NORM.get(model_type, (IMAGENET_MEAN, IMAGENET_STD))
+
+
+def _processor_files(name_or_path: str, local: bool) -> list[Path]:
+    if local:
+        return [Path(name_or_path) / n for n in _PROCESSOR_FILES if (Path(name_or_path) / n).is_file()]
+    from huggingface_hub import try_to_load_from_cache
+
+    out = []
+    for n in _PROCESSOR_FILES:
+        hit = try_to_load_from_cache(name_or_path, n)
+        if isinstance(hit, str):
+            out.append(Path(hit))
+    return out
+
+
+class HFVideoClassifier(VideoClassifier):
+    """A ``transformers`` video classifier whose classifier is vidrec's ``head``."""
+
+    def __init__(self, net: nn.Module, *, num_classes: int, input_spec: InputSpec, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = net
+        self.model_type: str = net.config.model_type
+        head = net.classifier
+        if not isinstance(head, nn.Linear):
+            raise WeightsError(f"hf: {type(net).__name__} has no linear classifier to resize")
+        self.head = head
+        net.classifier = nn.Identity()  # the net now returns pooled features as "logits"
+        self.drop = nn.Dropout(dropout)
+        self.num_features = head.in_features
+        self.num_classes = num_classes
+        self.input_spec = input_spec
+
+    def _check_shape(self, video: torch.Tensor) -> None:
+        if self.model_type not in FIXED_SHAPE:
+            return
+        t, h, w = video.shape[2:]
+        spec = self.input_spec
+        if t != spec.num_frames or h != spec.image_size or w != spec.image_size:
+            raise ConfigError(
+                f"{self.model_type} expects clips of {spec.num_frames} frames at {spec.image_size}x{spec.image_size} "
+                f"(its config), got {t} frames at {h}x{w}: set data.num_frames={spec.num_frames} "
+                f"data.image_size={spec.image_size}"
+            )
+
+    def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
+        self._check_shape(video)
+        pixel_values = video.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W) → (B, T, C, H, W)
+        return self.net(pixel_values=pixel_values).logits  # (B, D): classifier is Identity
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(features))
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        return self.net.parameters()  # the head lives outside ``net``
+
+    def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A ``from_pretrained`` checkpoint (``videomae.*``, ``classifier.*``) → ``net.*`` / ``head.*``."""
+        if any(k.startswith(("net.", "head.")) for k in sd):
+            return sd
+        return {("head." + k[len("classifier.") :] if k.startswith("classifier.") else f"net.{k}"): v for k, v in sd.items()}
+
+
+def load_hf_video(name_or_path: str, *, num_classes: int, dropout: float = 0.0) -> HFVideoClassifier:
+    """Load a VideoMAE / TimeSformer / ViViT checkpoint from a directory or the hub, head resized."""
+    import transformers
+    from transformers import AutoConfig, AutoModelForVideoClassification
+
+    if not name_or_path:
+        raise ConfigError("model.name: 'hf:' needs a hub id or a directory, e.g. hf:MCG-NJU/videomae-base or hf:./my_videomae")
+    path = Path(name_or_path).expanduser()
+    local = path.is_dir()
+    looks_local = name_or_path.startswith((".", "/", "~")) or path.exists() or name_or_path.count("/") > 1
+    if not local and looks_local:
+        raise WeightsError(f"model.name: hf:{name_or_path}: no such directory (a from_pretrained directory with config.json)")
+    if local and not (path / "config.json").is_file():
+        raise WeightsError(f"model.name: hf:{name_or_path}: {path / 'config.json'} is missing; not a from_pretrained directory")
+    source = str(path) if local else name_or_path
+    if not local:
+        try:  # a model downloaded before is in the hub cache: no network needed
+            AutoConfig.from_pretrained(source, local_files_only=True)
+        except (OSError, ValueError):
+            from vidrec.models.weights import require_online
+
+            require_online(f"hf:{source}", what="model.name")
+    config = AutoConfig.from_pretrained(source, local_files_only=local)
+    if config.model_type not in SUPPORTED:
+        raise WeightsError(f"model.name: hf:{name_or_path} is a {config.model_type!r} model; supported: {', '.join(SUPPORTED)}")
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the "newly initialized classifier" warning is expected here
+    try:
+        net = AutoModelForVideoClassification.from_pretrained(
+            source, num_labels=num_classes, ignore_mismatched_sizes=True, local_files_only=local
+        )
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"model.name: hf:{name_or_path}: cannot load ({exc})") from exc
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    mean, std = _read_norm(_processor_files(source, local), config.model_type)
+    spec = InputSpec(
+        num_frames=int(config.num_frames),
+        image_size=_as_int(config.image_size),
+        mean=tuple(mean),  # type: ignore[arg-type]
+        std=tuple(std),  # type: ignore[arg-type]
+    )
+    return HFVideoClassifier(net, num_classes=num_classes, input_spec=spec, dropout=dropout)
+
+
+@register_model(
+    "hf:",
+    prefix_match=True,
+    input=InputSpec(num_frames=16, image_size=224),
+    pretrained={"hub": {"source": "hf:<hub id>", "examples": ["MCG-NJU/videomae-base-finetuned-kinetics",
+                "facebook/timesformer-base-finetuned-k400", "google/vivit-b-16x2-kinetics400"]}},
+    description="Hugging Face VideoMAE / TimeSformer / ViViT: hf:<hub id or from_pretrained directory>",
+)  # fmt: skip
+def hf_video(*, num_classes: int, name_or_path: str, pretrained: bool = True, dropout: float = 0.0) -> HFVideoClassifier:
+    """A transformers video classifier; weights always come from ``name_or_path`` (``pretrained`` is implied)."""
+    return load_hf_video(name_or_path, num_classes=num_classes, dropout=dropout)
