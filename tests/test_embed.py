@@ -1,0 +1,233 @@
+"""vidrec embed / search: resumable extraction into LanceDB, exports, text / video search, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_video_clip import write_tiny_clip
+from vidrec.embed import EncoderError, EncoderMismatch, QueryError, Store, StoreError, extract
+from vidrec.embed.encoders import load_encoder
+from vidrec.video.encode import write_video
+
+torch.set_num_threads(1)
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "white": (240, 240, 240)}
+
+
+def colour_video(path: Path, rgb: tuple[int, int, int], *, frames: int = 16, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 40, (frames, 48, 64, 3), dtype=np.uint8)
+    for t in range(frames):
+        x = 4 + 2 * t
+        arr[t, 12:36, x : x + 20] = rgb
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, arr, fps=8)
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    return write_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+
+
+@pytest.fixture()
+def videos(tmp_path):
+    root = tmp_path / "videos"
+    colour_video(root / "red.mp4", COLORS["red"])
+    colour_video(root / "a" / "green.avi", COLORS["green"], seed=1)
+    colour_video(root / "a" / "b" / "blue.webm", COLORS["blue"], seed=2)
+    colour_video(root / "white.mkv", COLORS["white"], frames=5, seed=3)  # shorter than the frames sampled
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    (root / "notes.txt").write_text("not a video")
+    return root
+
+
+def run(videos, store, clip_dir, **kw):
+    kw.setdefault("num_frames", 8)
+    kw.setdefault("merge", "2")
+    return extract(videos, store, model=clip_dir, workers=0, batch_size=2, **kw)
+
+
+def test_extract_is_resumable_and_records_failures(videos, tmp_path, clip_dir):
+    store = tmp_path / "store"
+    first = run(videos, store, clip_dir, limit=2)  # an interrupted run: 2 of 5 done
+    assert first.found == 5 and first.processed + first.failed == 2
+    second = run(videos, store, clip_dir)
+    assert second.skipped == first.processed and second.processed + second.failed == 5 - first.processed
+    assert Store(store).count() == 4
+    third = run(videos, store, clip_dir)  # nothing new: only the broken file is retried
+    assert (third.processed, third.skipped, third.failed) == (0, 4, 1)
+    assert str((videos / "broken.mp4").resolve()) in third.failures
+    assert "not a readable video" in json.loads((store / "failures.json").read_text())[str((videos / "broken.mp4").resolve())]["error"]
+    assert third.short == 0 and second.short + first.short == 1
+    # a changed file is embedded again, the rest is skipped
+    colour_video(videos / "red.mp4", COLORS["green"], seed=9)
+    os.utime(videos / "red.mp4", ns=(1, 1))
+    fourth = run(videos, store, clip_dir)
+    assert (fourth.processed, fourth.skipped) == (1, 3)
+    st = Store(store)
+    assert st.count() == 4
+    segs = st.segments()
+    assert segs.num_rows == 4 * 4  # 8 frames merged pairwise → 4 segments per video
+    # a re-run needs no --model: the store's own encoder is used
+    assert extract(videos, store, workers=0).skipped == 4
+
+
+def test_store_round_trip_and_exports(videos, tmp_path, clip_dir):
+    store = tmp_path / "store"
+    s = run(videos, store, clip_dir, formats="all")
+    st = Store(store)
+    tab = st.videos()
+    vecs = {p: np.asarray(v, np.float32) for p, v in zip(tab["path"].to_pylist(), tab["vector"].to_pylist())}
+    assert len(vecs) == 4 and all(abs(np.linalg.norm(v) - 1) < 1e-4 for v in vecs.values())
+    ex = store / "exports"
+    green = np.load(ex / "a__green_embedding.npy")
+    np.testing.assert_allclose(green, vecs[str((videos / "a" / "green.avi").resolve())], rtol=1e-6)
+    item = json.loads((ex / "a__b__blue_embedding.json").read_text())
+    assert item["shape"] == [32] and item["dtype"] == "float32" and item["video_path"].endswith("blue.webm")
+    cons = json.loads((ex / "embeddings.json").read_text())
+    assert cons["metadata"]["successful"] == 4 and cons["metadata"]["failed"] == 1 and set(cons["embeddings"]) >= {"red", "white"}
+    allv = np.load(ex / "embeddings.npy")
+    index = json.loads((ex / "embeddings_index.json").read_text())
+    assert allv.shape == (4, 32) and [v["path"] for v in index["videos"]] == tab["path"].to_pylist()
+    import pyarrow.parquet as pq
+
+    seg = pq.read_table(ex / "segments.parquet")
+    assert seg.num_rows == st.segments().num_rows and set(seg.column_names) >= {"start_s", "end_s", "frame_indices", "vector"}
+    assert str(ex / "embeddings.json") in s.exports
+    # the store reopens from disk with what built it
+    again = Store(store)
+    assert again.encoder_description["merge_frames"] == "2" and again.dim == 32
+
+
+def test_text_and_video_search(videos, tmp_path, clip_dir):
+    store = tmp_path / "store"
+    run(videos, store, clip_dir)
+    st = Store(store)
+    hits = st.search("a red square", k=3, moments=2)
+    assert len(hits) == 3
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for h in hits:
+        assert 1 <= len(h.moments) <= 2 and h.moments[0].score >= h.moments[-1].score
+        for m in h.moments:
+            assert 0 <= m.start_s < m.end_s <= h.duration + 1e-3 and m.frame_indices
+    batch = st.search(["a red square", "blue"], k=2)
+    assert len(batch) == 2 and all(len(b) == 2 for b in batch)
+    # the text embedding computed here equals what the encoder gives: scores are true cosines
+    enc = load_encoder(clip_dir, num_frames=8, merge="2")
+    q = enc.encode_text(["a red square"])[0].numpy()
+    v = {p: np.asarray(x) for p, x in zip(st.videos()["path"].to_pylist(), st.videos()["vector"].to_pylist())}
+    assert abs(hits[0].score - float(v[hits[0].path] @ q)) < 1e-4
+    # video → video: a stored video is left out and its nearest neighbours are returned
+    red = videos / "red.mp4"
+    sim = st.search_video(red, k=2)
+    assert len(sim) == 2 and str(red.resolve()) not in [h.path for h in sim]
+    # a new (not stored) copy of a stored video finds it first
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes((videos / "a" / "green.avi").read_bytes())
+    assert st.search_video(copy, k=1)[0].path == str((videos / "a" / "green.avi").resolve())
+    # an embedding vector as query: exact top-1
+    p0 = next(iter(v))
+    assert st.search(v[p0], k=1)[0].path == p0
+
+
+def test_window_segments(videos, tmp_path, clip_dir):
+    st_path = tmp_path / "store"
+    run(videos, st_path, clip_dir, merge="off", segments="window", window_seconds=0.5)
+    seg = Store(st_path).segments()
+    red = [r for r in seg.to_pylist() if r["path"].endswith("red.mp4")]
+    assert len(red) == 4  # 16 frames at 8 fps, 0.5 s windows
+    assert [(r["start_s"], r["end_s"]) for r in red] == [(0.0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
+    assert all(r["frame_start"] <= min(r["frame_indices"]) and max(r["frame_indices"]) <= r["frame_end"] for r in red)
+
+
+def test_refuses_to_mix_encoders(videos, tmp_path, clip_dir):
+    store = tmp_path / "store"
+    run(videos, store, clip_dir, limit=1)
+    before = Store(store).count()
+    with pytest.raises(EncoderMismatch, match="merge_frames"):
+        run(videos, store, clip_dir, merge="off")
+    assert Store(store).count() == before  # nothing lost
+
+
+def test_bad_input_messages(videos, tmp_path, clip_dir, monkeypatch):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(StoreError, match="is a file"):
+        run(videos, f, clip_dir)
+    with pytest.raises(StoreError, match="no embedding store"):
+        Store(tmp_path / "nowhere")
+    store = tmp_path / "store"
+    run(videos, store, clip_dir, limit=1)
+    with pytest.raises(QueryError, match="empty query"):
+        Store(store).search("   ")
+    with pytest.raises(QueryError, match="no such file"):
+        Store(store).search_video(tmp_path / "missing.mp4")
+    monkeypatch.setenv("VIDREC_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(EncoderError, match="pass --model"):
+        extract(videos, tmp_path / "other", workers=0)
+    with pytest.raises(EncoderError, match="neither a vidrec checkpoint nor a CLIP"):
+        load_encoder(tmp_path)
+
+
+def test_classifier_checkpoint_as_encoder(videos, tmp_path):
+    from vidrec.config import load_config
+    from vidrec.engine.checkpoint import save_checkpoint
+    from vidrec.models.registry import build_model
+
+    cfg = load_config(overrides=["model.name=frame_avg", "model.dropout=0.0"])
+    model = build_model("frame_avg", num_classes=3, dropout=0.0)
+    ck = save_checkpoint(tmp_path / "ck", model=model, cfg=cfg, classes=["a", "b", "c"])
+    store = tmp_path / "store"
+    s = extract(videos, store, model=ck, workers=0, num_frames=4)
+    assert s.processed == 4
+    st = Store(store)
+    assert st.encoder_description["kind"] == "checkpoint" and st.dim == model.num_features
+    assert len(st.search_video(videos / "red.mp4", k=2)) == 2
+    with pytest.raises(EncoderError, match="no text tower"):
+        st.search("a red square")
+
+
+def test_ann_index_on_a_large_table(tmp_path, clip_dir):
+    enc = load_encoder(clip_dir, num_frames=4, merge="off")
+    st = Store(tmp_path / "store", create=True)
+    st.bind_encoder(enc)
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(300, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    rows = [{"path": f"/v/{i}.mp4", "name": str(i), "size": 1, "mtime_ns": 1, "num_frames": 4, "fps": 4.0, "duration": 1.0,
+             "frame_indices": [0, 1, 2, 3], "vector": v, "embedded_at": ""} for i, v in enumerate(vecs)]
+    st.write(rows, [])
+    assert st.ensure_index(threshold=1000) == [] and not st.has_index()  # small: exact search
+    assert st.ensure_index(threshold=256) == ["videos"] and st.has_index()
+    top = st.search(vecs[7], k=5)
+    assert top[0].path == "/v/7.mp4" and abs(top[0].score - 1) < 1e-3
+
+
+def test_cli_embed_and_search(videos, tmp_path, clip_dir):
+    from typer.testing import CliRunner
+
+    from vidrec.cli.app import app
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    r = runner.invoke(app, ["embed", str(videos), "--out", str(store), "--model", str(clip_dir), "--frames", "8", "--merge", "2",
+                            "--workers", "0", "--format", "npy"])
+    assert r.exit_code == 0, r.output
+    assert "embedded 4 videos, skipped 0 unchanged, 1 failed" in r.output and "videos/s" in r.output
+    r = runner.invoke(app, ["search", str(store), "a red square", "-k", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output[r.output.index("{"):])
+    assert out["query"] == "a red square" and len(out["results"]) == 2 and out["results"][0]["moments"]
+    qf = tmp_path / "q.json"
+    qf.write_text(json.dumps(["red", {"query": "blue", "k": 1}]))
+    r = runner.invoke(app, ["search", str(store), "--queries", str(qf)])
+    assert r.exit_code == 0 and "query: 'blue'" in r.output and "frames [" in r.output
+    r = runner.invoke(app, ["search", str(store), ""])
+    assert r.exit_code != 0 and "empty query" in str(r.exception)
