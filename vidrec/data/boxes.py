@@ -196,10 +196,10 @@ def merge_box_parts(
 def _insert(con: sqlite3.Connection, rows: list[tuple[str, int, str]]) -> int:
     if not rows:
         return 0
-    before = con.total_changes
+    count = "SELECT COUNT(*) FROM videos"
+    before = con.execute(count).fetchone()[0]
     con.executemany("INSERT OR REPLACE INTO videos VALUES (?, ?, ?)", rows)
-    # INSERT OR REPLACE counts a replaced row twice (delete + insert)
-    return (con.total_changes - before) - len(rows)
+    return len(rows) - (con.execute(count).fetchone()[0] - before)  # ids that replaced an earlier row
 
 
 # ------------------------------------------------------------------------------------------ stores
