@@ -56,6 +56,7 @@ def make_tiny_hf_dir(kind: str, directory: Path, *, num_labels: int = 3) -> Path
 
     import transformers as tf
 
+    directory.mkdir(parents=True, exist_ok=True)
     common = {"image_size": HF_SIZE, "num_frames": HF_NUM_FRAMES, "hidden_size": 32, "num_hidden_layers": 1,
               "num_attention_heads": 2, "intermediate_size": 64, "num_labels": num_labels}  # fmt: skip
     if kind == "videomae":
@@ -157,8 +158,9 @@ def test_registry_metadata_is_data() -> None:
     for entry in list_models():
         spec = entry.input
         assert spec.num_frames >= 1 and spec.image_size >= 16 and len(spec.mean) == 3 and len(spec.std) == 3
-        for tag, info in entry.pretrained.items():
-            assert isinstance(info, dict) and ":" in info["source"], (entry.name, tag)
+        for tag, info in entry.pretrained.items():  # "hub:id" or a dict with a "source" and its input
+            source = info["source"] if isinstance(info, dict) else info
+            assert isinstance(source, str) and ":" in source, (entry.name, tag)
 
 
 def test_unknown_option_and_model_are_refused() -> None:

@@ -116,6 +116,11 @@ class HFVideoClassifier(VideoClassifier):
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.net.parameters()  # the head lives outside ``net``
 
+    def read_pretrained_dir(self, path: Path) -> dict[str, torch.Tensor]:
+        """Tensors of a ``from_pretrained`` directory, named as ``transformers`` names them in memory."""
+        net = _from_pretrained(str(path), local=True)
+        return dict(net.state_dict())
+
     def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A ``from_pretrained`` checkpoint (``videomae.*``, ``classifier.*``) → ``net.*`` / ``head.*``."""
         if any(k.startswith(("net.", "head.")) for k in sd):
@@ -123,10 +128,29 @@ class HFVideoClassifier(VideoClassifier):
         return {("head." + k[len("classifier.") :] if k.startswith("classifier.") else f"net.{k}"): v for k, v in sd.items()}
 
 
+def _from_pretrained(source: str, *, local: bool, num_labels: int | None = None) -> nn.Module:
+    """``AutoModelForVideoClassification.from_pretrained``, head resized when ``num_labels`` is given."""
+    import transformers
+    from transformers import AutoModelForVideoClassification
+
+    kwargs: dict[str, Any] = {"num_labels": num_labels, "ignore_mismatched_sizes": True} if num_labels else {}
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()  # the "newly initialized classifier" warning is expected here
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        return AutoModelForVideoClassification.from_pretrained(source, local_files_only=local, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"hf:{source}: cannot load ({exc})") from exc
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+
+
 def load_hf_video(name_or_path: str, *, num_classes: int, dropout: float = 0.0) -> HFVideoClassifier:
     """Load a VideoMAE / TimeSformer / ViViT checkpoint from a directory or the hub, head resized."""
-    import transformers
-    from transformers import AutoConfig, AutoModelForVideoClassification
+    from transformers import AutoConfig
 
     if not name_or_path:
         raise ConfigError("model.name: 'hf:' needs a hub id or a directory, e.g. hf:MCG-NJU/videomae-base or hf:./my_videomae")
@@ -148,16 +172,7 @@ def load_hf_video(name_or_path: str, *, num_classes: int, dropout: float = 0.0) 
     config = AutoConfig.from_pretrained(source, local_files_only=local)
     if config.model_type not in SUPPORTED:
         raise WeightsError(f"model.name: hf:{name_or_path} is a {config.model_type!r} model; supported: {', '.join(SUPPORTED)}")
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # the "newly initialized classifier" warning is expected here
-    try:
-        net = AutoModelForVideoClassification.from_pretrained(
-            source, num_labels=num_classes, ignore_mismatched_sizes=True, local_files_only=local
-        )
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"model.name: hf:{name_or_path}: cannot load ({exc})") from exc
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    net = _from_pretrained(source, local=local, num_labels=num_classes)
     mean, std = _read_norm(_processor_files(source, local), config.model_type)
     spec = InputSpec(
         num_frames=int(config.num_frames),

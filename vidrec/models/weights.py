@@ -7,7 +7,9 @@ Local files (what ``model.weights: PATH`` reads):
   blindly); common wrappers are unwrapped: ``{"state_dict": ...}``, ``{"model": ...}``,
   ``{"model_state_dict": ...}``, ``{"module": ...}`` and ``module.`` / ``_orig_mod.`` prefixes;
 - a directory: a vidrec checkpoint dir or a ``from_pretrained`` dir (``model.safetensors``,
-  sharded ``*.safetensors`` with an index, or ``pytorch_model.bin``).
+  sharded ``*.safetensors`` with an index, or ``pytorch_model.bin``). A model with a
+  ``read_pretrained_dir(path)`` method (the Hugging Face wrapper) reads ``from_pretrained`` dirs
+  (those with ``config.json``) through its own library, which renames legacy keys.
 
 A model may define ``remap_state_dict(sd) -> sd`` to translate upstream key names (timm ViT →
 LS-ViT, torchvision ``fc`` → ``head``, bare timm ResNet → CNN-RNN encoder). Tensors whose shapes
@@ -209,7 +211,12 @@ def load_weights(model: nn.Module, path_or_dir: str | os.PathLike[str], *, stric
     Raises :class:`WeightsError` for a missing/unreadable file, a tensor whose shape does not fit
     (naming it), or, with ``strict``, any missing or unexpected tensor.
     """
-    sd = read_state_dict(path_or_dir)
+    path = Path(path_or_dir).expanduser()
+    reader: Callable[[Path], StateDict] | None = getattr(model, "read_pretrained_dir", None)
+    if reader is not None and path.is_dir() and (path / "config.json").is_file():
+        sd = reader(path)  # a from_pretrained dir, read by its library (which renames legacy keys)
+    else:
+        sd = read_state_dict(path)
     report = load_state_dict_into(model, sd, source=str(path_or_dir), strict=strict)
     log.info("%s", report.summary())
     return report
