@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "vidrec.cli.core",  # demo, synth, train, eval, predict, config show
     "vidrec.cli.data",  # data show, prepare scan / frames / something-else
     "vidrec.cli.embed",  # embed, search
+    "vidrec.cli.models",  # models (the model zoo table)
 )
 
 
