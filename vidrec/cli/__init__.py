@@ -13,6 +13,7 @@ from vidrec.errors import VidrecError
 _COMMAND_MODULES = (
     "vidrec.cli.core",  # demo, synth, train, eval, predict, config show
     "vidrec.cli.data",  # data show, prepare scan / frames / something-else
+    "vidrec.cli.prepare_streams",  # prepare hands / objects (multi-stream cache)
     "vidrec.cli.embed",  # embed, search
     "vidrec.cli.models",  # models (the model zoo table)
 )
