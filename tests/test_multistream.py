@@ -223,3 +223,141 @@ def test_standard_size_parameter_count() -> None:
     model = build_model("multistream", num_classes=174)
     n = sum(p.numel() for p in model.parameters())
     assert 25.0e6 < n < 26.5e6, n
+
+
+# ---------------------------------------------------------------------------------- stream cache
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from vidrec.data.hands import HandDetection  # noqa: E402
+from vidrec.data.records import VideoRecord  # noqa: E402
+from vidrec.data.stream_cache import (  # noqa: E402
+    StreamOptions,
+    StreamSideInput,
+    cache_path,
+    prepare_streams,
+    read_cache,
+)
+from vidrec.errors import DatasetError  # noqa: E402
+from vidrec.video.encode import write_video  # noqa: E402
+
+W, H, NF = 64, 48, 6
+RED, BLUE = (230, 20, 20), (20, 20, 230)
+
+
+def _scene(i: int) -> dict[str, tuple[int, int, int, int]]:
+    """Per-frame boxes: a red object moving right, a blue one from frame 2 on, a white hand."""
+    boxes = {"0000": (4 + 6 * i, 10, 16 + 6 * i, 22), "hand": (30, 26, 46, 42)}
+    if i >= 2:
+        boxes["0001"] = (44, 4, 60, 16)
+    return boxes
+
+
+def _make_video(root: Path, vid: str) -> VideoRecord:
+    frames = np.full((NF, H, W, 3), 90, np.uint8)
+    entries = []
+    for i in range(NF):
+        labels = []
+        for cat, (x1, y1, x2, y2) in _scene(i).items():
+            colour = {"0000": RED, "0001": BLUE, "hand": (255, 255, 255)}[cat]
+            frames[i, y1:y2, x1:x2] = colour
+            labels.append({"box2d": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}, "category": "cup" if cat != "hand" else "hand",
+                           "standard_category": cat, "gt_annotation": f"object {cat}"})
+        entries.append({"name": f"{vid}/{i + 1:04d}.jpg", "labels": labels, "gt_placeholders": ["cup"], "nr_instances": len(labels)})
+    path = write_video(root / f"{vid}.mp4", frames, fps=12, crf=0)
+    ann = root / "boxes.json"
+    data = json.loads(ann.read_text()) if ann.is_file() else {}
+    data[vid] = entries
+    ann.write_text(json.dumps(data))
+    return VideoRecord(path=path, label=0, video_id=vid, fps=12.0, meta={"boxes_file": str(ann)})
+
+
+class BrightLandmarker:
+    """A stand-in for MediaPipe: finds a hand in any mostly white crop, at the crop's centre."""
+
+    def detect(self, image: np.ndarray, *, max_hands: int) -> list[HandDetection]:
+        if image.mean() < 150:
+            return []
+        return [HandDetection(np.tile([[0.5, 0.5, 0.0]], (21, 1)), 0.9, "Right")]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture()
+def videos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[VideoRecord]:
+    monkeypatch.setattr("vidrec.data.stream_cache.make_landmarker", lambda **kw: BrightLandmarker())
+    from vidrec.data import boxes
+
+    boxes._STORES.clear()  # the box file is rewritten per video: do not keep a stale parse
+    recs = [_make_video(tmp_path / "videos", str(v)) for v in (11, 12, 13)]
+    boxes._STORES.clear()
+    return recs
+
+
+def test_objects_cache_keeps_placeholder_slots(videos: list[VideoRecord], tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    s = prepare_streams(videos, "objects", cache, options=StreamOptions(object_size=16, max_objects=3))
+    assert (s.computed, s.skipped, s.failed, s.frames) == (3, 0, [], 3 * NF)
+    meta, a = read_cache(cache_path(cache, "11"))  # type: ignore[misc]
+    assert a["object_crops"].shape == (NF, 3, 3, 16, 16) and a["object_crops"].dtype == np.uint8
+    assert a["object_ids"].tolist() == ["0000", "0001", ""]
+    assert a["object_mask"].tolist() == [[1, 0, 0], [1, 0, 0]] + [[1, 1, 0]] * 4
+    red = a["object_crops"][:, 0].reshape(NF, 3, -1).mean(-1)  # slot 0 is the red object in every frame
+    assert (red[:, 0] > 200).all() and (red[:, 2] < 60).all()
+    blue = a["object_crops"][2:, 1].reshape(NF - 2, 3, -1).mean(-1)
+    assert (blue[:, 2] > 200).all() and (blue[:, 0] < 60).all()
+    np.testing.assert_allclose(a["object_boxes"][3, 0], [22 / W, 10 / H, 34 / W, 22 / H], atol=1e-6)
+    assert meta["kinds"]["objects"]["object_size"] == 16
+    assert json.loads((cache / "summary_objects.json").read_text())["objects"] == 3 * (NF + NF - 2)
+
+
+def test_cache_is_resumable(videos: list[VideoRecord], tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    opts = StreamOptions(object_size=16, max_objects=2)
+    broken = VideoRecord(path=tmp_path / "missing.mp4", label=0, video_id="99", meta=videos[0].meta)
+    first = prepare_streams([videos[0], broken, videos[1]], "objects", cache, options=opts)
+    assert first.computed == 2 and len(first.failed) == 1 and "99" in first.failed[0]
+    assert not cache_path(cache, "99").exists()
+    stamp = cache_path(cache, "11").stat().st_mtime_ns
+    cache_path(cache, "12").write_bytes(b"PK\x03\x04 truncated")  # an interrupted copy, say
+    again = prepare_streams(videos, "objects", cache, options=opts)
+    assert (again.skipped, again.computed) == (1, 2)  # 11 kept; 12 unreadable → redone; 13 new
+    assert cache_path(cache, "11").stat().st_mtime_ns == stamp
+    assert read_cache(cache_path(cache, "12")) is not None
+    other = prepare_streams(videos, "objects", cache, options=StreamOptions(object_size=8, max_objects=2))
+    assert other.computed == 3  # other options: redone
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_hands_and_objects_share_one_file_and_align(videos: list[VideoRecord], tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    opts = StreamOptions(object_size=16, max_objects=2, margin=0.0)
+    h = prepare_streams(videos[:1], "hands", cache, options=opts)
+    assert (h.hand_boxes, h.hands_found) == (NF, NF)
+    prepare_streams(videos[:1], "objects", cache, options=opts)
+    meta, a = read_cache(cache_path(cache, "11"))  # type: ignore[misc]
+    assert set(meta["kinds"]) == {"hands", "objects"}
+    assert a["hand_joints"].shape == (NF, 2, 21, 3) and a["hand_joints_mask"][:, 0].all() and not a["hand_joints_mask"][:, 1].any()
+    np.testing.assert_allclose(a["hand_joints"][0, 0, 0, :2], [38 / W, 34 / H], atol=1e-6)  # the hand box centre
+    side = StreamSideInput(cache, kinds=("hands", "objects"), options=opts)
+    out = side(videos[0], [0, 3, 3, 5, 40], None)
+    assert out["hand_joints"].shape == (5, 2, 21, 3) and out["object_crops"].shape == (5, 2, 3, 16, 16)
+    assert out["hand_joints_mask"][:, 0].tolist() == [1, 1, 1, 1, 0]  # frame 40 is not in the video
+    assert torch.equal(out["object_crops"][1], torch.from_numpy(a["object_crops"][3]))
+    assert (out["object_crops"][4] == 0).all()
+    fly = StreamSideInput(tmp_path / "empty", kinds=("hands", "objects"), on_the_fly=True, options=opts)(videos[0], [0, 3, 3, 5, 40], None)
+    for k in out:
+        assert torch.equal(fly[k], out[k]), k
+    with pytest.raises(DatasetError, match="vidrec prepare objects"):
+        StreamSideInput(tmp_path / "empty", kinds=("objects",), options=opts)(videos[1], [0], None)
+
+
+@pytest.mark.slow  # spawned workers each import torch: ~25 s on 2 busy cores
+def test_prepare_with_workers(videos: list[VideoRecord], tmp_path: Path) -> None:
+    s = prepare_streams(videos, "objects", tmp_path / "cache", options=StreamOptions(object_size=8, max_objects=2), workers=2)
+    assert s.computed == 3 and not s.failed
+    assert all(read_cache(cache_path(tmp_path / "cache", v.video_id)) is not None for v in videos)

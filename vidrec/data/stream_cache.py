@@ -35,6 +35,7 @@ import logging
 import multiprocessing as mp
 import os
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -234,7 +235,7 @@ def read_cache(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | Non
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("%s: unreadable stream cache (%s); it will be recomputed", path, exc)
         return None
     return meta, arrays
