@@ -339,3 +339,20 @@ def test_data_show_cli(ucf: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "1 problem(s)" in res.stdout and "v_Basketball_g01_c01.avi not found" in res.stdout
     res = runner.invoke(app, ["data", "show", "--set", "data.dataset=ucf101", "--set", f"data.root={root}", "--strict"])
     assert isinstance(res.exception, DatasetError)  # main() turns it into one line and exit code 2
+
+
+# ------------------------------------------------------------------------------------------ configs
+
+
+@pytest.mark.parametrize("name", ["ucf101", "hmdb51", "ssv2", "something_else", "folder"])
+def test_dataset_configs_resolve(name: str, tmp_path: Path) -> None:
+    from vidrec.config import load_config
+
+    config = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
+    cfg = load_config(config, overrides=[f"data.root={tmp_path}"], environ={})  # unknown data.* keys would raise here
+    assert cfg.data.dataset == name and cfg.data.root == tmp_path
+    from vidrec.data.records import get_dataset_loader
+    import inspect
+
+    params = inspect.signature(get_dataset_loader(name)).parameters
+    assert set(cfg.data_options) <= set(params)

@@ -55,6 +55,9 @@ def data_show(
     from vidrec.data.show import dataset_report, format_report
     from vidrec.errors import ConfigError
 
+    import logging
+
+    logging.getLogger("vidrec.data").setLevel(logging.ERROR)  # every problem is printed below; no log echo
     cfg = load_config(config, overrides=set_ or [])
     if cfg.data.root is None:
         raise ConfigError("data.root: which folder? e.g. --set data.root=/data/ucf101")
