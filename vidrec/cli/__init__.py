@@ -24,15 +24,19 @@ def _load_commands() -> None:
         importlib.import_module(mod)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one clear message and exit 2, no traceback."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _load_commands()
     try:
-        app()
+        app(args=argv, prog_name="vidrec")
     except VidrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; a training run can be continued with --resume", file=sys.stderr)
+        sys.exit(130)
 
 
 _load_commands()
