@@ -34,6 +34,9 @@ TINY: dict[str, tuple[dict[str, Any], int, int]] = {
     "r2plus1d_18": ({}, 4, 32),
     "lsvit": ({"image_size": 32, "embed_dim": 32, "depth": 1, "num_heads": 2, "smif_window": 3}, 4, 32),
     "lsvit_tiny": ({"image_size": 32, "depth": 1, "smif_window": 3}, 4, 32),
+    "videomae_small": ({"num_frames": 4, "image_size": 32, "hidden_size": 32, "depth": 1, "num_heads": 2}, 4, 32),
+    "timesformer_small": ({"num_frames": 4, "image_size": 32, "hidden_size": 32, "depth": 1, "num_heads": 2}, 4, 32),
+    "vivit_small": ({"num_frames": 4, "image_size": 32, "hidden_size": 32, "depth": 1, "num_heads": 2}, 4, 32),
     # other families' models (their owners test them in depth; here they meet the common contract)
     "clip_video": ({"arch": "tiny", "num_frames": 4}, 4, 32),
     "clip_video_tiny": ({"num_frames": 4}, 4, 32),
@@ -253,3 +256,22 @@ def test_unreachable_hub_is_detected_quickly(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(WeightsError, match="cannot be reached"):
         weights.fetch_state_dict("timm:resnet10t")
     assert time.perf_counter() - start < weights.NETWORK_TIMEOUT_S + 1.5
+
+
+def test_models_cli_lists_every_model() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from vidrec.cli import app
+
+    result = CliRunner().invoke(app, ["models", "--json", "--num-classes", "10"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert set(rows) == {e.name + ("<hub id or dir>" if e.prefix_match else "") for e in list_models()}
+    assert rows["r3d_18"]["params"] == 33_371_472 - 400 * 513 + 10 * 513  # torchvision's, head for 10 classes
+    assert (rows["r3d_18"]["num_frames"], rows["r3d_18"]["image_size"]) == (16, 112)
+    assert rows["r3d_18"]["pretrained"]["kinetics400"].startswith("torchvision:")
+    assert rows["hf:<hub id or dir>"]["params"] is None
+    table = CliRunner().invoke(app, ["models"])
+    assert table.exit_code == 0 and "cnn_rnn" in table.output and "16×112²" in table.output

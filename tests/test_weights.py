@@ -127,15 +127,17 @@ def test_timm_vit_loads_into_lsvit_with_keys_mapped(tmp_path: Path) -> None:
 
 def test_lsvit_motion_modules() -> None:
     model = build_model("lsvit", num_classes=3, image_size=32, embed_dim=32, depth=1, num_heads=2, smif_window=3)
-    static = torch.randn(1, 3, 1, 4, 32).expand(-1, -1, 4, -1, -1)  # (B, C, T, H, W): 4 identical frames
-    tokens = model.vit.patch_embed(static[:, :, 0].reshape(1, 3, 4, 32).repeat(1, 1, 8, 1)[:, :, :32])  # (1, L, D)
-    x = tokens.unsqueeze(1).repeat(1, 4, 1, 1)  # (B, T, L, D), no motion
+    x = torch.randn(1, 1, 4, 32).repeat(1, 4, 1, 1)  # (B, T, L, D): 4 identical frames, no motion
     assert model.smif.motion(x).abs().max() == 0
     moving = x.clone()
     moving[:, 2:] += 1.0  # a change between frame 1 and 2
     m = model.smif.motion(moving)
     assert m[:, 0].abs().max() == 0 and m[:, 1:4].abs().min() > 0  # window 3 spreads it to the neighbours
     assert model.smif.alpha.requires_grad
+    with torch.no_grad():  # clips of another size: the position grid is resampled on the fly
+        assert model(torch.randn(1, 3, 2, 48, 64)).shape == (1, 3)
+    with pytest.raises(ConfigError, match="not a multiple of the patch size"):
+        model(torch.randn(1, 3, 2, 40, 40))
     with pytest.raises(ConfigError, match="multiple of model.patch_size"):
         build_model("lsvit", num_classes=3, image_size=40)
     with pytest.raises(ConfigError, match="smif_window"):

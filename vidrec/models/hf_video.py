@@ -194,3 +194,76 @@ def load_hf_video(name_or_path: str, *, num_classes: int, dropout: float = 0.0) 
 def hf_video(*, num_classes: int, name_or_path: str, pretrained: bool = True, dropout: float = 0.0) -> HFVideoClassifier:
     """A transformers video classifier; weights always come from ``name_or_path`` (``pretrained`` is implied)."""
     return load_hf_video(name_or_path, num_classes=num_classes, dropout=dropout)
+
+
+# --------------------------------------------------------------------------------------------
+# the same architectures from a config, random-initialised: offline training and CPU-sized runs
+
+_SMALL_SPEC = InputSpec(num_frames=8, image_size=112)
+
+
+def scratch_hf_video(
+    model_type: str,
+    *,
+    num_classes: int,
+    num_frames: int,
+    image_size: int,
+    hidden_size: int,
+    depth: int,
+    num_heads: int,
+    dropout: float,
+) -> HFVideoClassifier:
+    """A ``transformers`` video classifier built from a config (no weights), patch / tubelet 16 (×2)."""
+    import transformers as tf
+
+    if hidden_size % num_heads:
+        raise ConfigError(f"model.hidden_size ({hidden_size}) must be divisible by model.num_heads ({num_heads})")
+    if image_size % 16:
+        raise ConfigError(f"model.image_size ({image_size}) must be a multiple of the patch size 16")
+    common: dict[str, Any] = {
+        "image_size": image_size, "num_frames": num_frames, "hidden_size": hidden_size, "num_hidden_layers": depth,
+        "num_attention_heads": num_heads, "intermediate_size": 4 * hidden_size, "num_labels": num_classes,
+    }  # fmt: skip
+    if model_type == "videomae":
+        if num_frames % 2:
+            raise ConfigError(f"model.num_frames ({num_frames}) must be even (VideoMAE tubelets span 2 frames)")
+        net = tf.VideoMAEForVideoClassification(tf.VideoMAEConfig(patch_size=16, tubelet_size=2, **common))
+    elif model_type == "timesformer":
+        net = tf.TimesformerForVideoClassification(tf.TimesformerConfig(patch_size=16, **common))
+    else:
+        if num_frames % 2:
+            raise ConfigError(f"model.num_frames ({num_frames}) must be even (ViViT tubelets span 2 frames)")
+        net = tf.VivitForVideoClassification(tf.VivitConfig(tubelet_size=[2, 16, 16], **common))
+    mean, std = DEFAULT_NORM[model_type]
+    spec = InputSpec(num_frames=num_frames, image_size=image_size, mean=mean, std=std)
+    return HFVideoClassifier(net, num_classes=num_classes, input_spec=spec, dropout=dropout)
+
+
+@register_model("videomae_small", input=InputSpec(8, 112, *DEFAULT_NORM["videomae"]))
+def videomae_small(
+    *, num_classes: int, num_frames: int = 8, image_size: int = 112, hidden_size: int = 192, depth: int = 4,
+    num_heads: int = 3, dropout: float = 0.0,
+) -> HFVideoClassifier:  # fmt: skip
+    """VideoMAE architecture from a config, random init (offline / CPU); use hf:<id> for real weights."""
+    return scratch_hf_video("videomae", num_classes=num_classes, num_frames=num_frames, image_size=image_size,
+                            hidden_size=hidden_size, depth=depth, num_heads=num_heads, dropout=dropout)  # fmt: skip
+
+
+@register_model("timesformer_small", input=InputSpec(8, 112, *DEFAULT_NORM["timesformer"]))
+def timesformer_small(
+    *, num_classes: int, num_frames: int = 8, image_size: int = 112, hidden_size: int = 192, depth: int = 4,
+    num_heads: int = 3, dropout: float = 0.0,
+) -> HFVideoClassifier:  # fmt: skip
+    """TimeSformer (divided space-time attention) from a config, random init; hf:<id> for real weights."""
+    return scratch_hf_video("timesformer", num_classes=num_classes, num_frames=num_frames, image_size=image_size,
+                            hidden_size=hidden_size, depth=depth, num_heads=num_heads, dropout=dropout)  # fmt: skip
+
+
+@register_model("vivit_small", input=InputSpec(8, 112, *DEFAULT_NORM["vivit"]))
+def vivit_small(
+    *, num_classes: int, num_frames: int = 8, image_size: int = 112, hidden_size: int = 192, depth: int = 4,
+    num_heads: int = 3, dropout: float = 0.0,
+) -> HFVideoClassifier:  # fmt: skip
+    """ViViT (tubelet embedding, joint space-time attention) from a config, random init; hf:<id> for weights."""
+    return scratch_hf_video("vivit", num_classes=num_classes, num_frames=num_frames, image_size=image_size,
+                            hidden_size=hidden_size, depth=depth, num_heads=num_heads, dropout=dropout)  # fmt: skip

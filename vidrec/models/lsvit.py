@@ -21,7 +21,8 @@ Frame differences of patch embeddings are patch embeddings of pixel differences 
 projection is linear), so SMIF feeds the ViT the short-term motion of every patch from its first
 block on; LMI relates the per-frame summaries across the whole clip. ImageNet ViT weights from timm
 (``vit_base_patch16_224`` and friends) load into the ViT part; SMIF and LMI start from scratch,
-and the position embedding is resampled when the image size differs.
+and the position embedding is resampled when the image size differs (at load time for the
+weights, at run time for clips of another size).
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class LSViT(VideoClassifier):
 
         if image_size % patch_size:
             raise ConfigError(f"model.image_size ({image_size}) must be a multiple of model.patch_size ({patch_size})")
+        # image_size sets the position-embedding grid (that of the pretrained weights); clips of another
+        # size (a multiple of patch_size) are accepted, the grid is resampled on the fly.
         if embed_dim % num_heads:
             raise ConfigError(f"model.embed_dim ({embed_dim}) must be divisible by model.num_heads ({num_heads})")
         if not 0.0 <= dropout < 1.0:
@@ -129,6 +132,7 @@ class LSViT(VideoClassifier):
             num_heads=num_heads,
             num_classes=0,
             drop_path_rate=drop_path,
+            dynamic_img_size=True,  # any clip size (a multiple of the patch): position grid resampled
         )
         self.smif = SMIF(embed_dim, smif_window)
         self.lmi = LMI(embed_dim, lmi_heads or num_heads, max_frames=max_frames)
@@ -143,9 +147,14 @@ class LSViT(VideoClassifier):
     def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = video.shape
         vit = self.vit
-        x = vit.patch_embed(video.transpose(1, 2).reshape(b * t, c, h, w))  # (B*T, L, D)
-        x = self.smif(x.reshape(b, t, *x.shape[1:])).flatten(0, 1)  # (B, T, L, D) → (B*T, L, D)
-        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))  # (B*T, 1+L, D)
+        patch = self.vit.patch_embed.patch_size[0]
+        if h % patch or w % patch:
+            raise ConfigError(f"LS-ViT: clip size {h}x{w} is not a multiple of the patch size {patch}; set data.image_size")
+        x = vit.patch_embed(video.transpose(1, 2).reshape(b * t, c, h, w))  # (B*T, h', w', D)
+        grid = x.shape[1:3]
+        x = self.smif(x.reshape(b, t, -1, x.shape[-1]))  # (B, T, L, D), L = h'·w'
+        x = x.reshape(b * t, *grid, x.shape[-1])  # (B*T, h', w', D)
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))  # (B*T, 1+L, D), position grid resampled to h'×w'
         x = vit.norm(vit.blocks(x))  # (B*T, 1+L, D)
         x = x[:, 0].reshape(b, t, -1)  # class token per frame: (B, T, D)
         x = self.lmi(x)  # (B, T, D)

@@ -1,0 +1,254 @@
+"""Model zoo benchmark: parameters, FLOPs per clip, CPU latency, training clips/s, vs frame_avg.
+
+Every registered model is measured at its standard size (the registry's ``InputSpec``: frames ×
+size) in one process, on the CPU, with the same thread count; the frame-averaging baseline is
+measured in the same run and every row gets ratios against it. Hugging Face models are measured
+from random-initialised base configs (VideoMAE-B, TimeSformer-B, ViViT-B), so no hub is needed.
+
+    .venv/bin/python benchmarks/models.py                  # full run, writes docs/models.md
+    .venv/bin/python benchmarks/models.py --quick          # tiny sizes: proves the script works
+    .venv/bin/python benchmarks/models.py --models r3d_18 frame_avg --no-write
+
+FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` for one clip's forward pass
+(a multiply-add counts as 2 FLOPs). Latency: median of ``--repeats`` forward passes of one clip
+in eval mode under ``torch.inference_mode``. Training: clips/s over ``--train-steps`` AdamW steps
+of batch ``--batch-size`` after one warm-up step. The synthetic-dataset accuracy column comes
+from ``vidrec train`` runs: pass ``--accuracy FILE`` (JSON ``{model: top1}``) to fill it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vidrec.models.registry import build_model, list_models  # noqa: E402
+
+BASELINE = "frame_avg"
+MARK_START, MARK_END = "<!-- models-benchmark:start -->", "<!-- models-benchmark:end -->"
+NUM_CLASSES = 174  # Something-Something v2
+
+# Tiny sizes for --quick: (builder kwargs, frames, image size).
+QUICK: dict[str, tuple[dict[str, Any], int, int]] = {
+    "cnn_rnn": ({"hidden_size": 16, "attention_dim": 16}, 4, 32),
+    "cnn_rnn_r34": ({"hidden_size": 16}, 4, 32),
+    "cnn_rnn_r50": ({"hidden_size": 16}, 4, 32),
+    "frame_avg": ({}, 4, 32),
+    "r3d_18": ({}, 4, 32),
+    "r3d_34": ({}, 4, 32),
+    "r3d_50": ({}, 4, 32),
+    "r2plus1d_18": ({}, 4, 32),
+    "lsvit": ({"image_size": 32, "embed_dim": 32, "depth": 1, "num_heads": 2}, 4, 32),
+    "lsvit_tiny": ({"image_size": 32, "depth": 2}, 4, 32),
+    "videomae_small": ({"num_frames": 4, "image_size": 32, "hidden_size": 32, "depth": 1, "num_heads": 2}, 4, 32),
+    "timesformer_small": ({"num_frames": 4, "image_size": 32, "hidden_size": 32, "depth": 1, "num_heads": 2}, 4, 32),
+    "vivit_small": ({"num_frames": 4, "image_size": 32, "hidden_size": 32, "depth": 1, "num_heads": 2}, 4, 32),
+    "clip_video": ({"arch": "tiny", "num_frames": 4}, 4, 32),
+    "clip_video_tiny": ({"num_frames": 4}, 4, 32),
+    "multistream": (
+        {"context_backbone": "resnet10t", "object_backbone": "resnet10t", "num_objects": 2, "object_size": 32,
+         "num_frames": 4, "image_size": 32},
+        4, 32,
+    ),  # fmt: skip
+}
+# Hugging Face families, built from a config (random init) and saved as a from_pretrained dir.
+HF_BASE = {
+    "hf:videomae-base": ("videomae", {}),
+    "hf:timesformer-base": ("timesformer", {}),
+    "hf:vivit-b-16x2": ("vivit", {}),
+}
+HF_TINY = {"image_size": 32, "num_frames": 4, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+           "intermediate_size": 64}  # fmt: skip
+
+
+@dataclass
+class Row:
+    model: str
+    params: int
+    frames: int
+    size: int
+    gflops: float  # per clip, forward
+    latency_ms: float  # per clip, batch 1, eval
+    train_clips_s: float
+    note: str = ""
+
+
+def _hf_dir(kind: str, overrides: dict[str, Any], root: Path) -> Path:
+    import transformers as tf
+
+    cls = {"videomae": (tf.VideoMAEConfig, tf.VideoMAEForVideoClassification),
+           "timesformer": (tf.TimesformerConfig, tf.TimesformerForVideoClassification),
+           "vivit": (tf.VivitConfig, tf.VivitForVideoClassification)}[kind]  # fmt: skip
+    extra = {"tubelet_size": [2, 16, 16]} if kind == "vivit" and overrides else {}
+    net = cls[1](cls[0](**overrides, **extra))
+    out = root / kind
+    net.save_pretrained(out)
+    return out
+
+
+def _side_inputs(model: nn.Module, batch: int, frames: int) -> dict[str, torch.Tensor]:
+    example = getattr(model, "example_side_inputs", None)
+    return example(batch, frames) if example is not None else {}
+
+
+def measure(name: str, model: nn.Module, frames: int, size: int, args: argparse.Namespace) -> Row:
+    params = sum(p.numel() for p in model.parameters())
+    clip = torch.randn(1, 3, frames, size, size)  # (B, C, T, H, W)
+    side = _side_inputs(model, 1, frames)
+    model.eval()
+    with torch.inference_mode():
+        model(clip, **side)  # warm-up
+        with FlopCounterMode(display=False) as counter:
+            model(clip, **side)
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            model(clip, **side)
+            times.append(time.perf_counter() - start)
+    latency = statistics.median(times) * 1000
+
+    model.train()
+    for p in model.parameters():
+        p.requires_grad_(True)  # measure full fine-tuning, whatever the frozen defaults
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = torch.randn(args.batch_size, 3, frames, size, size)
+    side_b = _side_inputs(model, args.batch_size, frames)
+    target = torch.randint(0, NUM_CLASSES if not args.quick else 5, (args.batch_size,))
+
+    def step() -> None:
+        loss = nn.functional.cross_entropy(model(batch, **side_b), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(args.train_steps):
+        step()
+    clips_s = args.train_steps * args.batch_size / (time.perf_counter() - start)
+    return Row(name, params, frames, size, counter.get_total_flops() / 1e9, latency, clips_s)
+
+
+def _fmt_params(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+def table(rows: list[Row], accuracy: dict[str, float]) -> str:
+    base = next((r for r in rows if r.model == BASELINE), None)
+    head = ("| model | params | input (T×S²) | GFLOPs/clip | × base | CPU latency ms/clip | × base "
+            "| train clips/s | × base | synthetic top-1 |")  # fmt: skip
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        def ratio(v: float, b: float | None) -> str:
+            return f"{v / b:.2f}" if b else "-"
+
+        acc = accuracy.get(r.model)
+        lines.append(
+            f"| {r.model}{' (' + r.note + ')' if r.note else ''} | {_fmt_params(r.params)} | {r.frames}×{r.size}² "
+            f"| {r.gflops:.3g} | {ratio(r.gflops, base.gflops if base else None)} "
+            f"| {r.latency_ms:.1f} | {ratio(r.latency_ms, base.latency_ms if base else None)} "
+            f"| {r.train_clips_s:.2f} | {ratio(r.train_clips_s, base.train_clips_s if base else None)} "
+            f"| {'-' if acc is None else f'{acc:.3f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def write_doc(path: Path, block: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else f"# Models\n\n{MARK_START}\n{MARK_END}\n"
+    if MARK_START not in text:
+        text += f"\n{MARK_START}\n{MARK_END}\n"
+    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
+    text = pattern.sub(lambda _: f"{MARK_START}\n{block}\n{MARK_END}", text)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds): check that the script works")
+    ap.add_argument("--models", nargs="*", help="only these models (registered names, or hf:videomae-base ...)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed inference passes per model")
+    ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per model")
+    ap.add_argument("--batch-size", type=int, default=2, help="training batch size")
+    ap.add_argument("--accuracy", type=Path, help="JSON {model: synthetic val top-1} from vidrec train runs")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md", help="Markdown file to update")
+    ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave the doc alone")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    torch.manual_seed(0)
+
+    names = [e.name for e in list_models() if not e.prefix_match] + list(HF_BASE)
+    if args.models:
+        unknown = [m for m in args.models if m not in names]
+        if unknown:
+            ap.error(f"unknown models {unknown}; known: {', '.join(names)}")
+        names = [n for n in names if n in args.models]
+    names.sort(key=lambda n: (n != BASELINE, n))  # the baseline first
+    accuracy = json.loads(args.accuracy.read_text()) if args.accuracy else {}
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            try:
+                if name in HF_BASE:
+                    kind, overrides = HF_BASE[name]
+                    directory = _hf_dir(kind, HF_TINY if args.quick else overrides, Path(tmp))
+                    model = build_model(f"hf:{directory}", num_classes=NUM_CLASSES)
+                    frames, size = model.input_spec.num_frames, model.input_spec.image_size
+                elif args.quick:
+                    kwargs, frames, size = QUICK.get(name, ({}, 4, 32))
+                    model = build_model(name, num_classes=5, **kwargs)
+                else:
+                    model = build_model(name, num_classes=NUM_CLASSES)
+                    frames, size = model.input_spec.num_frames, model.input_spec.image_size
+                row = measure(name, model, frames, size, args)
+            except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
+                print(f"{name}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+                continue
+            rows.append(row)
+            print(f"{name:22s} {_fmt_params(row.params):>7s} {row.gflops:9.2f} GFLOPs {row.latency_ms:9.1f} ms/clip "
+                  f"{row.train_clips_s:7.2f} train clips/s", flush=True)  # fmt: skip
+            del model
+
+    cpu = platform.processor() or platform.machine()
+    cmd = " ".join(["python benchmarks/models.py", *(sys.argv[1:] if argv is None else argv)])
+    block = (
+        f"{table(rows, accuracy)}\n\n"
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}{' — QUICK run: tiny sizes, not the standard ones' if args.quick else ''}; "
+        f"latency = median of {args.repeats} single-clip forwards; training = {args.train_steps} AdamW steps of "
+        f"batch {args.batch_size}, all parameters trainable. Command: `{cmd}`."
+    )
+    print()
+    print(block)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    if not args.no_write:
+        write_doc(args.doc, block)
+        print(f"\nwrote {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
