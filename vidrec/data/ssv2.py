@@ -182,8 +182,10 @@ def _read_subset(
         problems.add(f"{path}: expected a list of {{\"id\": ...}} entries, got a {type(data).__name__}. Is this an SSv2 {subset} file?")
         return [], 0
     records: list[VideoRecord] = []
+    append = records.append
     missing = 0
-    vdir = str(video_dir)
+    get_video = listing.get
+    get_class = index.get
     for i, entry in enumerate(data):
         if not isinstance(entry, dict) or "id" not in entry:
             problems.add(f"{path}: entry {i} has no \"id\" ({str(entry)[:80]}). Each entry must look like {{\"id\": \"123\", ...}}.")
@@ -196,16 +198,15 @@ def _read_subset(
             if not isinstance(template, str):
                 problems.add(f"{path}: entry {i} (id {vid}) has no \"template\". Labelled entries need the template, e.g. \"Moving [something] up\".")
                 continue
-            name = class_name(template)
-            label = index.get(name, -1)
+            label = get_class(template.replace("[", "").replace("]", ""), -1)
             if label < 0:
                 problems.add(
                     f"{path}: entry {i} (id {vid}): template {template!r} matches no class in {labels_path}. "
                     "Fix the template or add the class to the labels file."
                 )
                 continue
-            meta = {"template": template, "placeholders": list(entry.get("placeholders") or []), "label_text": entry.get("label", "")}
-        fname = listing.get(vid)
+            meta = {"template": template, "placeholders": entry.get("placeholders") or [], "label_text": entry.get("label", "")}
+        fname = get_video(vid)
         if fname is None:
             missing += 1
             if missing <= MAX_LISTED_MISSING or problems.strict:
@@ -214,7 +215,7 @@ def _read_subset(
                     "Download it, or point data.videos at the folder that holds it."
                 )
             continue
-        records.append(VideoRecord(Path(os.path.join(vdir, fname)), label, vid, meta=meta))
+        append(VideoRecord(video_dir / fname, label, vid, meta=meta))
     if missing > MAX_LISTED_MISSING:
         problems.add(f"{video_dir}: {missing} videos listed in {path} are missing in all (first {MAX_LISTED_MISSING} named above); they were skipped.")
     return records, missing

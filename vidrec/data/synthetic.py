@@ -126,7 +126,7 @@ class SynthSpec:
     fps: float = 12.0  # Something-Else boxes assume 12 fps
     ext: str = ".webm"  # SSv2 container: .webm (VP9) or .mp4 (H.264)
     classes: tuple[str, ...] | None = None  # subset of templates (or class names); None = all
-    clutter: float = 0.5  # fraction of videos with a cluttered background, a distractor and noise
+    clutter: float = 0.35  # fraction of videos with a cluttered background, a distractor and noise
     layouts: tuple[str, ...] = LAYOUTS  # which layouts to write besides the SSv2 one
 
     def class_defs(self) -> list[tuple[int, ClassDef]]:
@@ -209,6 +209,7 @@ class Scene:
     hand_dir: tuple[int, int]  # unit vector from the palm towards the fingers (arm goes the other way)
     container: tuple[float, float, float, float] | None = None  # (cx, top, width, height) of the box front
     table: tuple[float, float, float] = (0.0, 0.0, 0.0)  # (x0, x1, top) of the table top region
+    shoulder: tuple[float, float] = (0.0, 0.0)  # off-screen point the arm pivots on
 
     def reversed(self) -> "Scene":
         return replace(
@@ -299,11 +300,24 @@ def _table(rng: np.random.Generator, size: int) -> tuple[float, float, float]:
     return rng.uniform(0.1, 0.4) * size, float(size), top
 
 
+def _shoulder(rng: np.random.Generator, u: tuple[int, int], size: int) -> tuple[float, float]:
+    """The arm's pivot, beyond the border the arm comes from (opposite to ``u``)."""
+    along = rng.uniform(0.4, 0.6) * size
+    out = rng.uniform(0.12, 0.22) * size
+    if u == (0, -1):
+        return along, size + out
+    if u == (0, 1):
+        return along, -out
+    if u == (1, 0):
+        return -out, rng.uniform(0.55, 0.8) * size
+    return size + out, rng.uniform(0.55, 0.8) * size
+
+
 def make_scene(kind: str, rng: np.random.Generator, n: int, size: int) -> Scene:
     """Sample one scene of ``kind`` with ``n`` frames on a ``size``×``size`` canvas."""
     S = size / 96.0
     t = np.arange(n, dtype=np.float64)
-    r0 = rng.uniform(5.3, 8.6) * S
+    r0 = rng.uniform(6.5, 9.5) * S
     s0 = rng.uniform(0.9, 1.15) * S
     t1, t2, t3, t4 = _phases(rng, n)
     smooth = [bool(b) for b in rng.random(6) < 0.6]
@@ -314,8 +328,8 @@ def make_scene(kind: str, rng: np.random.Generator, n: int, size: int) -> Scene:
     if kind in ("move_lr", "move_up", "towards"):
         if kind == "move_lr":
             y = rng.uniform(0.48, 0.72) * size
-            p0 = np.array([rng.uniform(0.15, 0.33) * size, y + rng.uniform(-3, 3) * S])
-            p1 = np.array([rng.uniform(0.67, 0.85) * size, y + rng.uniform(-3, 3) * S])
+            p0 = np.array([rng.uniform(0.12, 0.3) * size, y + rng.uniform(-3, 3) * S])
+            p1 = np.array([rng.uniform(0.7, 0.88) * size, y + rng.uniform(-3, 3) * S])
             radius = r0 * ones
             u = (0, -1) if rng.random() < 0.7 else (0, 1)
         elif kind == "move_up":
@@ -357,11 +371,12 @@ def make_scene(kind: str, rng: np.random.Generator, n: int, size: int) -> Scene:
         grip0 = _contact(o0, r0, s0, u)
         start = _offscreen(grip0, u, size, s0)
         if kind == "push_fall":
-            t_push_end = t3
+            t_fall = rng.uniform(0.14, 0.2) * (n - 1)  # frames from the edge to out of sight
+            t_push_end = min(t3, n - 2 - t_fall)
             o1 = np.array([x_edge + d * r0 * 0.6, oy])
             obj = _piecewise(t, [t2, t_push_end], [o0, o1], [smooth[1]])
             v = (o1[0] - o0[0]) / max(t_push_end - t2, 1.0)  # speed when leaving the edge
-            g = rng.uniform(1.8, 2.8) * S
+            g = 2 * (size + 2.5 * r0 - oy) / t_fall**2  # falls below the bottom border in t_fall frames
             fall = t > t_push_end
             dt = t[fall] - t_push_end
             obj[fall, 0] = o1[0] + v * 0.6 * dt
@@ -421,6 +436,7 @@ def make_scene(kind: str, rng: np.random.Generator, n: int, size: int) -> Scene:
         raise ValueError(f"unknown scene kind {kind!r}")
 
     return Scene(
+        shoulder=_shoulder(rng, u, size),
         obj_xy=obj, obj_r=np.asarray(radius, dtype=np.float64), hand_xy=hand, hand_s=np.asarray(hand_s, dtype=np.float64),
         hand_open=np.clip(hand_open, 0, 1), hand_dir=u, container=container, table=table,
     )
@@ -455,8 +471,10 @@ def _ellipse(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, ax: float, ay
     return ((xx - cx) / max(ax, 1e-3)) ** 2 + ((yy - cy) / max(ay, 1e-3)) ** 2 <= 1.0
 
 
-def _hand_masks(xx: np.ndarray, yy: np.ndarray, p: np.ndarray, s: float, spread: float, u: tuple[int, int], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(skin mask, sleeve mask) of a hand whose palm is at ``p`` with fingers along ``u``."""
+def _hand_masks(
+    xx: np.ndarray, yy: np.ndarray, p: np.ndarray, s: float, spread: float, u: tuple[int, int], shoulder: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(skin mask, sleeve mask) of a hand whose palm is at ``p``, fingers along ``u``, arm to ``shoulder``."""
     pl, pw, fl = _hand_geometry(s)
     ux, uy = u
     vx, vy = -uy, ux  # across the hand
@@ -479,14 +497,19 @@ def _hand_masks(xx: np.ndarray, yy: np.ndarray, p: np.ndarray, s: float, spread:
     tx = cx + vx * pw * (0.95 + 0.2 * spread) + ux * pl * 0.2
     ty = cy + vy * pw * (0.95 + 0.2 * spread) + uy * pl * 0.2
     skin |= ell(tx, ty, fl * 0.45, fw * 1.2)
-    # forearm: skin near the wrist, sleeve further back, out to the border
+    # forearm: a thick segment from the palm to the shoulder (off-screen), so its angle shows where
+    # the hand is; skin near the wrist, sleeve further back
     half = pw * 0.7
     wrist = pl * 2.2
-    along = (xx - cx) * ux + (yy - cy) * uy  # >0 towards the fingers
-    across = np.abs((xx - cx) * vx + (yy - cy) * vy)
-    arm = (along <= 0) & (across <= half)
-    skin |= arm & (along >= -wrist)
-    sleeve = arm & (along < -wrist)
+    sx, sy = shoulder
+    ax_, ay_ = sx - cx, sy - cy
+    length = max(float(np.hypot(ax_, ay_)), 1e-3)
+    ax_, ay_ = ax_ / length, ay_ / length
+    along = (xx - cx) * ax_ + (yy - cy) * ay_  # distance from the palm towards the shoulder
+    across = np.abs((xx - cx) * -ay_ + (yy - cy) * ax_)
+    arm = (along >= 0) & (along <= length) & (across <= half)
+    skin |= arm & (along <= wrist)
+    sleeve = arm & (along > wrist) & ~skin
     return skin, sleeve
 
 
@@ -515,6 +538,7 @@ class Look:
     wall: tuple[int, int, int]
     table_rgb: tuple[int, int, int]
     floor_rgb: tuple[int, int, int]
+    rgb: tuple[int, int, int] = (0, 0, 0)  # the object's exact colour
 
 
 def _jit_colour(rng: np.random.Generator, rgb: Sequence[int], amount: float) -> np.ndarray:
@@ -529,10 +553,10 @@ def _background(rng: np.random.Generator, scene: Scene, look: Look, size: int, x
     img[floor] = look.floor_rgb
     img[floor & (xx >= x0) & (xx < x1)] = look.table_rgb
     if look.cluttered:
-        img += _noise_field(rng, size, int(rng.integers(4, 10)), 18.0)[..., None]
+        img += _noise_field(rng, size, int(rng.integers(4, 10)), 12.0)[..., None]
         for _ in range(int(rng.integers(5, 12))):
             c = rng.uniform(40, 220, 3).astype(np.float32)
-            alpha = rng.uniform(0.25, 0.5)
+            alpha = rng.uniform(0.2, 0.4)
             cx, cy = rng.uniform(0, size, 2)
             ax, ay = rng.uniform(3, 14, 2) * size / 96
             m = _ellipse(xx, yy, cx, cy, ax, ay) if rng.random() < 0.5 else (np.abs(xx - cx) <= ax) & (np.abs(yy - cy) <= ay)
@@ -548,7 +572,7 @@ def render_scene(scene: Scene, look: Look, rng: np.random.Generator, size: int) 
     n = len(scene.obj_xy)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     bg = _background(rng, scene, look, size, xx, yy)
-    obj_rgb = _jit_colour(rng, COLOURS[look.colour], 20)
+    obj_rgb = np.asarray(look.rgb, dtype=np.float32)
     skin_rgb = _jit_colour(rng, look.skin, 10)
     sleeve_rgb = _jit_colour(rng, look.sleeve, 10)
     cont = None
@@ -574,7 +598,7 @@ def render_scene(scene: Scene, look: Look, rng: np.random.Generator, size: int) 
         if cont is not None:
             img[front] = crgb
             owner[front] = CONTAINER
-        skin, sleeve = _hand_masks(xx, yy, scene.hand_xy[i], float(scene.hand_s[i]), float(scene.hand_open[i]), scene.hand_dir, size)
+        skin, sleeve = _hand_masks(xx, yy, scene.hand_xy[i], float(scene.hand_s[i]), float(scene.hand_open[i]), scene.hand_dir, scene.shoulder)
         img[sleeve] = sleeve_rgb
         img[skin] = skin_rgb
         owner[skin | sleeve] = HAND
@@ -627,20 +651,12 @@ class VideoPlan:
     k: int  # index within (subset, class)
 
 
-def render_video(spec: SynthSpec, class_full: int, subset: str, k: int) -> tuple[np.ndarray, list[dict[int, tuple[float, float, float, float]]], dict[str, Any]]:
-    """Render one video: uint8 frames (T, H, W, 3), per-frame boxes, and facts (caption, placeholders, ...)."""
-    cdef = CLASSES[class_full]
-    # The pair partner uses the *same* stream for its scene draws, offset by k, so that both classes
-    # of a pair draw from one distribution; the seed differs per (class, subset, k) all the same.
-    rng = np.random.default_rng([spec.seed, class_full, SUBSET_CODE[subset], k, VERSION])
-    size, n = spec.size, spec.num_frames
-    scene = make_scene(cdef.scene, rng, n, size)
-    if cdef.reverse:
-        scene = scene.reversed()
+def sample_look(rng: np.random.Generator, scene: Scene, size: int, clutter: float) -> Look:
+    """Draw the appearance of one video: colours, shape, clutter, distractor, noise."""
     colour = str(rng.choice(list(COLOURS)))
     shape = str(rng.choice(SHAPES))
     others = [c for c in COLOURS if c != colour]
-    cluttered = bool(rng.random() < spec.clutter)
+    cluttered = bool(rng.random() < clutter)
     distractor = None
     if cluttered and rng.random() < 0.8:
         dcol, dshape = str(rng.choice(others)), str(rng.choice([s for s in SHAPES if s != shape]))
@@ -648,15 +664,30 @@ def render_video(spec: SynthSpec, class_full: int, subset: str, k: int) -> tuple
     wall = tuple(int(v) for v in rng.uniform(90, 200, 3))
     table_rgb = tuple(int(v) for v in (np.asarray(wall) * rng.uniform(0.55, 0.85) + rng.uniform(-20, 20, 3)).clip(30, 230))
     floor_rgb = tuple(int(v) for v in (np.asarray(table_rgb) * 0.55).clip(15, 200))
-    look = Look(
+    return Look(
         colour=colour, shape=shape, skin=SKIN[int(rng.integers(len(SKIN)))],
         sleeve=tuple(int(v) for v in rng.uniform(20, 230, 3)),  # type: ignore[arg-type]
-        cluttered=cluttered, noise=float(rng.uniform(2, 7) if cluttered else rng.uniform(0, 2)),
+        cluttered=cluttered, noise=float(rng.uniform(1.5, 5) if cluttered else rng.uniform(0, 2)),
         container_colour=str(rng.choice(others)) if scene.container is not None else None,
         distractor=distractor, wall=wall, table_rgb=table_rgb, floor_rgb=floor_rgb,  # type: ignore[arg-type]
+        rgb=tuple(int(v) for v in _jit_colour(rng, COLOURS[colour], 20)),  # type: ignore[arg-type]
     )
+
+
+def render_video(spec: SynthSpec, class_full: int, subset: str, k: int) -> tuple[np.ndarray, list[dict[int, tuple[float, float, float, float]]], dict[str, Any]]:
+    """Render one video: uint8 frames (T, H, W, 3), per-frame boxes, and facts (caption, placeholders, ...)."""
+    cdef = CLASSES[class_full]
+    # One stream per (seed, class, subset, k): independent of worker scheduling and of which other
+    # classes are selected. Both classes of a pair draw their scene from the same distribution.
+    rng = np.random.default_rng([spec.seed, class_full, SUBSET_CODE[subset], k, VERSION])
+    size, n = spec.size, spec.num_frames
+    scene = make_scene(cdef.scene, rng, n, size)
+    if cdef.reverse:
+        scene = scene.reversed()
+    look = sample_look(rng, scene, size, spec.clutter)
     frames, boxes = render_scene(scene, look, rng, size)
 
+    colour, shape, cluttered, distractor = look.colour, look.shape, look.cluttered, look.distractor
     obj_name = f"{colour} {shape}"
     placeholders = [obj_name]
     cont_name = None
@@ -664,7 +695,7 @@ def render_video(spec: SynthSpec, class_full: int, subset: str, k: int) -> tuple
         cont_name = f"{look.container_colour} box"
         placeholders.append(cont_name)
     key = cdef.scene + ("~" if cdef.reverse else "")
-    size_word = "small " if scene.obj_r[0] < 6.2 * size / 96 and rng.random() < 0.5 else ""
+    size_word = "small " if scene.obj_r[0] < 7.3 * size / 96 and rng.random() < 0.5 else ""
     caption = str(rng.choice(_CAPTIONS[key])).format(obj=size_word + obj_name, cont=cont_name)
     if cluttered:
         extras = ["over a cluttered table", "on a messy table"]
@@ -681,6 +712,7 @@ def render_video(spec: SynthSpec, class_full: int, subset: str, k: int) -> tuple
         "shape": shape,
         "shape_group": "A" if shape in SHAPES_A else "B",
         "cluttered": cluttered,
+        "rgb": [int(v) for v in look.rgb],
     }
     return frames, boxes, facts
 
@@ -803,7 +835,7 @@ def generate(
     fps: float = 12.0,
     ext: str = ".webm",
     classes: Sequence[str] | None = None,
-    clutter: float = 0.5,
+    clutter: float = 0.35,
     layouts: Sequence[str] = LAYOUTS,
     workers: int = 2,
     progress: bool = True,
