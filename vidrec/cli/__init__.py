@@ -27,7 +27,9 @@ def _load_commands() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one clear message and exit 2, no traceback."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        # vidrec's own messages at INFO; libraries (accelerate's checkpoint chatter, ...) at WARNING
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("vidrec").setLevel(logging.INFO)
     _load_commands()
     try:
         app(args=argv, prog_name="vidrec")

@@ -203,6 +203,11 @@ def predict(
 
 
 # ---------------------------------------------------------------------------------------------- demo
+def _mean(values: list[Any]) -> float | None:
+    vals = [v for v in values if isinstance(v, (int, float))]
+    return sum(vals) / len(vals) if vals else None
+
+
 def _pair_report(classes: list[str], pairs: list[tuple[str, str]], results: dict[str, Any]) -> list[dict[str, Any]]:
     """Accuracy of each model on the videos of each temporal pair."""
     rows = []
@@ -288,8 +293,11 @@ def demo(
         base_metrics = {"val_top1": bev.result.top1, "val_top5": bev.result.top5, "mean_class_acc": bev.result.mean_class_acc,
                         "train_seconds": btr.fit.train_seconds, "checkpoint": str(btr.fit.best_checkpoint)}
 
-    pairs = [tuple(p) for p in (info.pairs if hasattr(info, "pairs") else [])]
-    pair_rows = _pair_report(ev.classes, pairs, results) if pairs else []  # type: ignore[arg-type]
+    from vidrec.data.synthetic import CLASSES, template_to_class
+
+    names = [template_to_class(c.template) for c in CLASSES]
+    pairs = [(a, b) for a, b in zip(names[::2], names[1::2]) if a in ev.classes and b in ev.classes]
+    pair_rows = _pair_report(ev.classes, pairs, results)
 
     _echo("[4/5] predicting one validation clip")
     from vidrec.data.build import load_dataset
@@ -304,6 +312,7 @@ def demo(
     summary: dict[str, Any] = {
         "val_top1": r.top1, "val_top5": r.top5, "mean_class_acc": r.mean_class_acc,
         "train_seconds": tr.fit.train_seconds, "checkpoint": str(tr.fit.best_checkpoint.resolve()),
+        "train_clips_per_s": _mean([h.get("train_clips_per_s") for h in tr.fit.history]),
         "model": cfg.model.name, "epochs_run": len(tr.fit.history), "num_classes": len(ev.classes),
         "num_val_videos": summary_eval["num_videos"], "baseline": base_metrics, "temporal_pairs": pair_rows,
         "prediction": {"video": str(clip.path), "true": ev.classes[clip.label], "topk": pred.topk},
@@ -314,11 +323,19 @@ def demo(
         lines.append(f"Frame-averaging baseline: val top-1 **{base_metrics['val_top1']:.3f}**.")
     if pair_rows:
         lines += ["", "Accuracy on the videos of each temporal pair (classes that differ only in time order):", ""]
-        lines.append(markdown_table(["pair", "cnn_rnn", "frame_avg"], [[p["pair"], p.get("cnn_rnn"), p.get("frame_avg", "-")] for p in pair_rows]))
+        def cell(v: Any) -> Any:
+            return "-" if v is None else v
+
+        lines.append(markdown_table(["pair", "cnn_rnn", "frame_avg"], [[p["pair"], cell(p.get("cnn_rnn")), cell(p.get("frame_avg"))] for p in pair_rows]))
         if base_metrics:
-            worse = sum(1 for p in pair_rows if p.get("frame_avg") is not None and p["frame_avg"] < p["cnn_rnn"] - 0.1)
-            lines += ["", f"The frame-averaging model is clearly worse (by > 0.10) on {worse} of {len(pair_rows)} temporal pairs: "
-                      "averaging frames throws the order away, and these classes differ only in order."]
+            both = [p for p in pair_rows if p.get("frame_avg") is not None and p.get("cnn_rnn") is not None]
+            worse = [p for p in both if p["frame_avg"] < p["cnn_rnn"] - 0.1]
+            if worse:
+                lines += ["", f"The frame-averaging model is clearly worse (by more than 0.10) on {len(worse)} of {len(both)} "
+                          "temporal pairs: averaging frames throws the order away, and these classes differ only in order."]
+            else:
+                lines += ["", "The frame-averaging model is NOT clearly worse on any temporal pair in this run: "
+                          "the temporal model has not learned the order yet (too short a training budget?)."]
     lines += ["", "Files: confusion.png, per_class.png, training_curves.png, per_class.md, metrics.json"]
     write_text_atomic(report_dir / "README.md", "\n".join(lines) + "\n")
     write_json_atomic(out / "summary.json", summary)

@@ -152,7 +152,14 @@ class Trainer:
         # Progressive unfreezing toggles only backbone params that are trainable to begin with.
         bb = [p for p in getattr(model, "backbone_parameters", lambda: iter(()))() if p.requires_grad]
         self._backbone = bb
-        self.optimizer = torch.optim.AdamW(param_groups(model, cfg, {id(p) for p in bb}), lr=cfg.train.lr)
+        self.retrieval = cfg.task == "retrieval"
+        if self.retrieval:  # contrastive video–text training: the model picks its parameter groups by mode
+            from vidrec.engine.retrieval import retrieval_param_groups
+
+            groups = retrieval_param_groups(model, cfg)
+        else:
+            groups = param_groups(model, cfg, {id(p) for p in bb})
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr)
         steps_per_epoch = len(train_loader)
         if cfg.train.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
@@ -280,7 +287,10 @@ class Trainer:
         cfg, st, acc = self.cfg, self.state, self.accelerator
         model = self.model
         model.train()
-        self._set_backbone_frozen(st.epoch < cfg.train.freeze_backbone_epochs)
+        if self.retrieval:
+            unwrap(model).set_training_mode(cfg.retrieval.mode, epoch=st.epoch, epochs=cfg.train.epochs)  # type: ignore[operator]
+        else:
+            self._set_backbone_frozen(st.epoch < cfg.train.freeze_backbone_epochs)
         _set_epoch(self.train_loader, st.epoch)
         loader = self.train_loader
         start = st.step_in_epoch
@@ -301,8 +311,14 @@ class Trainer:
             ctx = acc.no_sync(model) if not sync else _nullcontext()
             with ctx:
                 with acc.autocast():
-                    logits = _forward(model, batch, self.side_keys)
-                    loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=cfg.train.label_smoothing)
+                    if self.retrieval:
+                        from vidrec.engine.retrieval import retrieval_step
+
+                        logits = None
+                        loss = retrieval_step(model, batch)
+                    else:
+                        logits = _forward(model, batch, self.side_keys)
+                        loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=cfg.train.label_smoothing)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss.item()} at epoch {st.epoch + 1}, step {i + 1}; lower train.lr or check the data"
@@ -317,7 +333,7 @@ class Trainer:
                 st.global_step += 1
             b = batch["label"].shape[0]
             seen += b
-            correct += int((logits.argmax(1) == batch["label"]).sum())
+            correct += int((logits.argmax(1) == batch["label"]).sum()) if logits is not None else 0
             loss_sum += float(loss.detach()) * b
             st.substituted += int(batch["substituted"].sum()) if "substituted" in batch else 0
             st.step_in_epoch = i + 1
@@ -338,7 +354,10 @@ class Trainer:
                 self.step_callback(st)
         bar.close()
         st.train_seconds += time.perf_counter() - t_mark
-        self._epoch_train = {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
+        self._epoch_train = {
+            "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+            "train_clips_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+        }
 
     def _validate(self) -> dict[str, Any]:
         st = self.state
@@ -346,6 +365,18 @@ class Trainer:
         metrics["lr"] = self.scheduler.get_last_lr()[0]
         metrics["train_seconds"] = st.train_seconds
         if self.val_loader is None:
+            return metrics
+        if self.retrieval:
+            from vidrec.engine.retrieval import evaluate_retrieval
+
+            r = evaluate_retrieval(self.model, self.val_loader, accelerator=self.accelerator)
+            # val_top1 = text→video R@1, so train.monitor / early stopping work unchanged
+            metrics.update({f"val_{k}": v for k, v in r.items()})
+            metrics["val_top1"] = r["t2v_r1"]
+            if self.is_main:
+                log.info("epoch %d: train_loss %.4f | val t2v R@1 %.3f R@5 %.3f MdR %.0f | v2t R@1 %.3f (chance %.3f)",
+                         st.epoch + 1, metrics.get("train_loss", float("nan")), r["t2v_r1"], r["t2v_r5"], r["t2v_median_rank"],
+                         r["v2t_r1"], r["chance_r1"])
             return metrics
         res = evaluate_model(
             self.model, self.val_loader, num_classes=len(self.classes), accelerator=self.accelerator,
