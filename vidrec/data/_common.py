@@ -177,24 +177,25 @@ def finish_records(
         from vidrec.data.scan import load_index
 
         idx = load_index(index)
+        ok, nf, fps, width, height = (idx.column(c) for c in ("ok", "num_frames", "fps", "width", "height"))
         missing = 0
         for name, recs in out.items():
             new = []
             for r in recs:
-                src = Path(r.meta.get("video_path", r.path))
-                entry = idx.lookup(src)
-                if entry is None or not entry.ok:
-                    if entry is not None:
-                        problems.add(f"{name}: video {r.video_id} ({src}) is unreadable per the scan index: {entry.error}")
-                        continue
+                src = r.meta.get("video_path") or r.path  # frame folders remember their video
+                i = idx.position(src)
+                if i is None:
                     missing += 1
                     new.append(r)
                     continue
-                meta: dict[str, Any] = {**r.meta, "frame_size": (entry.width, entry.height)}
-                if Path(r.path) == src:  # frame folders have their own count; keep the decoder's
-                    new.append(replace(r, num_frames=entry.num_frames, fps=entry.fps, meta=meta))
+                if not ok[i]:
+                    problems.add(f"{name}: video {r.video_id} ({src}) is unreadable per the scan index: {idx.column('error')[i]}")
+                    continue
+                meta: dict[str, Any] = {**r.meta, "frame_size": (width[i], height[i])}
+                if src is r.path:  # a frame folder has its own count; keep the decoder's
+                    new.append(VideoRecord(r.path, r.label, r.video_id, nf[i], fps[i], meta))
                 else:
-                    new.append(replace(r, meta=meta))
+                    new.append(VideoRecord(r.path, r.label, r.video_id, r.num_frames, r.fps, meta))
             out[name] = new
         if missing:
             log.info("%d records are not in the scan index %s; their frame counts are read when decoded", missing, index)

@@ -46,29 +46,69 @@ class ScanEntry:
     error: str = ""  # why the file is bad ("" when ok)
 
 
-@dataclass
+_COLUMNS = [f for f in ScanEntry.__dataclass_fields__]
+
+
 class ScanIndex:
-    root: Path
-    entries: dict[str, ScanEntry]
+    """Scan results keyed by path relative to ``root``; stored column-wise so 220k rows load fast."""
+
+    def __init__(self, root: Path, entries: dict[str, ScanEntry] | None = None, *, columns: dict[str, list] | None = None) -> None:
+        self.root = Path(root)
+        if columns is None:
+            rows = list((entries or {}).values())
+            columns = {c: [getattr(e, c) for e in rows] for c in _COLUMNS}
+        self._cols = columns
+        self._col_list = [columns[c] for c in _COLUMNS]
+        self._pos = {p: i for i, p in enumerate(columns["path"])}
+        self._entries = entries
+        prefixes = {str(self.root)}
+        try:
+            prefixes.add(str(self.root.resolve()))
+        except OSError:
+            pass
+        self._prefixes = tuple(p.rstrip("/") + "/" for p in prefixes)
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    @property
+    def entries(self) -> dict[str, ScanEntry]:
+        if self._entries is None:
+            self._entries = {p: self._entry(i) for p, i in self._pos.items()}
+        return self._entries
 
     @property
     def bad(self) -> list[ScanEntry]:
-        return [e for e in self.entries.values() if not e.ok]
+        return [self._entry(i) for i, ok in enumerate(self._cols["ok"]) if not ok]
+
+    def _entry(self, i: int) -> ScanEntry:
+        return ScanEntry(*[col[i] for col in self._col_list])
+
+    def get(self, rel: str) -> ScanEntry | None:
+        i = self._pos.get(rel)
+        return None if i is None else self._entry(i)
+
+    def column(self, name: str) -> list:
+        """One column (``num_frames``, ``fps``, ``width``, ...), indexed by :meth:`position`."""
+        return self._cols[name]
+
+    def position(self, path: str | os.PathLike[str]) -> int | None:
+        """Row of a video path (absolute, or relative to the index root); ``None`` when absent."""
+        s = os.fspath(path)
+        if not os.path.isabs(s):
+            return self._pos.get(Path(s).as_posix())
+        for prefix in self._prefixes:
+            if s.startswith(prefix):
+                return self._pos.get(s[len(prefix) :])
+        try:  # another spelling of the root (symlinks, ..): slow path
+            return self._pos.get(Path(s).resolve().relative_to(self.root.resolve()).as_posix())
+        except (ValueError, OSError):
+            return None
 
     def lookup(self, path: str | os.PathLike[str]) -> ScanEntry | None:
         """The entry for a video path (absolute, or relative to the index root)."""
-        p = Path(path)
-        if not p.is_absolute():
-            return self.entries.get(p.as_posix())
-        for base in (self.root, self.root.resolve()):
-            try:
-                return self.entries.get(p.relative_to(base).as_posix())
-            except ValueError:
-                continue
-        try:
-            return self.entries.get(p.resolve().relative_to(self.root.resolve()).as_posix())
-        except ValueError:
-            return None
+        i = self.position(path)
+        return None if i is None else self._entry(i)
 
 
 def iter_videos(root: Path) -> Iterator[Path]:
@@ -181,28 +221,28 @@ def scan_videos(
 # ------------------------------------------------------------------------------------------
 # index file
 
-_COLUMNS = [f for f in ScanEntry.__dataclass_fields__]
-
 
 def write_index(index: ScanIndex, path: str | os.PathLike[str]) -> Path:
     """Write atomically: ``.parquet`` (pyarrow) or ``.jsonl`` (JSON Lines, first line is a header)."""
     path = Path(path).expanduser()
-    rows = [asdict(e) for e in index.entries.values()]
+    cols = index._cols
     root = str(index.root.resolve())
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            cols = {c: [r[c] for r in rows] for c in _COLUMNS}
-            table = pa.table(cols) if rows else pa.table({c: pa.array([], type=pa.string()) for c in _COLUMNS})
+            schema = pa.schema([("path", pa.string()), ("size_bytes", pa.int64()), ("num_frames", pa.int64()),
+                                ("fps", pa.float64()), ("duration", pa.float64()), ("width", pa.int64()),
+                                ("height", pa.int64()), ("codec", pa.string()), ("ok", pa.bool_()), ("error", pa.string())])
+            table = pa.table({c: cols[c] for c in _COLUMNS}, schema=schema)
             table = table.replace_schema_metadata({"vidrec_scan_root": root, "vidrec_scan_version": str(INDEX_VERSION)})
             pq.write_table(table, tmp)
         elif path.suffix in (".jsonl", ".ndjson"):
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(json.dumps({"vidrec_scan": INDEX_VERSION, "root": root}) + "\n")
-                for r in rows:
-                    f.write(json.dumps(r) + "\n")
+                for i in range(len(cols["path"])):
+                    f.write(json.dumps({c: cols[c][i] for c in _COLUMNS}) + "\n")
         else:
             raise DatasetError(f"{path}: the scan index must end in .parquet or .jsonl")
     _CACHE.pop(path.resolve(), None)
@@ -233,12 +273,10 @@ def load_index(path: str | os.PathLike[str]) -> ScanIndex:
         if b"vidrec_scan_root" not in meta:
             raise DatasetError(f"{path}: not a vidrec scan index (no root in its metadata). Re-run `vidrec prepare scan`.")
         root = Path(meta[b"vidrec_scan_root"].decode())
-        cols = table.to_pydict()
-        n = table.num_rows
-        entries = {}
-        for i in range(n):
-            e = ScanEntry(**{c: cols[c][i] for c in _COLUMNS})
-            entries[e.path] = e
+        missing = [c for c in _COLUMNS if c not in table.column_names]
+        if missing:
+            raise DatasetError(f"{path}: the scan index lacks the columns {missing}. Re-run `vidrec prepare scan`.")
+        index = ScanIndex(root, columns={c: table.column(c).to_pylist() for c in _COLUMNS})
     else:
         entries = {}
         with open(path, encoding="utf-8") as f:
@@ -255,6 +293,6 @@ def load_index(path: str | os.PathLike[str]) -> ScanIndex:
                 except (json.JSONDecodeError, TypeError) as exc:
                     raise DatasetError(f"{path}: line {n}: malformed entry ({exc}). Re-run `vidrec prepare scan`.") from exc
                 entries[e.path] = e
-    index = ScanIndex(root, entries)
+        index = ScanIndex(root, entries)
     _CACHE[key] = (mtime, index)
     return index
