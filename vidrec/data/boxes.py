@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from vidrec.errors import DatasetError
+from vidrec.errors import ConfigError, DatasetError
 from vidrec.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,9 @@ def merge_box_parts(
     else:
         files = [Path(p) for p in parts]
     out = Path(out).expanduser()
+    if out.suffix.lower() in (".json", ".jsonl", ".npz", ".parquet"):
+        raise ConfigError(f"--out {out}: the merged box file is SQLite (random access by video id from every worker); "
+                          f"name it e.g. {out.with_suffix('.sqlite')}")
     summary = MergeSummary(out=out, parts=files)
     with atomic_path(out) as tmp:
         con = sqlite3.connect(str(tmp))
