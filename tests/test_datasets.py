@@ -356,3 +356,23 @@ def test_dataset_configs_resolve(name: str, tmp_path: Path) -> None:
 
     params = inspect.signature(get_dataset_loader(name)).parameters
     assert set(cfg.data_options) <= set(params)
+
+
+def test_boxes_reach_the_sample_dict_through_the_dataset(sse: dict[str, Path]) -> None:
+    """The one Dataset class calls the side input with the indices it decoded: boxes follow frame_indices."""
+    from vidrec.data.dataset import VideoClipDataset
+    from vidrec.video.sampling import make_sampler
+
+    rs = load_records("something_else", sse["root"], splits_dir=sse["splits"], boxes=sse["merged"])
+    ds = VideoClipDataset(
+        rs.subsets["train"], sampler=make_sampler("segments", num_frames=6), train=True,
+        transform=lambda x: x.permute(3, 0, 1, 2).float() / 255, side_inputs=[BoxesSideInput()], seed=5,
+    )
+    w = SE_SIZE[1]
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s["hand_boxes"].shape == (6, 2, 4) and s["object_mask"].shape == (6, 4)
+        for row, t in enumerate(s["frame_indices"].tolist()):
+            assert bool(s["hand_mask"][row, 0]) == (t != 3)
+            if t != 3:
+                assert s["hand_boxes"][row, 0, 0].item() == pytest.approx(t / w)  # the fixture's hand sits at x1 = t
