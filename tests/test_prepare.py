@@ -121,16 +121,23 @@ def test_frames_cli_dry_run_fps_subset_and_failures(mixed: Path, tmp_path: Path)
     out = tmp_path / "frames"
     res = runner.invoke(app, ["prepare", "frames", str(mixed / "good"), "--out", str(out), "--dry-run", "--workers", "1"])
     assert res.exit_code == 0, res.output
-    assert "3 to do" in res.stdout and "estimate from 3 sampled video(s): 72 frames" in res.stdout
+    assert "1 to do" in res.stdout and "estimate from 1 sampled video(s): 24 frames" in res.stdout
+    assert "2 video(s) would share a frame folder" in res.stdout  # clip.avi / clip.mp4 / clip.webm
     assert not out.exists()  # a dry run writes nothing
     res = runner.invoke(app, ["prepare", "frames", str(mixed), "--out", str(out), "--fps", "6", "--subset", "5",
                               "--workers", "1", "--quiet"])
     assert res.exit_code == 1  # the bad files among the first five failed
-    assert "FAILED  bad/empty.mp4" in res.stdout
+    assert "FAILED  bad/empty.mp4" in res.stdout and "FAILED  bad/notes.mp4" in res.stdout
+    assert "FAILED  bad/cut.avi" in res.stdout and "truncated" in res.stdout
+    assert not (out / "bad").exists() or not any((out / "bad").iterdir())  # no folder for a failed video
     assert not list(out.rglob("*.tmp"))
     assert len(list((out / "good" / "clip").glob("*.jpg"))) == 12  # 24 frames at 12 fps -> 6 fps
     with pytest.raises(ConfigError, match="inside the dataset root"):
         extract_frames(mixed, mixed / "frames")
+    # clip.avi, clip.mp4 and clip.webm would share good/clip/: the later ones fail with the reason
+    summary = extract_frames(mixed / "good", tmp_path / "f2")
+    assert summary.done == 1 and len(summary.failed) == 2
+    assert all("frame folder is taken by clip.avi" in r.error for r in summary.failed)
 
 
 def test_prepare_something_else_merge(tmp_path: Path) -> None:

@@ -130,6 +130,9 @@ def prepare_frames(
     plan = plan_frames(root, out, subset=subset, options=options, workers=workers, sample=sample if dry_run else 0)
     _echo(f"{len(plan.videos)} videos under {root}: {plan.done} already extracted, {len(plan.todo)} to do"
           + (f" ({plan.stale_tmp} unfinished .tmp folders from an interrupted run will be redone)" if plan.stale_tmp else ""))
+    if plan.clashes:
+        _echo(f"{len(plan.clashes)} video(s) would share a frame folder with another (same name, another suffix) "
+              f"and fail, e.g. {plan.clashes[0][0]} vs {plan.clashes[0][1]}: rename one")
     if dry_run:
         if plan.sampled:
             _echo(f"estimate from {plan.sampled} sampled video(s): {plan.est_frames:,.0f} frames, "

@@ -64,6 +64,7 @@ class FramesPlan:
     todo: list[Path]  # not done yet
     done: int  # finished by an earlier run
     stale_tmp: int  # leftover .tmp folders (a killed run) to be redone
+    clashes: list[tuple[Path, Path]] = field(default_factory=list)  # (video, earlier video with the same frame folder)
     sampled: int = 0
     est_frames: float = 0.0
     est_bytes: float = 0.0
@@ -100,8 +101,6 @@ def extract_video(src: Path, final: Path, options: FrameOptions = FrameOptions()
     """Write ``src``'s frames into ``final`` via ``final.tmp``; returns (frames, bytes). Raises on failure."""
     import av
 
-    from vidrec.video.decode import PyAVDecoder
-
     tmp = _tmp_dir(final)
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -109,15 +108,24 @@ def extract_video(src: Path, final: Path, options: FrameOptions = FrameOptions()
     n = 0
     size = 0
     try:
-        container = PyAVDecoder()._open(src)
+        if src.stat().st_size == 0:
+            raise DatasetError(f"{src}: empty file (0 bytes)")
+        try:
+            container = av.open(str(src))
+        except av.error.FFmpegError as exc:
+            raise DatasetError(f"{src}: not a readable video ({exc})") from exc
         with container:
+            if not container.streams.video:
+                raise DatasetError(f"{src}: the file has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             native = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
             step = 1.0 / options.fps if options.fps and options.fps < native else 0.0
             next_t = 0.0
             w = h = None
+            decoded = 0
             for i, frame in enumerate(container.decode(stream)):
+                decoded = i + 1
                 t = i / native
                 if step:
                     if t + 1e-6 < next_t:
@@ -133,8 +141,11 @@ def extract_video(src: Path, final: Path, options: FrameOptions = FrameOptions()
                 path = tmp / FRAME_NAME.format(n)
                 img.save(path, format="JPEG", quality=options.quality)
                 size += path.stat().st_size
+            header = int(stream.frames or 0)
         if n == 0:
             raise DatasetError(f"{src}: no frame could be decoded")
+        if header and decoded + 2 < header:
+            raise DatasetError(f"{src}: truncated: the header announces {header} frames, only {decoded} decode")
         if final.exists():  # an older, complete result: replace it
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -174,15 +185,22 @@ def plan_frames(
     if subset is not None:
         videos = videos[:subset]
     todo, done, stale = [], 0, 0
-    for v in videos:
+    owner: dict[Path, Path] = {}
+    clashes: list[tuple[Path, Path]] = []
+    for v in list(videos):
         final = target_dir(out, root, v)
+        if final in owner:  # clip.avi and clip.mp4 side by side would share clip/
+            clashes.append((v, owner[final]))
+            videos.remove(v)
+            continue
+        owner[final] = v
         if _tmp_dir(final).exists():
             stale += 1
         if final.is_dir():
             done += 1
         else:
             todo.append(v)
-    plan = FramesPlan(root, out, videos, todo, done, stale)
+    plan = FramesPlan(root, out, videos, todo, done, stale, clashes)
     if sample > 0 and todo:
         picks = [todo[round(i * (len(todo) - 1) / max(sample - 1, 1))] for i in range(min(sample, len(todo)))]
         picks = list(dict.fromkeys(picks))
@@ -225,8 +243,9 @@ def extract_frames(
     plan = plan_frames(root, out, subset=subset, options=options)
     summary = FramesSummary()
     t0 = time.perf_counter()
+    todo = set(plan.todo)
     for v in plan.videos:
-        if v not in plan.todo:
+        if v not in todo:
             r = VideoResult(v.relative_to(plan.root).as_posix(), True, skipped=True)
             summary.skipped += 1
             if on_result:
@@ -242,6 +261,9 @@ def extract_frames(
         if on_result:
             on_result(r)
 
+    for v, other in plan.clashes:
+        record(VideoResult(v.relative_to(plan.root).as_posix(), False, error=(
+            f"its frame folder is taken by {other.relative_to(plan.root).as_posix()} (same name, another suffix); rename one")))
     tasks = [(str(v), str(plan.root), str(plan.out), options) for v in plan.todo]
     plan.out.mkdir(parents=True, exist_ok=True)
     if workers <= 1 or len(tasks) <= 1:
