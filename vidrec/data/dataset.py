@@ -97,6 +97,11 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
     # ------------------------------------------------------------------ helpers
     def info(self, record: VideoRecord) -> VideoInfo:
         info = self._info.get(record.path)
+        if info is None and record.num_frames and record.fps and record.meta.get("frame_size"):
+            # a scan index (vidrec prepare scan) already probed this video: no need to open it twice
+            w, h = record.meta["frame_size"]
+            info = VideoInfo(int(record.num_frames), float(record.fps), record.num_frames / record.fps, int(w), int(h))
+            self._info[record.path] = info
         if info is None:
             info = self.decoder.info(record.path)
             if info.num_frames <= 0:
