@@ -72,7 +72,7 @@ def test_torchvision_r3d_18_checkpoint_gives_the_same_output(tmp_path: Path) -> 
     model = build_model("r3d_18", num_classes=400)
     report = load_weights(model, path, strict=True)
     assert report.ok and "head.weight" in report.loaded
-    video = torch.randn(1, 3, 4, 32, 32)
+    video = torch.randn(1, 3, 2, 16, 16)
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(video), upstream(video), rtol=1e-5, atol=1e-5)
@@ -81,9 +81,11 @@ def test_torchvision_r3d_18_checkpoint_gives_the_same_output(tmp_path: Path) -> 
 def test_kinetics_head_is_skipped_for_another_label_set(tmp_path: Path) -> None:
     from torchvision.models.video import r2plus1d_18
 
+    with torch.device("meta"):  # values do not matter here, only names and shapes: skip the init
+        upstream, model = r2plus1d_18(), build_model("r2plus1d_18", num_classes=7)
     path = tmp_path / "k400.pt"
-    torch.save({"model": r2plus1d_18().state_dict(), "epoch": 3}, path)  # a training-script wrapper
-    model = build_model("r2plus1d_18", num_classes=7)
+    torch.save({"model": upstream.to_empty(device="cpu").state_dict(), "epoch": 3}, path)  # a training-script wrapper
+    model.to_empty(device="cpu")
     report = load_weights(model, path)
     assert report.skipped == ["head.bias", "head.weight"]
     assert "head.weight" in report.summary() and "another label set" in report.summary()
@@ -179,7 +181,7 @@ def test_hf_bad_names(tmp_path: Path, offline: None) -> None:
     with pytest.raises(ConfigError, match="needs a hub id"):
         build_model("hf:", num_classes=3)
     start = time.perf_counter()
-    with pytest.raises(WeightsError, match="model.weights=PATH"):
+    with pytest.raises(WeightsError, match="model.name=hf:DIR"):
         build_model("hf:MCG-NJU/videomae-base", num_classes=3)
     assert time.perf_counter() - start < 5
 
@@ -240,9 +242,9 @@ def test_bad_files(tmp_path: Path) -> None:
 
 
 def test_create_model_applies_local_weights(tmp_path: Path) -> None:
-    src = build_model("r3d_18", num_classes=4)
+    src = build_model("cnn_rnn", num_classes=4, backbone="resnet10t", hidden_size=8)
     save_file(src.state_dict(), str(tmp_path / "model.safetensors"))
-    model = create_model("r3d_18", num_classes=4, weights=tmp_path / "model.safetensors")
+    model = create_model("cnn_rnn", num_classes=4, backbone="resnet10t", hidden_size=8, weights=tmp_path / "model.safetensors")
     torch.testing.assert_close(model.head.weight, src.head.weight)
     with pytest.raises(WeightsError, match="no known pretrained weights"):
         create_model("r3d_34", num_classes=4, pretrained=True)

@@ -168,7 +168,12 @@ def load_hf_video(name_or_path: str, *, num_classes: int, dropout: float = 0.0) 
         except (OSError, ValueError):
             from vidrec.models.weights import require_online
 
-            require_online(f"hf:{source}", what="model.name")
+            require_online(
+                f"hf:{source}",
+                what="model.name",
+                hint=f"name the directory: model.name=hf:DIR (e.g. after `hf download {source} --local-dir DIR`); "
+                "model.weights=PATH also loads weights into another hf:DIR of the same architecture",
+            )
     config = AutoConfig.from_pretrained(source, local_files_only=local)
     if config.model_type not in SUPPORTED:
         raise WeightsError(f"model.name: hf:{name_or_path} is a {config.model_type!r} model; supported: {', '.join(SUPPORTED)}")

@@ -45,7 +45,7 @@ _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "we
 _STRIP_PREFIXES = ("module.", "_orig_mod.")
 _DIR_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth", "model.pt")
 _OFFLINE_ENV = ("VIDREC_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-NETWORK_TIMEOUT_S = 3.0  # reachability check before any download
+NETWORK_TIMEOUT_S = 2.0  # reachability check before any download
 
 
 @dataclass
@@ -259,18 +259,18 @@ def host_reachable(host: str, *, port: int = 443, timeout: float = NETWORK_TIMEO
 _HUB_HOSTS = {"timm": "huggingface.co", "hf": "huggingface.co", "torchvision": "download.pytorch.org"}
 
 
-def require_online(source: str, *, what: str = "model.pretrained") -> None:
+def require_online(source: str, *, what: str = "model.pretrained", hint: str | None = None) -> None:
     """Raise :class:`WeightsError` at once when ``source``'s hub cannot be reached."""
     scheme = source.split(":", 1)[0]
     host = _HUB_HOSTS.get(scheme, "huggingface.co")
     env = _env_offline()
     reason = f"{env} is set" if env else (None if host_reachable(host) else f"{host} cannot be reached")
     if reason:
-        raise WeightsError(
-            f"{what}: cannot fetch {source} ({reason}). Download the weights on a machine that is online "
-            f"and pass the file: model.weights=PATH (a .safetensors/.pth file or a from_pretrained directory), "
-            f"with model.pretrained=false"
+        hint = hint or (
+            "pass the file: model.weights=PATH (a .safetensors/.pth file or a from_pretrained directory), "
+            "with model.pretrained=false"
         )
+        raise WeightsError(f"{what}: cannot fetch {source} ({reason}). Download the weights on a machine that is online and {hint}")
 
 
 def _cached_torchvision_file(url: str) -> Path | None:
