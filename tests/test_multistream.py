@@ -361,3 +361,36 @@ def test_prepare_with_workers(videos: list[VideoRecord], tmp_path: Path) -> None
     s = prepare_streams(videos, "objects", tmp_path / "cache", options=StreamOptions(object_size=8, max_objects=2), workers=2)
     assert s.computed == 3 and not s.failed
     assert all(read_cache(cache_path(tmp_path / "cache", v.video_id)) is not None for v in videos)
+
+
+# ---------------------------------------------------------------------------------- --visualize
+
+
+def test_visualize_draws_classes_boxes_and_joints(videos: list[VideoRecord], tmp_path: Path) -> None:
+    from vidrec.report.visualize import render_clip, visualize_prediction
+    from vidrec.video.decode import PyAVDecoder
+
+    cache = tmp_path / "cache"
+    opts = StreamOptions(object_size=8, max_objects=2, margin=0.0)
+    prepare_streams(videos[:1], "hands", cache, options=opts)
+    prepare_streams(videos[:1], "objects", cache, options=opts)
+    _, arrays = read_cache(cache_path(cache, "11"))  # type: ignore[misc]
+    frames = PyAVDecoder().decode(videos[0].path, list(range(NF))).numpy()
+    plain = render_clip(frames, min_size=48)
+    assert plain.shape == frames.shape and np.abs(plain.astype(int) - frames).max() <= 1  # nothing to draw
+    topk = [("Moving something from left to right", 0.7), ("Moving something up", 0.2), ("Pushing something", 0.1)]
+    drawn = render_clip(frames, topk=topk, streams=arrays, min_size=96)
+    assert drawn.shape == (NF, 96, 128, 3)
+    base = render_clip(frames, min_size=96)
+    changed = np.abs(drawn.astype(int) - base).sum(-1) > 30  # (T, 96, 128)
+    assert changed[:, :12, :60].any(1).any(1).all()  # the class lines, top left, on every frame
+    hx, hy = 38 * 2, 34 * 2  # the hand box centre, where the fake landmarker put every joint
+    assert changed[:, hy - 2 : hy + 3, hx - 2 : hx + 3].any(-1).any(-1).all()
+    assert changed[:, 10 * 2, 4 * 2 : 16 * 2].any(-1)[0]  # frame 0: the red object's box top edge
+
+    class Pred:
+        topk = [("a", 0.5), ("b", 0.3), ("c", 0.2)]
+
+    out = visualize_prediction(videos[0].path, Pred(), tmp_path / "vis.mp4", cache_dir=cache)
+    info = PyAVDecoder().info(out)
+    assert (info.num_frames, info.width, info.height) == (NF, 342, 256)

@@ -39,7 +39,7 @@ def _run(kind: str, options: Any, config: Optional[Path], sets: list[str], out: 
 
     rs, records, default_out = _records(config, sets, subsets, limit)
     cache = out or default_out
-    typer.echo(f"prepare {kind}: {len(records)} videos → {cache}")
+    typer.echo(f"prepare {kind}: {len({r.video_id for r in records})} videos → {cache}")
     summary = prepare_streams(records, kind, cache, options=options, workers=workers,
                               boxes_file=boxes or rs.info.get("boxes"), overwrite=overwrite, progress=not quiet)
     for line in summary.lines():
