@@ -259,3 +259,33 @@ def test_hub_requests_offline_fail_at_once(offline: None) -> None:
         assert time.perf_counter() - start < 5, name
     with pytest.raises(WeightsError, match="unknown weights source"):
         W.fetch_state_dict("s3:bucket/model")
+
+
+def test_pretrained_from_the_local_hub_cache_works_offline(offline: None, tmp_path: Path) -> None:
+    """model.pretrained goes through the same code online and offline once the file is in the hub cache."""
+    import os
+
+    from torchvision.models.video import R3D_18_Weights, r3d_18
+
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    cache.mkdir(parents=True)
+    with torch.device("meta"):
+        upstream = r3d_18()
+    upstream.to_empty(device="cpu")
+    torch.nn.init.normal_(upstream.stem[0].weight)
+    torch.save(upstream.state_dict(), cache / os.path.basename(R3D_18_Weights.KINETICS400_V1.url))
+    model = create_model("r3d_18", num_classes=6, pretrained=True)
+    torch.testing.assert_close(model.stem[0].weight, upstream.stem[0].weight)
+    assert model.head.out_features == 6  # Kinetics' 400-way classifier skipped
+
+
+def test_pretrained_timm_backbone_uses_cached_file(offline: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import timm
+
+    upstream = timm.create_model("resnet10t")
+    save_file(upstream.state_dict(), str(tmp_path / "resnet10t.safetensors"))
+    monkeypatch.setattr(W, "_cached_timm_file", lambda name: tmp_path / "resnet10t.safetensors")
+    model = create_model("cnn_rnn", num_classes=3, backbone="resnet10t", hidden_size=8, pretrained=True)
+    torch.testing.assert_close(model.encoder.net.layer1[0].conv1.weight, upstream.layer1[0].conv1.weight)
+    trainable = {n.split(".")[2] for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")}
+    assert trainable == {"layer3", "layer4"}  # "auto" with ImageNet weights: the seed's fine-tuned stages
