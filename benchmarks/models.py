@@ -3,14 +3,17 @@
 Every registered model is measured at its standard size (the registry's ``InputSpec``: frames ×
 size) in one process, on the CPU, with the same thread count; the frame-averaging baseline is
 measured in the same run and every row gets ratios against it. Hugging Face models are measured
-from random-initialised base configs (VideoMAE-B, TimeSformer-B, ViViT-B), so no hub is needed.
+from random-initialised base configs (VideoMAE-B 16×224², TimeSformer-B 8×224², ViViT-B 32×224²),
+so no hub is needed. ``--flops-only`` counts parameters and FLOPs on the meta device (no compute).
 
     .venv/bin/python benchmarks/models.py                  # full run, writes docs/models.md
     .venv/bin/python benchmarks/models.py --quick          # tiny sizes: proves the script works
+    .venv/bin/python benchmarks/models.py --flops-only     # standard sizes, params + FLOPs, no timing
     .venv/bin/python benchmarks/models.py --models r3d_18 frame_avg --no-write
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` for one clip's forward pass
-(a multiply-add counts as 2 FLOPs). Latency: median of ``--repeats`` forward passes of one clip
+(a multiply-add counts as 2 FLOPs); LSTMs, whose fused CPU kernel it does not see, are added by
+formula. Latency: median of ``--repeats`` forward passes of one clip
 in eval mode under ``torch.inference_mode``. Training: clips/s over ``--train-steps`` AdamW steps
 of batch ``--batch-size`` after one warm-up step. The synthetic-dataset accuracy column comes
 from ``vidrec train`` runs: pass ``--accuracy FILE`` (JSON ``{model: top1}``) to fill it.
@@ -24,7 +27,6 @@ import platform
 import re
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,14 +68,8 @@ QUICK: dict[str, tuple[dict[str, Any], int, int]] = {
         4, 32,
     ),  # fmt: skip
 }
-# Hugging Face families, built from a config (random init) and saved as a from_pretrained dir.
-HF_BASE = {
-    "hf:videomae-base": ("videomae", {}),
-    "hf:timesformer-base": ("timesformer", {}),
-    "hf:vivit-b-16x2": ("vivit", {}),
-}
-HF_TINY = {"image_size": 32, "num_frames": 4, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-           "intermediate_size": 64}  # fmt: skip
+# Hugging Face base architectures (random init from a config): name -> (model type, frames at 224²).
+HF_BASE = {"hf:videomae-base": ("videomae", 16), "hf:timesformer-base": ("timesformer", 8), "hf:vivit-b-16x2": ("vivit", 32)}
 
 
 @dataclass
@@ -88,22 +84,56 @@ class Row:
     note: str = ""
 
 
-def _hf_dir(kind: str, overrides: dict[str, Any], root: Path) -> Path:
-    import transformers as tf
+def _hf_base(name: str, quick: bool) -> tuple[nn.Module, int, int]:
+    from vidrec.models.hf_video import scratch_hf_video
 
-    cls = {"videomae": (tf.VideoMAEConfig, tf.VideoMAEForVideoClassification),
-           "timesformer": (tf.TimesformerConfig, tf.TimesformerForVideoClassification),
-           "vivit": (tf.VivitConfig, tf.VivitForVideoClassification)}[kind]  # fmt: skip
-    extra = {"tubelet_size": [2, 16, 16]} if kind == "vivit" and overrides else {}
-    net = cls[1](cls[0](**overrides, **extra))
-    out = root / kind
-    net.save_pretrained(out)
-    return out
+    kind, frames = HF_BASE[name]
+    size = dict(num_frames=4, image_size=32, hidden_size=32, depth=1, num_heads=2) if quick else \
+        dict(num_frames=frames, image_size=224, hidden_size=768, depth=12, num_heads=12)  # fmt: skip
+    model = scratch_hf_video(kind, num_classes=NUM_CLASSES, dropout=0.0, **size)  # type: ignore[arg-type]
+    return model, size["num_frames"], size["image_size"]
+
+
+def build(name: str, args: argparse.Namespace) -> tuple[nn.Module, int, int]:
+    """The model at its standard size (or the --quick tiny one), with its clip frames and size."""
+    if name in HF_BASE:
+        return _hf_base(name, args.quick)
+    if args.quick:
+        kwargs, frames, size = QUICK.get(name, ({}, 4, 32))
+        return build_model(name, num_classes=5, **kwargs), frames, size
+    model = build_model(name, num_classes=NUM_CLASSES)
+    return model, model.input_spec.num_frames, model.input_spec.image_size
 
 
 def _side_inputs(model: nn.Module, batch: int, frames: int) -> dict[str, torch.Tensor]:
     example = getattr(model, "example_side_inputs", None)
     return example(batch, frames) if example is not None else {}
+
+
+def _lstm_flops(module: nn.LSTM, inputs: tuple[Any, ...]) -> int:
+    """FLOPs of an LSTM forward (FlopCounterMode does not see the fused CPU kernel): 4 gates, 2 per MAC."""
+    x = inputs[0]
+    b, t = (x.shape[0], x.shape[1]) if module.batch_first else (x.shape[1], x.shape[0])
+    dirs = 2 if module.bidirectional else 1
+    h, total, in_size = module.hidden_size, 0, module.input_size
+    for _ in range(module.num_layers):
+        total += 2 * dirs * b * t * 4 * h * (in_size + h)
+        in_size = h * dirs
+    return total
+
+
+def count_flops(model: nn.Module, clip: torch.Tensor, side: dict[str, torch.Tensor]) -> int:
+    """FLOPs of one forward: FlopCounterMode plus LSTMs counted by formula."""
+    extra: list[int] = []
+    hooks = [m.register_forward_pre_hook(lambda mod, inp: extra.append(_lstm_flops(mod, inp)))
+             for m in model.modules() if isinstance(m, nn.LSTM)]  # fmt: skip
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(clip, **side)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return int(counter.get_total_flops()) + sum(extra)
 
 
 def measure(name: str, model: nn.Module, frames: int, size: int, args: argparse.Namespace) -> Row:
@@ -113,8 +143,7 @@ def measure(name: str, model: nn.Module, frames: int, size: int, args: argparse.
     model.eval()
     with torch.inference_mode():
         model(clip, **side)  # warm-up
-        with FlopCounterMode(display=False) as counter:
-            model(clip, **side)
+        flops = count_flops(model, clip, side)
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -141,7 +170,7 @@ def measure(name: str, model: nn.Module, frames: int, size: int, args: argparse.
     for _ in range(args.train_steps):
         step()
     clips_s = args.train_steps * args.batch_size / (time.perf_counter() - start)
-    return Row(name, params, frames, size, counter.get_total_flops() / 1e9, latency, clips_s)
+    return Row(name, params, frames, size, flops / 1e9, latency, clips_s)
 
 
 def _fmt_params(n: int) -> str:
@@ -155,14 +184,17 @@ def table(rows: list[Row], accuracy: dict[str, float]) -> str:
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         def ratio(v: float, b: float | None) -> str:
-            return f"{v / b:.2f}" if b else "-"
+            return f"{v / b:.2f}" if b and v == v else "-"
+
+        def num(v: float, fmt: str) -> str:
+            return format(v, fmt) if v == v else "-"  # NaN: not measured (--flops-only)
 
         acc = accuracy.get(r.model)
         lines.append(
             f"| {r.model}{' (' + r.note + ')' if r.note else ''} | {_fmt_params(r.params)} | {r.frames}×{r.size}² "
             f"| {r.gflops:.3g} | {ratio(r.gflops, base.gflops if base else None)} "
-            f"| {r.latency_ms:.1f} | {ratio(r.latency_ms, base.latency_ms if base else None)} "
-            f"| {r.train_clips_s:.2f} | {ratio(r.train_clips_s, base.train_clips_s if base else None)} "
+            f"| {num(r.latency_ms, '.1f')} | {ratio(r.latency_ms, base.latency_ms if base else None)} "
+            f"| {num(r.train_clips_s, '.2f')} | {ratio(r.train_clips_s, base.train_clips_s if base else None)} "
             f"| {'-' if acc is None else f'{acc:.3f}'} |"
         )
     return "\n".join(lines)
@@ -182,6 +214,7 @@ def write_doc(path: Path, block: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds): check that the script works")
+    ap.add_argument("--flops-only", action="store_true", help="parameters and FLOPs only (meta device, no timing)")
     ap.add_argument("--models", nargs="*", help="only these models (registered names, or hf:videomae-base ...)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--repeats", type=int, default=5, help="timed inference passes per model")
@@ -208,36 +241,37 @@ def main(argv: list[str] | None = None) -> int:
     accuracy = json.loads(args.accuracy.read_text()) if args.accuracy else {}
 
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            try:
-                if name in HF_BASE:
-                    kind, overrides = HF_BASE[name]
-                    directory = _hf_dir(kind, HF_TINY if args.quick else overrides, Path(tmp))
-                    model = build_model(f"hf:{directory}", num_classes=NUM_CLASSES)
-                    frames, size = model.input_spec.num_frames, model.input_spec.image_size
-                elif args.quick:
-                    kwargs, frames, size = QUICK.get(name, ({}, 4, 32))
-                    model = build_model(name, num_classes=5, **kwargs)
-                else:
-                    model = build_model(name, num_classes=NUM_CLASSES)
-                    frames, size = model.input_spec.num_frames, model.input_spec.image_size
+    for name in names:
+        try:
+            if args.flops_only:  # shapes only, on the meta device: seconds, no CPU load
+                try:
+                    with torch.device("meta"):
+                        model, frames, size = build(name, args)
+                        flops = count_flops(model.eval(), torch.randn(1, 3, frames, size, size), _side_inputs(model, 1, frames))
+                except (RuntimeError, NotImplementedError):  # a model that reads values: one real forward
+                    model, frames, size = build(name, args)
+                    with torch.inference_mode():
+                        flops = count_flops(model.eval(), torch.randn(1, 3, frames, size, size), _side_inputs(model, 1, frames))
+                params = sum(p.numel() for p in model.parameters())
+                row = Row(name, params, frames, size, flops / 1e9, float("nan"), float("nan"))
+            else:
+                model, frames, size = build(name, args)
                 row = measure(name, model, frames, size, args)
-            except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
-                print(f"{name}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
-                continue
-            rows.append(row)
-            print(f"{name:22s} {_fmt_params(row.params):>7s} {row.gflops:9.2f} GFLOPs {row.latency_ms:9.1f} ms/clip "
-                  f"{row.train_clips_s:7.2f} train clips/s", flush=True)  # fmt: skip
-            del model
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
+            print(f"{name}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+            continue
+        rows.append(row)
+        print(f"{name:22s} {_fmt_params(row.params):>7s} {row.gflops:9.2f} GFLOPs {row.latency_ms:9.1f} ms/clip "
+              f"{row.train_clips_s:7.2f} train clips/s", flush=True)  # fmt: skip
+        del model
 
     cpu = platform.processor() or platform.machine()
     cmd = " ".join(["python benchmarks/models.py", *(sys.argv[1:] if argv is None else argv)])
     block = (
         f"{table(rows, accuracy)}\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}{' — QUICK run: tiny sizes, not the standard ones' if args.quick else ''}; "
-        f"latency = median of {args.repeats} single-clip forwards; training = {args.train_steps} AdamW steps of "
+        f"torch {torch.__version__}{' — QUICK run: tiny sizes, not the standard ones' if args.quick else ''}"
+        f"{' — parameters and FLOPs only (no timing)' if args.flops_only else ''}; latency = median of {args.repeats} single-clip forwards; training = {args.train_steps} AdamW steps of "
         f"batch {args.batch_size}, all parameters trainable. Command: `{cmd}`."
     )
     print()
