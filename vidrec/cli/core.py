@@ -134,6 +134,21 @@ def eval_(
         from vidrec.config import load_config
 
         cfg = load_config(config, overrides=set_, base=None if config else ck_cfg.to_dict())
+    if (cfg or ck_cfg).task == "retrieval":  # video–text retrieval: R@K and ranks (vidrec.engine.retrieval)
+        from vidrec.engine.retrieval import evaluate_retrieval_checkpoint
+        from vidrec.utils.io import write_json_atomic
+
+        m = evaluate_retrieval_checkpoint(checkpoint, cfg=cfg, subset=subset)
+        out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{m['subset']}")
+        write_json_atomic(out_dir / "metrics.json", m)
+        if as_json:
+            _echo(json.dumps(m, indent=2))
+            return
+        for d, name in (("t2v", "text→video"), ("v2t", "video→text")):
+            _echo(f"{name}: R@1 {m[f'{d}_r1']:.3f}  R@5 {m[f'{d}_r5']:.3f}  R@10 {m[f'{d}_r10']:.3f}  "
+                  f"median rank {m[f'{d}_median_rank']:.0f}  mean rank {m[f'{d}_mean_rank']:.1f}")
+        _echo(f"{m['subset']}: {int(m['num_pairs'])} video–caption pairs (chance R@1 {m['chance_r1']:.3f}); report: {out_dir / 'metrics.json'}")
+        return
     outcome = evaluate_checkpoint(checkpoint, cfg=cfg, subset=subset, views=views, progress=not quiet)
     sub = subset or (cfg or ck_cfg).eval.subset
     out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{sub}")

@@ -57,6 +57,7 @@ _LOADER_MODULES = (
     "vidrec.data.ssv2",
     "vidrec.data.something_else",
     "vidrec.data.folder",
+    "vidrec.engine.retrieval",  # msrvtt: captioned videos in the MSR-VTT JSON layout
 )
 
 

@@ -77,9 +77,14 @@ def train(
     classes = rs.classes
     model = create_model(cfg, len(classes))
     spec = model.input_spec  # type: ignore[attr-defined]
-    train_ds = build_dataset(cfg, rs.subset(cfg.data.train_subset), classes, spec, train=True, recordset=rs)
-    val_records = rs.subsets.get(cfg.data.val_subset) or []
-    val_ds = build_dataset(cfg, val_records, classes, spec, train=False, recordset=rs) if val_records else None
+    if cfg.task == "retrieval":  # video–caption pairs (see vidrec.engine.retrieval)
+        from vidrec.engine.retrieval import build_retrieval_datasets
+
+        train_ds, val_ds = build_retrieval_datasets(cfg, rs, spec)
+    else:
+        train_ds = build_dataset(cfg, rs.subset(cfg.data.train_subset), classes, spec, train=True, recordset=rs)
+        val_records = rs.subsets.get(cfg.data.val_subset) or []
+        val_ds = build_dataset(cfg, val_records, classes, spec, train=False, recordset=rs) if val_records else None
     train_loader = build_loader(cfg, train_ds, train=True)
     val_loader = build_loader(cfg, val_ds, train=False) if val_ds is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)

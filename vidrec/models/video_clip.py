@@ -435,6 +435,15 @@ class VideoCLIP(VideoClassifier):
     def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         return self.encode_video(video).video
 
+    def forward(  # type: ignore[override]
+        self, video: torch.Tensor, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **side: torch.Tensor
+    ) -> Any:
+        """Logits ``(B, K)``; with tokenised text, ``(video (B, E), text (N, E))`` for contrastive training."""
+        if input_ids is not None:
+            mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            return self.encode_video(video).video, self.encode_text(input_ids, mask)
+        return self.forward_head(self.forward_features(video))
+
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
