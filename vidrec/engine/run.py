@@ -26,16 +26,20 @@ from vidrec.utils.io import write_text_atomic
 log = logging.getLogger(__name__)
 
 
-def create_model(cfg: Config, num_classes: int) -> nn.Module:
-    """Build ``cfg.model`` for ``num_classes``, with hub (``pretrained``) or local (``weights``) weights."""
+def create_model(cfg: Config, num_classes: int, *, with_weights: bool = True) -> nn.Module:
+    """Build ``cfg.model`` for ``num_classes``, with hub (``pretrained``) or local (``weights``) weights.
+
+    ``with_weights=False`` builds the bare architecture (resume: the saved state replaces the weights,
+    so nothing is fetched again).
+    """
     entry = get_model_entry(cfg.model.name)
     kwargs = cfg.model_kwargs
-    if cfg.model.pretrained:
+    if cfg.model.pretrained and with_weights:
         if "pretrained" not in entry.accepted_kwargs():
             raise ConfigError(f"model.pretrained: model {cfg.model.name!r} has no known pretrained weights; use model.weights=PATH")
         kwargs["pretrained"] = True
     model = build_model(cfg.model.name, num_classes=num_classes, **kwargs)
-    if cfg.model.weights is not None:
+    if cfg.model.weights is not None and with_weights:
         from vidrec.models.weights import load_weights
 
         report = load_weights(model, cfg.model.weights)
@@ -75,7 +79,7 @@ def train(
     for p in rs.problems[:20]:
         log.warning("dataset: %s", p)
     classes = rs.classes
-    model = create_model(cfg, len(classes))
+    model = create_model(cfg, len(classes), with_weights=not resume)
     spec = model.input_spec  # type: ignore[attr-defined]
     if cfg.task == "retrieval":  # video–caption pairs (see vidrec.engine.retrieval)
         from vidrec.engine.retrieval import build_retrieval_datasets
