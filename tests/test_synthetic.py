@@ -66,8 +66,8 @@ def test_loader_reads_it_through_ssv2_with_captions_and_boxes(synth) -> None:
     per_class = np.bincount([r.label for r in rs.subsets["train"]], minlength=10)
     assert per_class.tolist() == [2] * 10
     rec = rs.subsets["val"][0]
-    assert rec.meta["caption"] and Path(rec.meta["boxes"]).is_file()
-    assert rec.video_id in json.loads(Path(rec.meta["boxes"]).read_text())
+    assert rec.meta["caption"] and Path(rec.meta["boxes_file"]).is_file()
+    assert rec.video_id in json.loads(Path(rec.meta["boxes_file"]).read_text())
     assert rec.num_frames == 16 and rec.fps == 12.0
     assert all(r.label == -1 for r in rs.subsets["test"])
 

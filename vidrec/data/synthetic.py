@@ -302,15 +302,15 @@ def _table(rng: np.random.Generator, size: int) -> tuple[float, float, float]:
 
 def _shoulder(rng: np.random.Generator, u: tuple[int, int], size: int) -> tuple[float, float]:
     """The arm's pivot, beyond the border the arm comes from (opposite to ``u``)."""
-    along = rng.uniform(0.4, 0.6) * size
-    out = rng.uniform(0.12, 0.22) * size
+    along = rng.uniform(0.44, 0.56) * size
+    out = rng.uniform(0.04, 0.12) * size  # close to the frame: the arm's angle changes a lot with the hand's position
     if u == (0, -1):
         return along, size + out
     if u == (0, 1):
         return along, -out
     if u == (1, 0):
-        return -out, rng.uniform(0.55, 0.8) * size
-    return size + out, rng.uniform(0.55, 0.8) * size
+        return -out, rng.uniform(0.6, 0.85) * size
+    return size + out, rng.uniform(0.6, 0.85) * size
 
 
 def make_scene(kind: str, rng: np.random.Generator, n: int, size: int) -> Scene:
@@ -603,7 +603,7 @@ def render_scene(scene: Scene, look: Look, rng: np.random.Generator, size: int) 
         img[skin] = skin_rgb
         owner[skin | sleeve] = HAND
         if look.noise > 0:
-            img += noise_rng.normal(0, look.noise, img.shape).astype(np.float32)
+            img += noise_rng.standard_normal(img.shape, dtype=np.float32) * np.float32(look.noise)
         frames[i] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
         fb: dict[int, tuple[float, float, float, float]] = {}
         for ent in (HAND, OBJ, CONTAINER):
@@ -997,7 +997,7 @@ def load_synthetic(
 
     ``spec_options`` are :func:`generate`'s options (``seed``, ``videos_per_class``, ...). Without them
     an existing synthetic folder is read as it is; with them it must match (or be generated).
-    Each record's ``meta`` gains ``caption`` and ``boxes`` (its Something-Else box file).
+    Each record's ``meta`` gains ``caption`` and ``boxes_file`` (its Something-Else box file).
     """
     from vidrec.data.ssv2 import load_ssv2
 
@@ -1024,7 +1024,7 @@ def load_synthetic(
     for name, recs in rs.subsets.items():
         rs.subsets[name] = [
             replace(r, fps=float(manifest["spec"]["fps"]), num_frames=int(manifest["spec"]["num_frames"]),
-                    meta={**r.meta, "caption": captions.get(r.video_id, ""), "boxes": part_of.get(r.video_id)})
+                    meta={**r.meta, "caption": captions.get(r.video_id, ""), "boxes_file": part_of.get(r.video_id)})
             for r in recs
         ]
     rs.info["synthetic"] = {"spec": manifest["spec"], "version": manifest.get("version"), "captions": root / "captions.json"}
