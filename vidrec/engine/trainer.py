@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
@@ -33,7 +32,7 @@ from tqdm.auto import tqdm
 
 from vidrec.config import Config
 from vidrec.engine.checkpoint import save_checkpoint, unwrap
-from vidrec.engine.evaluate import evaluate_model
+from vidrec.engine.tasks import Task, make_task
 from vidrec.errors import VidrecError
 from vidrec.utils.io import write_json_atomic
 
@@ -66,20 +65,6 @@ def make_accelerator(cfg: Config) -> Accelerator:
     if cfg.train.device == "mps" and not torch.backends.mps.is_available():
         raise VidrecError("train.device=mps but MPS is not available on this machine; use train.device=auto or cpu")
     return Accelerator(mixed_precision=resolve_precision(cfg), cpu=cpu, step_scheduler_with_optimizer=False)
-
-
-def param_groups(model: nn.Module, cfg: Config, backbone: set[int]) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases/norms/1-d params; backbone lr scaled by ``backbone_lr_mult``."""
-    skip = set(getattr(unwrap(model), "no_weight_decay", lambda: set())())
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, p in unwrap(model).named_parameters():
-        decay = p.ndim > 1 and name not in skip and not name.endswith(".bias")
-        groups.setdefault((decay, id(p) in backbone), []).append(p)
-    out = []
-    for (decay, is_bb), params in sorted(groups.items()):
-        lr = cfg.train.lr * (cfg.train.backbone_lr_mult if is_bb else 1.0)
-        out.append({"params": params, "weight_decay": cfg.train.weight_decay if decay else 0.0, "lr": lr})
-    return out
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -117,11 +102,6 @@ class FitResult:
     stopped_early: bool
 
 
-def _forward(model: nn.Module, batch: dict[str, Any], side_keys: tuple[str, ...]) -> torch.Tensor:
-    side = {k: batch[k] for k in side_keys if k in batch}
-    return model(batch["video"], **side)
-
-
 class Trainer:
     """Fit ``model`` on ``train_loader``, validating on ``val_loader`` each epoch.
 
@@ -140,6 +120,7 @@ class Trainer:
         *,
         step_callback: Callable[[TrainerState], None] | None = None,
         progress: bool = True,
+        task: Task | None = None,
     ) -> None:
         self.cfg = cfg
         self.classes = classes
@@ -147,19 +128,8 @@ class Trainer:
         self.step_callback = step_callback
         self.progress = progress
         self.accelerator = make_accelerator(cfg)
-        self.side_keys = tuple(getattr(getattr(model, "input_spec", None), "side_inputs", ()) or ())
-
-        # Progressive unfreezing toggles only backbone params that are trainable to begin with.
-        bb = [p for p in getattr(model, "backbone_parameters", lambda: iter(()))() if p.requires_grad]
-        self._backbone = bb
-        self.retrieval = cfg.task == "retrieval"
-        if self.retrieval:  # contrastive video–text training: the model picks its parameter groups by mode
-            from vidrec.engine.retrieval import retrieval_param_groups
-
-            groups = retrieval_param_groups(model, cfg)
-        else:
-            groups = param_groups(model, cfg, {id(p) for p in bb})
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.train.lr)
+        self.task = task or make_task(cfg, model, len(classes))
+        self.optimizer = torch.optim.AdamW(self.task.param_groups(model), lr=cfg.train.lr)
         steps_per_epoch = len(train_loader)
         if cfg.train.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
@@ -233,10 +203,6 @@ class Trainer:
             if isinstance(v, (int, float)) and k not in ("step", "epoch"):
                 self._writer.add_scalar(k, v, step)
 
-    def _set_backbone_frozen(self, frozen: bool) -> None:
-        for p in self._backbone:
-            p.requires_grad_(not frozen)
-
     # ------------------------------------------------------------------ loop
     def fit(self, *, resume: bool = False) -> FitResult:
         cfg = self.cfg
@@ -287,10 +253,7 @@ class Trainer:
         cfg, st, acc = self.cfg, self.state, self.accelerator
         model = self.model
         model.train()
-        if self.retrieval:
-            unwrap(model).set_training_mode(cfg.retrieval.mode, epoch=st.epoch, epochs=cfg.train.epochs)  # type: ignore[operator]
-        else:
-            self._set_backbone_frozen(st.epoch < cfg.train.freeze_backbone_epochs)
+        self.task.on_epoch_start(unwrap(model), st.epoch)
         _set_epoch(self.train_loader, st.epoch)
         loader = self.train_loader
         start = st.step_in_epoch
@@ -311,14 +274,7 @@ class Trainer:
             ctx = acc.no_sync(model) if not sync else _nullcontext()
             with ctx:
                 with acc.autocast():
-                    if self.retrieval:
-                        from vidrec.engine.retrieval import retrieval_step
-
-                        logits = None
-                        loss = retrieval_step(model, batch)
-                    else:
-                        logits = _forward(model, batch, self.side_keys)
-                        loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=cfg.train.label_smoothing)
+                    loss, logits = self.task.loss(model, batch)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss.item()} at epoch {st.epoch + 1}, step {i + 1}; lower train.lr or check the data"
@@ -366,30 +322,12 @@ class Trainer:
         metrics["train_seconds"] = st.train_seconds
         if self.val_loader is None:
             return metrics
-        if self.retrieval:
-            from vidrec.engine.retrieval import evaluate_retrieval
-
-            r = evaluate_retrieval(self.model, self.val_loader, accelerator=self.accelerator)
-            # val_top1 = text→video R@1, so train.monitor / early stopping work unchanged
-            metrics.update({f"val_{k}": v for k, v in r.items()})
-            metrics["val_top1"] = r["t2v_r1"]
-            if self.is_main:
-                log.info("epoch %d: train_loss %.4f | val t2v R@1 %.3f R@5 %.3f MdR %.0f | v2t R@1 %.3f (chance %.3f)",
-                         st.epoch + 1, metrics.get("train_loss", float("nan")), r["t2v_r1"], r["t2v_r5"], r["t2v_median_rank"],
-                         r["v2t_r1"], r["chance_r1"])
-            return metrics
-        res = evaluate_model(
-            self.model, self.val_loader, num_classes=len(self.classes), accelerator=self.accelerator,
-            side_keys=self.side_keys, progress=self.progress, desc="validate",
-        )
-        metrics.update({
-            "val_loss": res.loss, "val_top1": res.top1, "val_top5": res.top5, "val_mean_class_acc": res.mean_class_acc,
-        })
+        metrics.update(self.task.validate(self.model, self.val_loader, accelerator=self.accelerator, progress=self.progress))
         if self.is_main:
             log.info(
                 "epoch %d: train_loss %.4f train_acc %.3f | val_loss %.4f val_top1 %.3f val_top5 %.3f",
                 st.epoch + 1, metrics.get("train_loss", float("nan")), metrics.get("train_acc", float("nan")),
-                res.loss, res.top1, res.top5,
+                metrics.get("val_loss", float("nan")), metrics.get("val_top1", float("nan")), metrics.get("val_top5", float("nan")),
             )
         return metrics
 

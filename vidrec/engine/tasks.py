@@ -1,0 +1,122 @@
+"""What the one trainer optimises: a task supplies the loss, the parameter groups, per-epoch
+setup and validation; the trainer supplies everything else (devices, precision, accumulation,
+schedule, checkpoints, resume, logging).
+
+- :class:`ClassificationTask`: cross-entropy on logits (every classifier in the zoo).
+- :class:`RetrievalTask`: symmetric InfoNCE on video–caption pairs (``task: retrieval``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from vidrec.config import Config
+from vidrec.engine.checkpoint import unwrap
+from vidrec.engine.evaluate import evaluate_model
+
+log = logging.getLogger(__name__)
+
+
+class Task(Protocol):
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]: ...
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None: ...
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(loss, logits or None); logits give the running train accuracy."""
+        ...
+
+    def validate(self, model: nn.Module, loader: DataLoader[Any], *, accelerator: Any, progress: bool) -> dict[str, Any]:
+        """Metrics with at least ``val_top1`` (the default monitor) and ``val_loss`` where defined."""
+        ...
+
+
+def decay_groups(
+    params: Iterable[tuple[str, nn.Parameter]], *, lr: float, weight_decay: float, skip: set[str] = frozenset()  # type: ignore[assignment]
+) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases, norms and other 1-d parameters, or names in ``skip``."""
+    decay, no_decay = [], []
+    for name, p in params:
+        (decay if p.ndim > 1 and name not in skip and not name.endswith(".bias") else no_decay).append(p)
+    return [g for g in ({"params": decay, "weight_decay": weight_decay, "lr": lr},
+                        {"params": no_decay, "weight_decay": 0.0, "lr": lr}) if g["params"]]
+
+
+class ClassificationTask:
+    """Cross-entropy with label smoothing; progressive unfreezing of ``backbone_parameters()``."""
+
+    def __init__(self, cfg: Config, model: nn.Module, num_classes: int) -> None:
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.side_keys = tuple(getattr(getattr(model, "input_spec", None), "side_inputs", ()) or ())
+        # only backbone params that are trainable to begin with are toggled (others stay frozen for good)
+        self.backbone = [p for p in getattr(model, "backbone_parameters", lambda: iter(()))() if p.requires_grad]
+
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        cfg = self.cfg.train
+        bare = unwrap(model)
+        skip = set(getattr(bare, "no_weight_decay", lambda: set())())
+        bb = {id(p) for p in self.backbone}
+        named = list(bare.named_parameters())
+        head = decay_groups([(n, p) for n, p in named if id(p) not in bb], lr=cfg.lr, weight_decay=cfg.weight_decay, skip=skip)
+        body = decay_groups([(n, p) for n, p in named if id(p) in bb], lr=cfg.lr * cfg.backbone_lr_mult,
+                            weight_decay=cfg.weight_decay, skip=skip)
+        return head + body
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        frozen = epoch < self.cfg.train.freeze_backbone_epochs
+        for p in self.backbone:
+            p.requires_grad_(not frozen)
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        side = {k: batch[k] for k in self.side_keys if k in batch}
+        logits = model(batch["video"], **side)
+        loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.cfg.train.label_smoothing)
+        return loss, logits
+
+    def validate(self, model: nn.Module, loader: DataLoader[Any], *, accelerator: Any, progress: bool) -> dict[str, Any]:
+        res = evaluate_model(model, loader, num_classes=self.num_classes, accelerator=accelerator,
+                             side_keys=self.side_keys, progress=progress, desc="validate")
+        return {"val_loss": res.loss, "val_top1": res.top1, "val_top5": res.top5, "val_mean_class_acc": res.mean_class_acc}
+
+
+class RetrievalTask:
+    """Contrastive video–text training; ``retrieval.mode`` picks what trains (see :mod:`vidrec.engine.retrieval`)."""
+
+    def __init__(self, cfg: Config, model: nn.Module) -> None:
+        self.cfg = cfg
+
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        from vidrec.engine.retrieval import retrieval_param_groups
+
+        return retrieval_param_groups(model, self.cfg)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        unwrap(model).set_training_mode(self.cfg.retrieval.mode, epoch=epoch, epochs=self.cfg.train.epochs)  # type: ignore[operator]
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        from vidrec.engine.retrieval import retrieval_step
+
+        return retrieval_step(model, batch), None
+
+    def validate(self, model: nn.Module, loader: DataLoader[Any], *, accelerator: Any, progress: bool) -> dict[str, Any]:
+        from vidrec.engine.retrieval import evaluate_retrieval
+
+        r = evaluate_retrieval(model, loader, accelerator=accelerator)
+        metrics = {f"val_{k}": v for k, v in r.items()}
+        metrics["val_top1"] = r["t2v_r1"]  # text→video R@1: train.monitor and early stopping work unchanged
+        log.info("val t2v R@1 %.3f R@5 %.3f MdR %.0f | v2t R@1 %.3f (chance %.3f)",
+                 r["t2v_r1"], r["t2v_r5"], r["t2v_median_rank"], r["v2t_r1"], r["chance_r1"])
+        return metrics
+
+
+def make_task(cfg: Config, model: nn.Module, num_classes: int) -> Task:
+    if cfg.task == "retrieval":
+        return RetrievalTask(cfg, model)
+    return ClassificationTask(cfg, model, num_classes)
