@@ -52,7 +52,7 @@ from vidrec.video.encode import write_video
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # bump when the rendering changes, so old folders are not mistaken for new ones
+VERSION = 2  # bump when the rendering changes, so old folders are not mistaken for new ones
 MANIFEST = "synth.json"
 VIDEO_DIR = "20bn-something-something-v2"
 ANNOTATION_DIR = "annotations"
@@ -126,7 +126,7 @@ class SynthSpec:
     fps: float = 12.0  # Something-Else boxes assume 12 fps
     ext: str = ".webm"  # SSv2 container: .webm (VP9) or .mp4 (H.264)
     classes: tuple[str, ...] | None = None  # subset of templates (or class names); None = all
-    clutter: float = 0.35  # fraction of videos with a cluttered background, a distractor and noise
+    clutter: float = 0.25  # fraction of videos with a cluttered background, a distractor and noise
     layouts: tuple[str, ...] = LAYOUTS  # which layouts to write besides the SSv2 one
 
     def class_defs(self) -> list[tuple[int, ClassDef]]:
@@ -247,8 +247,8 @@ def _piecewise(t: np.ndarray, knots: Sequence[float], values: Sequence[np.ndarra
 
 def _phases(rng: np.random.Generator, n: int) -> tuple[float, float, float, float]:
     """Symmetric timing: approach and retreat durations come from the same distribution."""
-    a, r = rng.uniform(0.14, 0.26, size=2)
-    h1, h2 = rng.uniform(0.0, 0.06, size=2)
+    a, r = rng.uniform(0.12, 0.22, size=2)
+    h1, h2 = rng.uniform(0.0, 0.05, size=2)
     t1 = a
     t2 = t1 + h1
     t4 = 1.0 - r
@@ -317,8 +317,8 @@ def make_scene(kind: str, rng: np.random.Generator, n: int, size: int) -> Scene:
     """Sample one scene of ``kind`` with ``n`` frames on a ``size``×``size`` canvas."""
     S = size / 96.0
     t = np.arange(n, dtype=np.float64)
-    r0 = rng.uniform(6.5, 9.5) * S
-    s0 = rng.uniform(0.9, 1.15) * S
+    r0 = rng.uniform(8.0, 11.0) * S
+    s0 = rng.uniform(1.1, 1.35) * S
     t1, t2, t3, t4 = _phases(rng, n)
     smooth = [bool(b) for b in rng.random(6) < 0.6]
     ones = np.ones(n)
@@ -343,7 +343,8 @@ def make_scene(kind: str, rng: np.random.Generator, n: int, size: int) -> Scene:
             y = rng.uniform(0.42, 0.55) * size
             p0 = np.array([x, y])
             p1 = np.array([x + rng.uniform(-4, 4) * S, y + rng.uniform(0.06, 0.1) * size])
-            ra, rb = 0.85 * r0, 0.85 * r0 * rng.uniform(2.1, 2.6)
+            ra = 0.8 * r0
+            rb = min(ra * rng.uniform(2.1, 2.6), 0.26 * size)
             radius = _piecewise(t, [t2, t3], [ra, rb], [smooth[0]])
             u = (0, -1)
         obj = _piecewise(t, [t2, t3], [p0, p1], [smooth[1]])
@@ -695,7 +696,7 @@ def render_video(spec: SynthSpec, class_full: int, subset: str, k: int) -> tuple
         cont_name = f"{look.container_colour} box"
         placeholders.append(cont_name)
     key = cdef.scene + ("~" if cdef.reverse else "")
-    size_word = "small " if scene.obj_r[0] < 7.3 * size / 96 and rng.random() < 0.5 else ""
+    size_word = "small " if scene.obj_r[0] < 9.0 * size / 96 and rng.random() < 0.5 else ""
     caption = str(rng.choice(_CAPTIONS[key])).format(obj=size_word + obj_name, cont=cont_name)
     if cluttered:
         extras = ["over a cluttered table", "on a messy table"]
@@ -835,7 +836,7 @@ def generate(
     fps: float = 12.0,
     ext: str = ".webm",
     classes: Sequence[str] | None = None,
-    clutter: float = 0.35,
+    clutter: float = 0.25,
     layouts: Sequence[str] = LAYOUTS,
     workers: int = 2,
     progress: bool = True,
