@@ -231,3 +231,14 @@ def test_cli_embed_and_search(videos, tmp_path, clip_dir):
     assert r.exit_code == 0 and "query: 'blue'" in r.output and "frames [" in r.output
     r = runner.invoke(app, ["search", str(store), ""])
     assert r.exit_code != 0 and "empty query" in str(r.exception)
+
+
+def test_shards_fill_one_store(videos, tmp_path, clip_dir):
+    store = tmp_path / "store"
+    a = run(videos, store, clip_dir, shard=(0, 2))
+    b = run(videos, store, clip_dir, shard=(1, 2))
+    assert a.found + b.found == 5 and a.processed + b.processed == 4
+    assert Store(store).count() == 4 and len(Store(store).failures()) == 1
+    assert sorted(p.name for p in store.glob("failures*.json")) in (["failures.rank0.json", "failures.rank1.json"],)
+    with pytest.raises(Exception, match="rank"):
+        run(videos, store, clip_dir, shard=(2, 2))

@@ -351,9 +351,10 @@ def extract(
     summary.failed = sum(1 for p in failures if p in todo_keys)
     summary.failures = {p: e["error"] for p, e in failures.items()}
     summary.seconds = time.perf_counter() - t0
-    if summary.processed:
-        st.compact()
-    summary.indexed = st.ensure_index(threshold=index_threshold)
+    if shard is None or shard[0] == 0:  # one process compacts and indexes (a re-run refreshes a stale index)
+        if summary.processed:
+            st.compact()
+        summary.indexed = st.ensure_index(threshold=index_threshold)
     if fmts:
         summary.exports = [str(p) for p in st.export(fmts)]
     return summary
