@@ -293,3 +293,19 @@ def test_class_subset_and_mp4(tmp_path: Path) -> None:
     assert rs.classes == info.classes and {k: len(v) for k, v in rs.subsets.items()} == {"train": 2, "val": 2, "test": 0}
     assert all(r.path.suffix == ".mp4" for r in rs.subsets["train"])
     assert not (tmp_path / "sub" / "UCF-101").exists()
+
+
+def test_loader_generates_when_missing_and_checks_options(tmp_path: Path) -> None:
+    tiny = dict(videos_per_class=1, val_per_class=1, test_per_class=0, size=48, num_frames=12, layouts=("ssv2",),
+                classes=["Moving something up", "Moving something down"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="no complete synthetic dataset"):
+        load_records("synthetic", empty, generate_missing=False)
+    rs = load_records("synthetic", empty, workers=1, **tiny)
+    assert len(rs.subsets["train"]) == 2 and (empty / "synth.json").is_file()
+    assert load_records("synthetic", empty).classes == rs.classes  # no options: read as it is
+    with pytest.raises(DatasetError, match="different spec"):
+        load_records("synthetic", empty, **{**tiny, "seed": 5})
+    with pytest.raises(ConfigError, match="unknown option"):
+        load_records("synthetic", empty, colour="red")
