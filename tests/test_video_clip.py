@@ -289,3 +289,18 @@ def test_vidrec_train_and_eval_with_a_retrieval_config(synth_root, tmp_path):
     assert {"val_t2v_r1", "val_v2t_r1", "val_t2v_median_rank", "val_top1"} <= set(hist)
     m = evaluate_retrieval_checkpoint(out.fit.best_checkpoint)
     assert m["num_pairs"] == 4 and 0 <= m["t2v_r1"] <= 1 and m["subset"] == "val"
+
+
+def test_set_merge_schedule_on_a_built_model():
+    torch.manual_seed(0)
+    merged = build_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=0).eval()
+    plain = build_model("clip_video_tiny", num_classes=0, num_frames=4, merge="off", num_prompts=0).eval()
+    plain.load_state_dict({k: v for k, v in merged.state_dict().items() if not k.startswith("merge_pos")})
+    video = torch.randn(1, 3, 4, 32, 32)
+    merged.set_merge_schedule("off")
+    with torch.no_grad():
+        assert torch.equal(merged.encode_video(video).clips, plain.encode_video(video).clips)
+    merged.set_merge_schedule("2-2", merge_layers=[1, 2])
+    assert merged.encode_video(video).clips.shape == (1, 1, 32) and merged.describe()["merge_frames"] == "2-2"
+    with pytest.raises(ConfigError, match="merge_layers"):
+        merged.set_merge_schedule("2", merge_layers=[7])

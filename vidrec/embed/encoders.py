@@ -176,16 +176,26 @@ def load_encoder(
         raise EncoderError(f"--model {source}: a file; {NO_MODEL_HELP}")
     options: dict[str, Any] = {k: v for k, v in dict(num_frames=num_frames, merge=merge, merge_layers=merge_layers,
                                                      merge_keep=merge_keep, fusion=fusion).items() if v is not None}
+    if path.exists():
+        path = path.resolve()  # the store records where to reload the encoder from, whatever the cwd
     if is_checkpoint_dir(path):
         from vidrec.engine.checkpoint import load_checkpoint
 
         ck = load_checkpoint(path)
         net = ck.model
-        src = f"checkpoint:{path.resolve()}"
+        w = (path / "model.safetensors").stat()
+        src = f"checkpoint:{path}@{w.st_size}-{w.st_mtime_ns}"  # retrained weights are another encoder
         if isinstance(net, VideoCLIP):
             if "num_frames" in options:
                 net.num_frames = int(options["num_frames"])
+            if "merge" in options or "merge_layers" in options or "merge_keep" in options:
+                net.set_merge_schedule(options.get("merge", "-".join(map(str, net.merge_frames)) or "off"),
+                                       merge_layers=options.get("merge_layers"), merge_keep=options.get("merge_keep", 0.5))
+            if "fusion" in options and options["fusion"] != net.fusion.kind:
+                raise EncoderError(f"--model {source}: the checkpoint's fusion head is {net.fusion.kind}; it cannot be changed")
             return ClipEncoder(net, source=src, options={**options, "model": str(path)}, device=dev)
+        if any(k in options for k in ("merge", "merge_layers", "merge_keep", "fusion")):
+            raise EncoderError(f"--model {source}: a classifier checkpoint has no temporal merging or fusion options; drop --merge")
         if not hasattr(net, "forward_features"):
             raise EncoderError(f"{path}: the checkpoint's model has no forward_features; it cannot embed videos")
         if "num_frames" in options:
@@ -211,7 +221,7 @@ def load_encoder(
     except WeightsError as exc:
         raise EncoderError(f"--model {source}: {exc}. {NO_MODEL_HELP}") from exc
     src = net.source
-    return ClipEncoder(net, source=src, options={**options, "model": source}, device=dev)
+    return ClipEncoder(net, source=src, options={**options, "model": str(path) if path.exists() else source}, device=dev)
 
 
 def encoder_from_record(desc: dict[str, Any], options: dict[str, Any], *, device: str | torch.device = "auto") -> Encoder:
@@ -220,9 +230,9 @@ def encoder_from_record(desc: dict[str, Any], options: dict[str, Any], *, device
     model = opts.pop("model", None)
     src = str(desc.get("source", ""))
     if not model:
-        if src.startswith(("checkpoint:", "hub:")):
+        if src.startswith("hub:"):
             model = src.split(":", 1)[1]
-        elif src.startswith("dir:"):
+        elif src.startswith(("dir:", "checkpoint:")):
             model = src.split(":", 1)[1].rsplit("@", 1)[0]
         else:
             raise EncoderError(f"the store's encoder ({src or 'unknown'}) cannot be reloaded; pass the encoder explicitly")

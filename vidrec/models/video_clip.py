@@ -344,6 +344,30 @@ class VideoCLIP(VideoClassifier):
         image_size = int(vcfg.image_size)
         self.input_spec = InputSpec(num_frames=num_frames, image_size=image_size, mean=CLIP_MEAN, std=CLIP_STD)
 
+    def set_merge_schedule(self, merge: str | Sequence[int] | None, *, merge_layers: str | Sequence[int] | None = None,
+                           merge_keep: float | Sequence[float] = 0.5) -> None:
+        """Change the temporal merging of a built model (``"off"``, ``"2-2-2"``, ...), e.g. to embed
+        with a trained checkpoint under another schedule. Stages whose group size changes get fresh
+        (zero) merge position embeddings."""
+        frames = parse_schedule(merge)
+        num_layers = len(self.clip.vision_model.encoder.layers)
+        layers = default_merge_layers(num_layers, len(frames)) if merge_layers in (None, "auto") else parse_schedule(merge_layers)
+        if len(layers) != len(frames) or list(layers) != sorted(set(layers)) or (layers and (layers[0] < 1 or layers[-1] >= num_layers)):
+            raise ConfigError(f"merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}, one per stage {frames}")
+        keep = (merge_keep,) * len(frames) if isinstance(merge_keep, (int, float)) else tuple(merge_keep)
+        if len(keep) != len(frames) or not all(0 < k <= 1 for k in keep):
+            raise ConfigError(f"merge_keep: {merge_keep!r}: one proportion in (0, 1] per merge stage")
+        if self.prompts is not None and layers and self.prompt_layer > layers[0]:
+            raise ConfigError(f"merge_layers: the first merge layer {layers[0]} comes before the prompt layer {self.prompt_layer}")
+        old = list(self.merge_pos)
+        dim = self.clip.config.vision_config.hidden_size
+        ref = next(self.clip.parameters())
+        self.merge_pos = nn.ParameterList([
+            old[i] if i < len(old) and old[i].shape[0] == m else nn.Parameter(torch.zeros(m, dim, dtype=ref.dtype, device=ref.device))
+            for i, m in enumerate(frames)
+        ])
+        self.merge_frames, self.merge_layers, self.merge_keep = tuple(frames), tuple(layers), tuple(float(k) for k in keep)
+
     # -- settings that change embeddings (recorded by the embedding store) --------------------
     def describe(self) -> dict[str, Any]:
         return {
@@ -553,6 +577,7 @@ def _build(
     pretrained: bool,
     arch: str,
     num_frames: int,
+    image_size: int = 32,
     merge: str | Sequence[int] | None,
     merge_layers: str | Sequence[int] | None,
     merge_keep: float | Sequence[float],
@@ -569,7 +594,9 @@ def _build(
         model, tokenizer, source = load_clip(clip)
     else:
         if arch == "tiny":
-            config = tiny_clip_config()
+            if image_size % 4:
+                raise ConfigError(f"model.image_size: {image_size} must be a multiple of 4 (4×4 patches)")
+            config = tiny_clip_config(image_size=image_size, patch_size=image_size // 4)
         elif arch == "b32":
             config = CLIPConfig()  # transformers' defaults are ViT-B/32's shapes
         else:
@@ -644,6 +671,7 @@ def clip_video_tiny(
     *,
     num_classes: int = 0,
     num_frames: int = 8,
+    image_size: int = 32,
     merge: str | Sequence[int] | None = "2-2",
     merge_layers: str | Sequence[int] | None = None,
     merge_keep: float | Sequence[float] = 0.5,
@@ -652,9 +680,9 @@ def clip_video_tiny(
     fusion: str = "meanP",
     fusion_layers: int = 1,
 ) -> VideoCLIP:
-    """A 4-layer, 32-wide CLIP at 32×32 px (random init, HashTokenizer)."""
+    """A 4-layer, 32-wide CLIP, 4×4 patches of ``image_size`` px (random init, HashTokenizer)."""
     return _build(
-        num_classes=num_classes, clip=None, pretrained=False, arch="tiny", num_frames=num_frames, merge=merge,
+        num_classes=num_classes, clip=None, pretrained=False, arch="tiny", num_frames=num_frames, image_size=image_size, merge=merge,
         merge_layers=merge_layers, merge_keep=merge_keep, num_prompts=num_prompts, prompt_layer=prompt_layer,
         fusion=fusion, fusion_layers=fusion_layers,
     )
