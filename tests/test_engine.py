@@ -145,3 +145,38 @@ def test_failing_training_video_is_skipped_and_counted(tiny_dataset, tmp_path):
     strict = load_config(overrides=tiny_overrides(root, tmp_path / "run2", **{"train.epochs": 1, "data.strict": True}))
     with pytest.raises(VidrecError, match="train_0_1.mp4"):
         train(strict, progress=False)
+
+
+def test_progressive_unfreezing_keeps_backbone_fixed_while_frozen(tiny_dataset, tmp_path):
+    from vidrec.engine.run import create_model
+
+    def run(epochs: int, name: str) -> torch.nn.Module:
+        cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / name, **{"train.epochs": epochs, "train.freeze_backbone_epochs": 1}))
+        train(cfg, progress=False)
+        return load_checkpoint(tmp_path / name / "checkpoints/last").model
+
+    cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "init"))
+    torch.manual_seed(cfg.train.seed)  # train() seeds the same way before building the model
+    init = dict(create_model(cfg, 2).named_parameters())
+    after1, after2 = run(1, "one"), run(2, "two")
+    changed = lambda m, prefix: [n for n, p in m.named_parameters() if n.startswith(prefix) and not torch.equal(p, init[n])]  # noqa: E731
+    assert changed(after1, "head"), "the head must train while the backbone is frozen"
+    assert not changed(after1, "encoder"), "backbone parameters changed during the frozen epoch"
+    assert changed(after2, "encoder"), "the backbone must train after it is unfrozen"
+
+
+def test_early_stopping(tiny_dataset, tmp_path):
+    cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "r", **{
+        "train.epochs": 6, "train.lr": 1e-9, "train.early_stop_patience": 1, "train.monitor": "val_loss"}))
+    res = train(cfg, progress=False)
+    losses = [h["val_loss"] for h in res.fit.history]
+    # patience 1: training stops at the first epoch that does not improve on the best so far, not before
+    assert res.fit.stopped_early and len(losses) < 6
+    assert losses[-1] >= min(losses[:-1])
+    assert all(losses[k] < min(losses[:k]) for k in range(1, len(losses) - 1))
+
+
+def test_bf16_autocast_on_cpu(tiny_dataset, tmp_path):
+    cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "r", **{"train.epochs": 1, "train.precision": "bf16"}))
+    res = train(cfg, progress=False)
+    assert res.fit.history[0]["train_loss"] == res.fit.history[0]["train_loss"]  # finite, not NaN

@@ -64,6 +64,11 @@ def make_accelerator(cfg: Config) -> Accelerator:
         raise VidrecError("train.device=cuda but no CUDA GPU is visible; use train.device=auto or cpu")
     if cfg.train.device == "mps" and not torch.backends.mps.is_available():
         raise VidrecError("train.device=mps but MPS is not available on this machine; use train.device=auto or cpu")
+    # accelerate keeps its state in a process-wide singleton; a second run in the same process (the
+    # demo trains two models, the Python API may train many) may ask for another precision.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision=resolve_precision(cfg), cpu=cpu, step_scheduler_with_optimizer=False)
 
 
