@@ -185,6 +185,7 @@ class MultiStream(VideoClassifier):
         lstm_hidden: int = 256,
         lstm_layers: int = 1,
         use_boxes: bool = True,
+        stream_dropout: float = 0.0,
         dropout: float = 0.3,
         num_frames: int = 8,
         image_size: int = 112,
@@ -199,6 +200,9 @@ class MultiStream(VideoClassifier):
         self.num_objects = num_objects
         self.object_size = object_size
         self.use_boxes = use_boxes
+        if not 0.0 <= stream_dropout < 1.0:
+            raise ConfigError(f"model.stream_dropout must be in [0, 1), got {stream_dropout}")
+        self.stream_dropout = stream_dropout
         self.num_classes = num_classes
         side: list[str] = []
         if "hands" in streams:
@@ -222,8 +226,8 @@ class MultiStream(VideoClassifier):
         if "context" in streams:
             self.context_encoder = ImageEncoder(context_backbone, out_dim=context_dim, pretrained=pretrained, key="context_backbone")
             self.context_proj = nn.Linear(self.context_encoder.out_dim, fusion_dim)
-        else:
-            self.query = nn.Parameter(torch.zeros(fusion_dim))  # stands in for the context token
+        if "context" not in streams or stream_dropout > 0:
+            self.query = nn.Parameter(torch.zeros(fusion_dim))  # stands in for the context token (off or dropped)
         self.has_tokens = "hands" in streams or "objects" in streams
         if self.has_tokens:
             self.null_token = nn.Parameter(torch.zeros(fusion_dim))  # always attendable: no all-masked rows
@@ -241,6 +245,12 @@ class MultiStream(VideoClassifier):
         self.input_spec = InputSpec(num_frames=num_frames, image_size=image_size, side_inputs=tuple(side))
 
     # ------------------------------------------------------------------ streams
+    def _keep(self, b: int, ref: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample 0/1 keep mask ``(B, 1, 1)`` for stream dropout (training only), else ``None``."""
+        if not self.training or self.stream_dropout <= 0:
+            return None
+        return (torch.rand(b, 1, 1, device=ref.device) >= self.stream_dropout).to(ref.dtype)
+
     def _need(self, side: dict[str, torch.Tensor | None], key: str) -> torch.Tensor:
         value = side.get(key)
         if value is None:
@@ -257,6 +267,9 @@ class MultiStream(VideoClassifier):
         if joints.shape[:3] != (b, t, NUM_HANDS) or joints.shape[3:] != (NUM_JOINTS, 3):
             raise ValueError(f"hand_joints must be (B, T, 2, 21, 3) = ({b}, {t}, 2, 21, 3), got {tuple(joints.shape)}")
         feat = self.hand_encoder(joints) * jmask.unsqueeze(-1)  # (B, T, 2, hand_dim), zero where no joints
+        keep = self._keep(b, feat)
+        if keep is not None:
+            feat = feat * keep.unsqueeze(-1)  # stream dropout: this sample's joints unseen, its boxes kept
         tokens = self.hand_proj(feat) * jmask.unsqueeze(-1) + self.hand_slot  # (B, T, 2, D)
         present = jmask > 0
         if self.use_boxes:
@@ -278,6 +291,9 @@ class MultiStream(VideoClassifier):
             x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
             x = (x - self.crop_mean) / self.crop_std
             feats[mask] = self.object_encoder(x).to(feats.dtype)
+        keep = self._keep(b, feats)
+        if keep is not None:
+            feats = feats * keep.unsqueeze(-1)  # stream dropout: this sample's crops unseen, its boxes kept
         tokens = self.object_proj(feats) * mask.unsqueeze(-1) + self.object_slot  # (B, T, O, D)
         if self.use_boxes:
             boxes = _fit_slots(self._need(side, "object_boxes"), o).float()  # (B, T, O, 4)
@@ -291,6 +307,9 @@ class MultiStream(VideoClassifier):
         if "context" in self.streams:
             frames = video.transpose(1, 2).reshape(b * t, -1, h, w)  # (B*T, C, H, W)
             query = self.context_proj(self.context_encoder(frames)).reshape(b, t, -1)  # (B, T, D)
+            keep = self._keep(b, query)
+            if keep is not None:  # stream dropout: the learned query stands in for this sample's frames
+                query = query * keep + self.query * (1 - keep)
         else:
             query = self.query.expand(b, t, -1)  # (B, T, D)
         if not self.has_tokens:
@@ -403,6 +422,7 @@ def multistream(
     lstm_hidden: int = 256,
     lstm_layers: int = 1,
     use_boxes: bool = True,
+    stream_dropout: float = 0.0,
     dropout: float = 0.3,
     num_frames: int = 8,
     image_size: int = 112,
@@ -426,6 +446,7 @@ def multistream(
         lstm_hidden=lstm_hidden,
         lstm_layers=lstm_layers,
         use_boxes=use_boxes,
+        stream_dropout=stream_dropout,
         dropout=dropout,
         num_frames=num_frames,
         image_size=image_size,
