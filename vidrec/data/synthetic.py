@@ -45,7 +45,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from vidrec.data.records import RecordSet, VideoRecord, register_dataset
+from vidrec.data.records import RecordSet, register_dataset
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.utils.io import write_json_atomic, write_text_atomic
 from vidrec.video.encode import write_video
