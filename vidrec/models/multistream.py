@@ -27,6 +27,9 @@ Side inputs (batch keys, see ``InputSpec.side_inputs``):
 ``streams`` chooses which streams exist (an ablation is ``--set model.streams=[context,objects]``):
 a stream that is off has no parameters and its inputs are never read. ``use_boxes=False`` drops
 the box embeddings, so the hand stream sees joints only and the object stream appearance only.
+``stream_dropout=p`` hides, per training sample, each stream's appearance (frames → the learned
+query, crops and joints → zeros) with probability ``p`` while the boxes stay: on small data this
+keeps the model from memorising appearance instead of learning the motion (docs/multistream.md).
 The joints and boxes are not transformed with the clip's random crop: they describe the full frame.
 """
 
