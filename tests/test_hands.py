@@ -156,6 +156,18 @@ def test_without_mediapipe_the_message_says_how_to_install() -> None:
         make_landmarker()
 
 
+def test_cli_without_mediapipe_says_how_to_install(tmp_path: Path) -> None:
+    if mediapipe_version() is not None:
+        pytest.skip("MediaPipe is installed here")
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "from vidrec.cli import main; main()", "prepare", "hands", "--set", f"data.root={tmp_path}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "pip install 'vidrec[hands]'" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_real_mediapipe_on_video_frames(tmp_path: Path) -> None:
     """MediaPipe on the hand crops of a rendered synthetic video, written and decoded back."""
     landmarker = _landmarker_or_skip()
