@@ -191,6 +191,11 @@ class SynthInfo:
     seconds: float
     paths: dict[str, Path] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        how = f"written in {self.seconds:.1f} s" if self.created else "already there, same spec"
+        return f"{self.root}: {len(self.classes)} classes, {counts} videos ({how})"
+
 
 # --------------------------------------------------------------------------------------------
 # Scenes: per-frame state of hand, object and container, as plain arrays.
