@@ -39,13 +39,16 @@ class FrameAverage(VideoClassifier):
         pretrained: bool = False,
         finetune_layers: Sequence[str] | str | None = AUTO_LAYERS,
         freeze_bn: bool = False,
+        spatial_pool: int = 1,
         dropout: float = 0.3,
         input_spec: InputSpec | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1) (got {dropout})")
-        self.encoder = FrameEncoder(backbone, pretrained=pretrained, finetune_layers=finetune_layers, freeze_bn=freeze_bn)
+        self.encoder = FrameEncoder(
+            backbone, pretrained=pretrained, finetune_layers=finetune_layers, freeze_bn=freeze_bn, spatial_pool=spatial_pool
+        )
         self.num_features = self.encoder.num_features
         self.num_classes = num_classes
         self.drop = nn.Dropout(dropout)
@@ -80,6 +83,7 @@ def frame_avg(
     pretrained: bool = False,
     finetune_layers: Sequence[str] | str | None = AUTO_LAYERS,
     freeze_bn: bool = False,
+    spatial_pool: int = 1,
     dropout: float = 0.3,
 ) -> FrameAverage:
     """Frame-averaging baseline (TSN average consensus): timm ResNet-18 per frame, mean over time."""
@@ -89,6 +93,7 @@ def frame_avg(
         pretrained=pretrained,
         finetune_layers=finetune_layers,
         freeze_bn=freeze_bn,
+        spatial_pool=spatial_pool,
         dropout=dropout,
         input_spec=_SPEC,
     )
