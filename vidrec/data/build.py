@@ -70,7 +70,8 @@ def load_dataset(cfg: Config) -> RecordSet:
 
             raise ConfigError(f"data.root: dataset {cfg.data.dataset!r} needs its folder: --set data.root=DIR")
         root = cfg.train.out_dir / "data"
-        root.mkdir(parents=True, exist_ok=True)
+    if cfg.data.dataset == "synthetic":
+        root.mkdir(parents=True, exist_ok=True)  # the synthetic loader writes itself there on first use
     rs = load_records(cfg.data.dataset, root, split=cfg.data.split, strict=cfg.data.strict, **cfg.data_options)
     if cfg.data.limit:
         rs.subsets = {k: v[: cfg.data.limit] for k, v in rs.subsets.items()}
