@@ -77,7 +77,7 @@ class TrainConfig(_Section):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)  # max global grad norm; None: off
     accum_steps: int = Field(1, ge=1)  # gradient accumulation
-    precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on GPUs that have it, else fp32
+    precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on GPUs and CPUs that have it, else fp32
     freeze_backbone_epochs: int = Field(0, ge=0)  # progressive fine-tuning: backbone frozen this long
     backbone_lr_mult: float = Field(1.0, gt=0)  # backbone lr = lr * this
     early_stop_patience: int | None = Field(5, ge=1)  # epochs without val improvement; None: off

@@ -49,13 +49,26 @@ class StopTraining(Exception):
     """Raised by a step callback to stop (tests use it to simulate a killed run)."""
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast is ~1.8× faster."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_precision(cfg: Config) -> str:
+    """``auto``: bf16 on GPUs that support it and on CPUs with native bf16; otherwise fp32."""
     p = cfg.train.precision
     if p != "auto":
         return p
-    if torch.cuda.is_available() and cfg.train.device in ("auto", "cuda") and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "no"
+    if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    if cfg.train.device == "mps" or (cfg.train.device == "auto" and torch.backends.mps.is_available()):
+        return "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
 
 
 def make_accelerator(cfg: Config) -> Accelerator:
