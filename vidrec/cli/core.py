@@ -44,27 +44,35 @@ def config_show(
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the dataset into (created; refused if it holds other data)."),
-    seed: int = typer.Option(0, help="Random seed: the same seed writes the same videos."),
-    videos_per_class: Optional[int] = typer.Option(None, help="Training videos per class (default: the demo size)."),
-    val_per_class: Optional[int] = typer.Option(None, help="Validation videos per class (default: the demo size)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed and options write the same videos."),
+    videos_per_class: Optional[int] = typer.Option(None, help="Training videos per class (default 40)."),
+    val_per_class: Optional[int] = typer.Option(None, help="Validation videos per class (default 10)."),
+    test_per_class: Optional[int] = typer.Option(None, help="Unlabelled test videos per class (default 2)."),
+    size: Optional[int] = typer.Option(None, help="Frame width = height in pixels, even (default 96)."),
+    num_frames: Optional[int] = typer.Option(None, help="Frames per video (default 28, at 12 fps)."),
+    ext: Optional[str] = typer.Option(None, help="Container of the SSv2-layout videos: .webm (default) or .mp4."),
+    clutter: Optional[float] = typer.Option(None, help="Share of videos with a cluttered background, 0..1 (default 0.25)."),
+    classes: Optional[list[str]] = typer.Option(None, "--class", help="Only these classes (templates or names; repeatable)."),
+    layouts: Optional[list[str]] = typer.Option(None, "--layout", help="Layouts to write: ssv2, something_else, ucf101, folder (repeatable; default all)."),
     workers: int = typer.Option(2, help="Parallel encoding processes."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write the built-in synthetic dataset: real videos whose classes differ only in temporal order.
 
     Alongside the videos: Something-Something-v2 annotation JSONs, Something-Else per-frame hand
     and object boxes, one caption per video, and the same data in UCF101 and folder layouts.
+    Re-running with the same options is a no-op; other options into a non-empty folder are refused.
     """
     from vidrec.data.synthetic import generate
 
-    kw: dict[str, Any] = {"seed": seed, "workers": workers}
-    if videos_per_class is not None:
-        kw["videos_per_class"] = videos_per_class
-    if val_per_class is not None:
-        kw["val_per_class"] = val_per_class
+    given = {"videos_per_class": videos_per_class, "val_per_class": val_per_class, "test_per_class": test_per_class,
+             "size": size, "num_frames": num_frames, "ext": ext, "clutter": clutter, "classes": classes, "layouts": layouts}
+    kw: dict[str, Any] = {k: v for k, v in given.items() if v not in (None, [])}
     t0 = time.perf_counter()
-    info = generate(out, **kw)
-    _echo(f"synthetic dataset in {out} ({time.perf_counter() - t0:.1f} s)")
-    _echo(str(info))
+    info = generate(out, seed=seed, workers=workers, progress=not quiet, **kw)
+    _echo(f"synthetic dataset in {out} ({time.perf_counter() - t0:.1f} s): {info}")
+    for name, path in sorted(info.paths.items()):
+        _echo(f"  {name:14s} {path}")
 
 
 # ---------------------------------------------------------------------------------------------- train
