@@ -443,7 +443,7 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
     (split / "validation.json").write_text((ann / "something-something-v2-validation.json").read_text())
     (split / "labels.json").write_text((data / "dataset_splits" / "compositional" / "labels.json").read_text())
     base = [
-        f"data.root={data}", "data.dataset=something_else", "data.split_set=shuffled", "data.max_objects=2",
+        f"data.root={data}", f"data.streams_dir={data / 'streams'}", "data.dataset=something_else", "data.split_set=shuffled", "data.max_objects=2",
         "data.image_size=32", "data.num_frames=8", "data.batch_size=8", "data.num_workers=0",
         "model.name=multistream", "model.context_backbone=test_resnet", "model.object_backbone=test_efficientnet",
         "model.object_size=16", "model.num_objects=2", "model.fusion_dim=32", "model.num_heads=2", "model.lstm_hidden=32",

@@ -10,7 +10,7 @@ import typer
 from vidrec.cli.app import CONFIG_HELP, SET_HELP, prepare_app
 
 _SUBSETS_HELP = "Comma-separated subsets to prepare (default: every subset of the dataset)."
-_OUT_HELP = "Cache folder (default: data.streams_dir, else <data.root>/streams: where training looks)."
+_OUT_HELP = "Cache folder (default: data.streams_dir, else <root>/streams for the synthetic dataset and ~/.cache/vidrec/streams/<dataset>-<hash> for real ones, never inside a dataset root: where training looks)."
 _BOXES_HELP = "Something-Else boxes (merged file or parts folder) when the dataset's records do not name them."
 
 
@@ -29,7 +29,9 @@ def _records(config: Optional[Path], sets: list[str], subsets: Optional[str], li
         records += rs.subsets[name][:limit] if limit else rs.subsets[name]
     root = cfg.data.root if cfg.data.root is not None else cfg.train.out_dir / "data"
     extra = dict(cfg.data.model_extra or {})
-    default_out = getattr(cfg.data, "streams_dir", None) or extra.get("streams_dir") or Path(root) / "streams"
+    from vidrec.data.stream_cache import default_streams_dir
+
+    default_out = getattr(cfg.data, "streams_dir", None) or extra.get("streams_dir") or default_streams_dir(cfg)
     return rs, records, Path(default_out)
 
 

@@ -517,6 +517,24 @@ def _rows(frames: np.ndarray, indices: Sequence[int]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ wiring
 
 
+def default_streams_dir(cfg: Any) -> Path:
+    """Where the hand/object cache lives when ``data.streams_dir`` is not set.
+
+    The synthetic dataset is vidrec's own, so its cache sits inside it (``<root>/streams``). A real
+    dataset's root is never written to: its cache goes under ``$VIDREC_CACHE`` (default
+    ``~/.cache/vidrec``), in a folder named after the dataset and its root.
+    """
+    import hashlib
+    import os
+
+    root = cfg.data.root if cfg.data.root is not None else cfg.train.out_dir / "data"
+    if cfg.data.dataset == "synthetic":
+        return Path(root) / "streams"
+    base = Path(os.environ.get("VIDREC_CACHE", Path.home() / ".cache" / "vidrec"))
+    tag = hashlib.sha1(str(Path(root).expanduser().resolve()).encode()).hexdigest()[:10]
+    return base / "streams" / f"{cfg.data.dataset}-{tag}"
+
+
 def _register() -> None:
     try:
         from vidrec.data.build import register_side_input
@@ -534,8 +552,7 @@ def _register() -> None:
         extra = dict(data.model_extra or {})
         cache_dir = getattr(data, "streams_dir", None) or extra.get("streams_dir")
         if cache_dir is None:
-            root = data.root if data.root is not None else cfg.train.out_dir / "data"
-            cache_dir = Path(root) / "streams"
+            cache_dir = default_streams_dir(cfg)
         on_the_fly = bool(getattr(data, "streams_on_the_fly", None) or extra.get("streams_on_the_fly", False))
         options = StreamOptions(object_size=int(kw.get("object_size", 112)), max_objects=int(kw.get("num_objects", 4)))
         info = getattr(recordset, "info", None) or {}

@@ -42,9 +42,15 @@ class Predictor:
         self.transform = build_transform(cfg, self.spec, self.ck.classes, train=False)
         self.views = views or cfg.data.test_views
         self.decoder = AutoDecoder()
-        if tuple(getattr(self.spec, "side_inputs", ()) or ()):
-            log.warning("model %s also uses %s; predicting from frames alone is not supported for it",
-                        cfg.model.name, ", ".join(self.spec.side_inputs))
+        side = tuple(getattr(self.spec, "side_inputs", ()) or ())
+        if side:
+            from vidrec.errors import VidrecError
+
+            raise VidrecError(
+                f"model {cfg.model.name!r} also needs {', '.join(side)}, which come from the dataset's box annotations and "
+                "stream cache, not from a video file alone; evaluate it on its dataset with "
+                f"`vidrec eval --checkpoint {self.ck.path}` instead"
+            )
 
     def clip_indices(self, num_frames: int) -> list[list[int]]:
         cfg = self.ck.cfg

@@ -130,8 +130,9 @@ def _find_cache(video: Path, checkpoint: Any, cache_dir: str | os.PathLike[str] 
         d = getattr(cfg.data, "streams_dir", None) or extra.get("streams_dir")
         if d:
             dirs.append(Path(d))
-        root = cfg.data.root if cfg.data.root is not None else cfg.train.out_dir / "data"
-        dirs.append(Path(root) / "streams")
+        from vidrec.data.stream_cache import default_streams_dir
+
+        dirs.append(default_streams_dir(cfg))
     for d in dirs:
         p = cache_path(d, video.stem)
         if p.is_file():
