@@ -189,3 +189,20 @@ def test_loads_many_records_without_touching_each_file(tmp_path: Path, monkeypat
     assert len(rs.subsets["train"]) == n and rs.problems == []
     assert calls["stat"] < 30, f"{calls['stat']} stat calls for {n} records: one directory listing must do"
     assert seconds < 10.0, f"{n} records took {seconds:.2f} s"
+
+
+def test_scan_index_fills_frame_counts_and_drops_unreadable_videos(tmp_path: Path) -> None:
+    from vidrec.data.scan import scan_videos, write_index
+
+    root = _write(tmp_path / "ssv2")
+    broken = sorted((root / "20bn-something-something-v2").glob("*.webm"))[-1]
+    broken.write_bytes(b"not a video")
+    index = write_index(scan_videos(root / "20bn-something-something-v2"), tmp_path / "index.parquet")
+    plain = load_ssv2(root)
+    rs = load_ssv2(root, index=index)
+    n_plain = sum(len(v) for v in plain.subsets.values())
+    n_indexed = sum(len(v) for v in rs.subsets.values())
+    assert n_indexed == n_plain - 1
+    assert any(broken.stem in p and "unreadable per the scan index" in p for p in rs.problems)
+    rec = next(r for v in rs.subsets.values() for r in v)
+    assert rec.num_frames == 4 and rec.fps == pytest.approx(12) and tuple(rec.meta["frame_size"]) == (32, 32)

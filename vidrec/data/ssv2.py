@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vidrec.data._common import Problems, finish_records
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.video.decode import VIDEO_SUFFIXES
@@ -47,20 +48,6 @@ MAX_LISTED_MISSING = 10  # per subset; the rest are counted in one summary line
 def class_name(template: str) -> str:
     """``"Putting [something] into [something]"`` -> ``"Putting something into something"``."""
     return template.replace("[", "").replace("]", "")
-
-
-class _Problems:
-    """Collects problems; in strict mode the first one is raised as :class:`DatasetError`."""
-
-    def __init__(self, strict: bool) -> None:
-        self.strict = strict
-        self.items: list[str] = []
-
-    def add(self, msg: str) -> None:
-        if self.strict:
-            raise DatasetError(msg)
-        log.warning("%s", msg)
-        self.items.append(msg)
 
 
 def _read_json(path: Path) -> Any:
@@ -143,7 +130,7 @@ def _list_videos(video_dir: Path, frames: bool) -> dict[str, str]:
     return found
 
 
-def _read_labels(path: Path, problems: _Problems) -> tuple[list[str], dict[str, int]]:
+def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, int]]:
     data = _read_json(path)
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected an object {{\"class name\": \"index\", ...}}, got a {type(data).__name__}. Is this the labels file?")
@@ -171,7 +158,7 @@ def _read_labels(path: Path, problems: _Problems) -> tuple[list[str], dict[str, 
 
 def _read_subset(
     path: Path, subset: str, labelled: bool, index: dict[str, int], labels_path: Path,
-    video_dir: Path, listing: dict[str, str], problems: _Problems,
+    video_dir: Path, listing: dict[str, str], problems: Problems,
 ) -> tuple[list[VideoRecord], int]:
     try:
         data = _read_json(path)
@@ -230,6 +217,8 @@ def load_ssv2(
     annotations: str | os.PathLike[str] | None = None,
     videos: str | os.PathLike[str] | None = None,
     frames: bool = False,
+    frames_root: str | os.PathLike[str] | None = None,
+    index: str | os.PathLike[str] | None = None,
 ) -> RecordSet:
     """Read Something-Something-v2: subsets ``train``, ``val`` and (when its file exists) ``test``.
 
@@ -239,15 +228,18 @@ def load_ssv2(
         annotations: folder with the label/train/validation/test JSON files (default: searched under root).
         videos: folder with ``<id>.webm`` files or ``<id>/`` frame folders (default: searched under root).
         frames: prefer pre-extracted frame folders (``20bn-something-something-v2-frames/<id>/000001.jpg``).
+        frames_root: read frame folders ``<frames_root>/<id>/`` (e.g. from ``vidrec prepare frames``) instead of videos.
+        index: a ``vidrec prepare scan`` index: frame counts, fps and sizes come from it (no probing at train time),
+            and videos it found unreadable are left out with a problem each.
     """
     root = Path(root).expanduser()
     if split != 1:
         raise ConfigError(f"data.split: Something-Something-v2 has one official split; got {split}. Use split 1.")
-    problems = _Problems(strict)
+    problems = Problems(strict=strict)
     ann_dir = _find_annotations(root, annotations)
     labels_path = _find_file(ann_dir, "labels")
     assert labels_path is not None
-    classes, index = _read_labels(labels_path, problems)
+    classes, label_index = _read_labels(labels_path, problems)
     video_dir = _find_videos(root, videos, frames)
     listing = _list_videos(video_dir, frames)
     subsets: dict[str, list[VideoRecord]] = {}
@@ -260,9 +252,11 @@ def load_ssv2(
                 problems.add(f"{ann_dir}: no {' or '.join(FILES[subset])}; the {subset} subset is empty. Unpack the full annotation download there.")
             continue
         files[subset] = path
-        subsets[subset], missing[subset] = _read_subset(path, subset, labelled, index, labels_path, video_dir, listing, problems)
+        subsets[subset], missing[subset] = _read_subset(path, subset, labelled, label_index, labels_path, video_dir, listing, problems)
     if not listing and any(missing.values()):
         problems.add(f"{video_dir}: holds no videos at all. Point data.videos at the folder with the <id>.webm files.")
+    if frames_root is not None or index is not None:
+        subsets = finish_records(subsets, video_root=video_dir, frames_root=frames_root, index=index, problems=problems)
     info = {"annotations": ann_dir, "videos": video_dir, "files": files, "missing": missing}
     log.info("ssv2: %s (%d classes) from %s", {k: len(v) for k, v in subsets.items()}, len(classes), ann_dir)
     return RecordSet(subsets=subsets, classes=classes, problems=problems.items, info=info)
