@@ -314,7 +314,7 @@ def demo(
         bev = evaluate_checkpoint(btr.fit.best_checkpoint, progress=not quiet)
         results["frame_avg"] = bev.result
         base_metrics = {"val_top1": bev.result.top1, "val_top5": bev.result.top5, "mean_class_acc": bev.result.mean_class_acc,
-                        "train_seconds": btr.fit.train_seconds, "checkpoint": str(btr.fit.best_checkpoint)}
+                        "train_seconds": btr.fit.train_seconds, "checkpoint": str(btr.fit.best_checkpoint.resolve())}
 
     from vidrec.data.synthetic import CLASSES, template_to_class
 
