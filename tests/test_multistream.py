@@ -463,6 +463,22 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
     print(f"val top-1: multistream {top1['multistream']:.2f}, context only {top1['context']:.2f}")
     assert top1["multistream"] >= 0.8 and top1["multistream"] > top1["context"] + 0.15, top1
 
+    # predict (and --visualize) work for the side-input model on a dataset video: boxes come from its annotations
+    from vidrec.engine.predict import Predictor
+    from vidrec.errors import VidrecError
+    from vidrec.report.visualize import visualize_prediction
+
+    pred = Predictor(tmp_path / "multistream" / "checkpoints" / "best")
+    val = rs.subsets["val"][0]
+    out = pred.predict_one(val.path, topk=2)
+    assert len(out.topk) == 2 and out.topk[0][1] >= out.topk[1][1]
+    visualize_prediction(val.path, out, tmp_path / "vis.mp4", checkpoint=pred.ck)
+    assert (tmp_path / "vis.mp4").stat().st_size > 1000
+    stranger = tmp_path / "stranger.mp4"
+    stranger.write_bytes(val.path.read_bytes())
+    with pytest.raises(VidrecError, match="not in it"):
+        pred.predict_one(stranger)
+
 
 class _NoHands:
     def detect(self, image: np.ndarray, *, max_hands: int) -> list[HandDetection]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
 from vidrec.data.build import build_transform, resolved_clip
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
-from vidrec.errors import VideoError
+from vidrec.errors import VidrecError, VideoError
 from vidrec.video.decode import AutoDecoder
 from vidrec.video.sampling import multi_view_indices
 
@@ -42,15 +42,34 @@ class Predictor:
         self.transform = build_transform(cfg, self.spec, self.ck.classes, train=False)
         self.views = views or cfg.data.test_views
         self.decoder = AutoDecoder()
-        side = tuple(getattr(self.spec, "side_inputs", ()) or ())
-        if side:
-            from vidrec.errors import VidrecError
+        self.side_keys = tuple(getattr(self.spec, "side_inputs", ()) or ())
+        self._side: tuple[list, dict] | None = None  # (side-input callables, video id / path → record)
 
+    def _side_inputs(self, path: Path, indices: list[int], info: Any) -> dict[str, torch.Tensor]:
+        """Side inputs (boxes, joints, crops) of a dataset video: they come from its annotations, not the file."""
+        if not self.side_keys:
+            return {}
+        if self._side is None:
+            from vidrec.data.build import load_dataset, side_inputs_for
+
+            rs = load_dataset(self.ck.cfg)
+            lookup: dict[str, Any] = {}
+            for recs in rs.subsets.values():
+                for r in recs:
+                    lookup.setdefault(r.video_id, r)
+                    lookup.setdefault(str(Path(r.path).resolve()), r)
+            self._side = (side_inputs_for(self.ck.cfg, self.spec, rs), lookup)
+        fns, lookup = self._side
+        record = lookup.get(str(path.resolve())) or lookup.get(path.stem)
+        if record is None:
             raise VidrecError(
-                f"model {cfg.model.name!r} also needs {', '.join(side)}, which come from the dataset's box annotations and "
-                "stream cache, not from a video file alone; evaluate it on its dataset with "
-                f"`vidrec eval --checkpoint {self.ck.path}` instead"
+                f"{path}: model {self.ck.cfg.model.name!r} also needs {', '.join(self.side_keys)}, which come from the "
+                f"annotations of its dataset ({self.ck.cfg.data.dataset} at {self.ck.cfg.data.root}); this video is not in it"
             )
+        out: dict[str, torch.Tensor] = {}
+        for fn in fns:
+            out.update(fn(record, list(indices), info))
+        return out
 
     def clip_indices(self, num_frames: int) -> list[list[int]]:
         cfg = self.ck.cfg
@@ -71,7 +90,11 @@ class Predictor:
             size = (max(2, round(info.height * target / short)), max(2, round(info.width * target / short)))
         clips = [self.transform(self.decoder.decode(path, idx, size=size)) for idx in views]
         video = torch.stack(clips).to(self.device)  # (V, C, T, H, W)
-        probs = self.ck.model(video).float().softmax(1).mean(0)
+        side: dict[str, torch.Tensor] = {}
+        if self.side_keys:
+            per_view = [self._side_inputs(path, idx, info) for idx in views]
+            side = {k: torch.stack([v[k] for v in per_view]).to(self.device) for k in self.side_keys if k in per_view[0]}
+        probs = self.ck.model(video, **side).float().softmax(1).mean(0)
         k = min(topk, probs.numel())
         p, i = probs.topk(k)
         return Prediction(path, [(self.ck.classes[j], float(q)) for q, j in zip(p.tolist(), i.tolist())], frame_indices=views[0])
