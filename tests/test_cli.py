@@ -95,6 +95,9 @@ def test_train_eval_predict(capsys, cli_run, tiny_dataset, tmp_path):
     assert code == 2 and "already holds a training run" in err
     code, _, err = run(capsys, *argv, "--resume")
     assert code == 0, err
+    # --resume with only --out continues with the run's own config.yaml (not the defaults)
+    code, _, err = run(capsys, "train", "--quiet", "--out", str(out), "--resume")
+    assert code == 0, err
 
 
 def test_predict_with_missing_checkpoint(capsys, tmp_path):

@@ -81,7 +81,7 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (overrides train.out_dir)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped (with its own config.yaml unless --config is given)."),
     strict: bool = typer.Option(False, "--strict", help="Stop on the first unreadable video or dataset problem."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -93,6 +93,8 @@ def train(
         sets.append(f"train.out_dir={out}")
     if strict:
         sets.append("data.strict=true")
+    if resume and config is None and out is not None and (out / "config.yaml").is_file():
+        config = out / "config.yaml"  # continue the run with the configuration it was started with
     cfg = _load_cfg(config, sets)
     res = run_train(cfg, resume=resume, progress=not quiet)
     m = res.fit.best_metrics
