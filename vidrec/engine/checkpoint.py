@@ -27,7 +27,7 @@ from torch import nn
 
 from vidrec.config import Config, config_from_dict
 from vidrec.errors import CheckpointError, ConfigError
-from vidrec.utils.io import write_json_atomic, write_text_atomic
+from vidrec.utils.io import replace_dir, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,7 @@ def save_checkpoint(
     # keep a resumable state that lives inside the directory (written separately by the trainer)
     if (directory / "state").is_dir():
         shutil.move(str(directory / "state"), str(tmp / "state"))
-    old = directory.with_name(directory.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if directory.exists():
-        directory.rename(old)
-    tmp.rename(directory)
-    if old.exists():
-        shutil.rmtree(old)
-    return directory
+    return replace_dir(tmp, directory)
 
 
 @dataclass

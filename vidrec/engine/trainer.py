@@ -34,7 +34,7 @@ from vidrec.config import Config
 from vidrec.engine.checkpoint import save_checkpoint, unwrap
 from vidrec.engine.tasks import Task, make_task
 from vidrec.errors import VidrecError
-from vidrec.utils.io import write_json_atomic
+from vidrec.utils.io import replace_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -183,17 +183,7 @@ class Trainer:
         self.accelerator.save_state(str(tmp), safe_serialization=True)
         if self.is_main:
             write_json_atomic(tmp / STATE_FILE, self.state.__dict__)
-            import shutil
-
-            target.parent.mkdir(parents=True, exist_ok=True)
-            old = target.with_name("state.old")
-            if old.exists():
-                shutil.rmtree(old)
-            if target.exists():
-                target.rename(old)
-            tmp.rename(target)
-            if old.exists():
-                shutil.rmtree(old)
+            replace_dir(tmp, target)
         self.accelerator.wait_for_everyone()
 
     def load_state(self) -> None:

@@ -45,3 +45,24 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def replace_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Put the finished directory ``tmp`` in place of ``target``.
+
+    The old ``target`` is moved aside first and removed only after the rename, so at any moment
+    either the old or the new directory is complete on disk.
+    """
+    import shutil
+
+    tmp, target = Path(tmp), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(target.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+    return target
