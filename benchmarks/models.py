@@ -16,7 +16,9 @@ FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` for one clip's
 formula. Latency: median of ``--repeats`` forward passes of one clip
 in eval mode under ``torch.inference_mode``. Training: clips/s over ``--train-steps`` AdamW steps
 of batch ``--batch-size`` after one warm-up step. The synthetic-dataset accuracy column comes
-from ``vidrec train`` runs: pass ``--accuracy FILE`` (JSON ``{model: top1}``) to fill it.
+from ``benchmarks/accuracy.py`` (``vidrec train`` runs with one budget): pass ``--accuracy FILE``
+(JSON ``{model: top1}``) to fill it; ``--rows FILE`` re-renders the table from an earlier ``--json``
+file instead of measuring again.
 """
 
 from __future__ import annotations
@@ -222,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=2, help="training batch size")
     ap.add_argument("--accuracy", type=Path, help="JSON {model: synthetic val top-1} from vidrec train runs")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md", help="Markdown file to update")
-    ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--json", type=Path, help="also write the rows (and the measurement line) as JSON here")
+    ap.add_argument("--rows", type=Path, help="re-render the table from a --json file (no measuring), e.g. with new --accuracy")
     ap.add_argument("--no-write", action="store_true", help="print only; leave the doc alone")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -239,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in names if n in args.models]
     names.sort(key=lambda n: (n != BASELINE, n))  # the baseline first
     accuracy = json.loads(args.accuracy.read_text()) if args.accuracy else {}
+    if args.rows:
+        saved = json.loads(args.rows.read_text())
+        rows = [Row(**r) for r in saved["rows"] if not args.models or r["model"] in args.models]
+        return finish(rows, accuracy, saved["footer"], args)
 
     rows: list[Row] = []
     for name in names:
@@ -267,17 +274,24 @@ def main(argv: list[str] | None = None) -> int:
 
     cpu = platform.processor() or platform.machine()
     cmd = " ".join(["python benchmarks/models.py", *(sys.argv[1:] if argv is None else argv)])
-    block = (
-        f"{table(rows, accuracy)}\n\n"
+    footer = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}{' — QUICK run: tiny sizes, not the standard ones' if args.quick else ''}"
         f"{' — parameters and FLOPs only (no timing)' if args.flops_only else ''}; latency = median of {args.repeats} single-clip forwards; training = {args.train_steps} AdamW steps of "
         f"batch {args.batch_size}, all parameters trainable. Command: `{cmd}`."
     )
+    return finish(rows, accuracy, footer, args)
+
+
+def finish(rows: list[Row], accuracy: dict[str, float], footer: str, args: argparse.Namespace) -> int:
+    """Print the table, write the JSON and the doc."""
+    block = f"{table(rows, accuracy)}\n\n{footer}"
+    if accuracy:
+        block += " Synthetic top-1: `python benchmarks/accuracy.py` (see below the table)."
     print()
     print(block)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+        args.json.write_text(json.dumps({"footer": footer, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
     if not args.no_write:
         write_doc(args.doc, block)
         print(f"\nwrote {args.doc}")

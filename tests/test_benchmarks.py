@@ -1,0 +1,87 @@
+"""The benchmark scripts: every accuracy recipe is a valid config, and the models table round-trips."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from vidrec.config import load_config
+from vidrec.models.registry import get_model_entry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str) -> ModuleType:
+    """A script from benchmarks/ as a module (not on sys.path: its names must not shadow packages)."""
+    spec = importlib.util.spec_from_file_location(f"vidrec_bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+accuracy = _load("accuracy")
+models_bench = _load("models")
+
+
+@pytest.mark.parametrize("name", list(accuracy.FAMILIES))
+def test_every_accuracy_recipe_is_a_valid_config_for_its_model(name: str, tmp_path: Path) -> None:
+    config, extra = accuracy.FAMILIES[name]
+    overrides = accuracy.common_overrides(tmp_path, epochs=8, seed=42, workers=2) + extra
+    cfg = load_config(ROOT / "configs" / config, overrides=overrides, environ={})
+    entry = get_model_entry(cfg.model.name)
+    assert set(cfg.model_kwargs) <= set(entry.accepted_kwargs())  # what `vidrec train` would build
+    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.batch_size, cfg.train.epochs) == (8, 64, 16, 8)
+    assert cfg.train.early_stop_patience is None and not cfg.model.pretrained
+    if name.startswith("cnn_rnn_"):  # recorded under the registry name: the same builder with that backbone
+        assert cfg.model_kwargs["backbone"] == "resnet" + name.rsplit("_r", 1)[1]
+    else:
+        assert cfg.model.name == name
+
+
+def test_read_run_takes_the_best_validated_epoch(tmp_path: Path) -> None:
+    lines = [
+        {"type": "train", "epoch": 1, "step": 5, "train_loss": 2.0},
+        {"type": "epoch", "epoch": 1, "val_top1": 0.3, "train_seconds": 10.0, "train_clips_per_s": 20.0},
+        {"type": "epoch", "epoch": 2, "val_top1": 0.7, "train_seconds": 12.0, "train_clips_per_s": 18.0},
+        {"type": "epoch", "epoch": 3, "val_top1": 0.6, "train_seconds": 11.0, "train_clips_per_s": 19.0},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    r = accuracy.read_run(tmp_path)
+    assert (r["top1"], r["best_epoch"], r["epochs"], r["train_seconds"]) == (0.7, 2, 3, 33.0)
+    assert r["top1_per_epoch"] == [0.3, 0.7, 0.6]
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(lines[0]) + "\n")
+    with pytest.raises(RuntimeError, match="no validated epoch"):
+        accuracy.read_run(tmp_path)
+
+
+def test_accuracy_script_rejects_unknown_models(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        accuracy.main(["--models", "resnet9000"])
+    assert "no recipe for ['resnet9000']" in capsys.readouterr().err
+
+
+def test_models_table_measures_and_rerenders_with_accuracy(tmp_path: Path) -> None:
+    rows, doc = tmp_path / "rows.json", tmp_path / "models.md"
+    doc.write_text(f"# Models\n\nintro\n\n{models_bench.MARK_START}\nold\n{models_bench.MARK_END}\n\nafter\n")
+    assert models_bench.main(["--quick", "--models", "frame_avg", "videomae_small", "--repeats", "1", "--train-steps", "1",
+                              "--json", str(rows), "--doc", str(doc)]) == 0  # fmt: skip
+    saved = json.loads(rows.read_text())
+    assert [r["model"] for r in saved["rows"]] == ["frame_avg", "videomae_small"]
+    assert saved["footer"].startswith("Measured ") and "QUICK run" in saved["footer"]
+    assert all(r["gflops"] > 0 and r["latency_ms"] > 0 and r["train_clips_s"] > 0 for r in saved["rows"])
+
+    acc = tmp_path / "acc.json"
+    acc.write_text(json.dumps({"frame_avg": 0.6, "videomae_small": 0.875}))
+    assert models_bench.main(["--rows", str(rows), "--accuracy", str(acc), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Models\n\nintro") and text.rstrip().endswith("after") and "\nold\n" not in text
+    line = next(x for x in text.splitlines() if x.startswith("| videomae_small "))
+    assert line.endswith("| 0.875 |")
+    assert saved["footer"] in text  # the measurement line is kept, not re-dated
