@@ -117,7 +117,7 @@ def read_run(out: Path) -> dict[str, Any]:
         "best_epoch": top1.index(max(top1)) + 1,
         "top1_per_epoch": top1,
         "epochs": len(epochs),
-        "train_seconds": round(sum(float(e.get("train_seconds", 0.0)) for e in epochs), 1),
+        "train_seconds": round(float(epochs[-1].get("train_seconds", 0.0)), 1),  # cumulative in metrics.jsonl
         "train_clips_per_s": round(sum(float(e.get("train_clips_per_s", 0.0)) for e in epochs) / len(epochs), 2),
     }
 
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in args.models:
         if name in details and details[name].get("epochs") == args.epochs and not args.force:
+            if (out / name / "metrics.jsonl").exists():
+                details[name].update(read_run(out / name))  # re-read: the run directory is the record
             print(f"{name}: done before ({details[name]['top1']:.3f}); --force retrains it", flush=True)
             continue
         config, extra = FAMILIES[name]
@@ -174,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "accuracy.json").write_text(json.dumps({m: d["top1"] for m, d in details.items()}, indent=2) + "\n")
         print(f"{name}: val top-1 {result['top1']:.3f} (epoch {result['best_epoch']}), {result['wall_seconds']:.0f} s", flush=True)
 
+    details_path.write_text(json.dumps(details, indent=2) + "\n")
     base = details.get(BASELINE, {}).get("top1")
     print(f"\n{platform.machine()}, {args.epochs} epochs, 8x64², batch 16; ratio against {BASELINE}")
     print(f"{'model':20s} {'top-1':>6s} {'x base':>7s} {'best ep':>7s} {'train s':>8s}")

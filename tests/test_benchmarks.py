@@ -49,8 +49,8 @@ def test_read_run_takes_the_best_validated_epoch(tmp_path: Path) -> None:
     lines = [
         {"type": "train", "epoch": 1, "step": 5, "train_loss": 2.0},
         {"type": "epoch", "epoch": 1, "val_top1": 0.3, "train_seconds": 10.0, "train_clips_per_s": 20.0},
-        {"type": "epoch", "epoch": 2, "val_top1": 0.7, "train_seconds": 12.0, "train_clips_per_s": 18.0},
-        {"type": "epoch", "epoch": 3, "val_top1": 0.6, "train_seconds": 11.0, "train_clips_per_s": 19.0},
+        {"type": "epoch", "epoch": 2, "val_top1": 0.7, "train_seconds": 22.0, "train_clips_per_s": 18.0},
+        {"type": "epoch", "epoch": 3, "val_top1": 0.6, "train_seconds": 33.0, "train_clips_per_s": 19.0},  # cumulative
     ]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     r = accuracy.read_run(tmp_path)
