@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "vidrec.cli.prepare_streams",  # prepare hands / objects (multi-stream cache)
     "vidrec.cli.embed",  # embed, search
     "vidrec.cli.models",  # models (the model zoo table)
+    "vidrec.cli.serve",  # serve (the web demo)
 )
 
 
