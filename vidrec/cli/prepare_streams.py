@@ -66,9 +66,10 @@ def prepare_hands(
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute videos that are already cached."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Cache MediaPipe hand joints (21 per hand, frame-normalised) for every video; resumable.
+    # the backslash in \[hands] keeps rich markup in --help from swallowing "[hands]"
+    r"""Cache MediaPipe hand joints (21 per hand, frame-normalised) for every video; resumable.
 
-    Needs the optional MediaPipe extra: pip install 'vidrec[hands]'.
+    Needs the optional MediaPipe extra: pip install 'vidrec\[hands]'.
     """
     from vidrec.data.hands import make_landmarker
     from vidrec.data.stream_cache import StreamOptions
