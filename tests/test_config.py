@@ -25,6 +25,16 @@ def test_values_parse_as_yaml():
     assert cfg.model_kwargs == {"attention": False}
 
 
+def test_precision_no_survives_yaml(tmp_path):
+    """YAML 1.1 reads a bare ``no`` as false; ``train.precision=no`` must still mean fp32, not an error."""
+    (tmp_path / "c.yaml").write_text("train:\n  precision: no\n")
+    assert load_config(tmp_path / "c.yaml", environ={}).train.precision == "no"
+    assert load_config(overrides=["train.precision=no"], environ={}).train.precision == "no"
+    assert load_config(environ={"VIDREC__TRAIN__PRECISION": "no"}).train.precision == "no"
+    with pytest.raises(ConfigError, match="train.precision"):
+        load_config(overrides=["train.precision=true"], environ={})
+
+
 @pytest.mark.parametrize(
     "overrides, env, needle",
     [

@@ -92,6 +92,12 @@ class TrainConfig(_Section):
     channels_last: bool = False  # channels_last_3d memory format for 3D CNNs
     deterministic: bool = False  # torch.use_deterministic_algorithms
 
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_no(cls, v: Any) -> Any:
+        """YAML reads an unquoted ``no`` (``--set train.precision=no``) as false: that means "no" here."""
+        return "no" if v is False else v
+
 
 class EvalConfig(_Section):
     subset: str = "val"
