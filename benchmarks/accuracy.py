@@ -5,7 +5,7 @@ its family's config from ``configs/`` (its learning rate, weight decay, warm-up,
 budget laid over it: the built-in synthetic dataset (10 classes, 400 train / 100 val videos, 5 pairs of
 classes that differ only in the direction of time), 8 frames at 64² sampled by TSN segments, batch 16,
 ``--epochs`` epochs (default 8), no early stopping, seed 42, the trainer's default precision (bf16 on
-CPUs that have it). The score is the best validation top-1 over the epochs (the checkpoint ``best``
+CPUs that have it, fp32 for models with 3D convolutions). The score is the best validation top-1 over the epochs (the checkpoint ``best``
 keeps). The frame-averaging baseline is trained in the same run and every row gets a ratio against it.
 
     .venv/bin/python benchmarks/accuracy.py                          # every model (~80 min on 2 cores)

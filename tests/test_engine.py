@@ -180,3 +180,21 @@ def test_bf16_autocast_on_cpu(tiny_dataset, tmp_path):
     cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "r", **{"train.epochs": 1, "train.precision": "bf16"}))
     res = train(cfg, progress=False)
     assert res.fit.history[0]["train_loss"] == res.fit.history[0]["train_loss"]  # finite, not NaN
+
+
+def test_auto_precision_keeps_3d_convolutions_in_fp32_on_cpu(monkeypatch):
+    """bf16 autocast of Conv3d on the CPU gave NaN losses at random steps (benchmarks/accuracy.py runs)."""
+    from vidrec.engine import trainer as trainer_mod
+    from vidrec.models.registry import build_model
+
+    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    cfg = load_config(environ={})
+    r3d = build_model("r3d_18", num_classes=3)
+    frame_cnn = build_model("frame_avg", num_classes=3, backbone="test_resnet")
+    assert trainer_mod.resolve_precision(cfg, r3d) == "no"
+    assert trainer_mod.resolve_precision(cfg, frame_cnn) == "bf16"
+    assert trainer_mod.resolve_precision(cfg) == "bf16"
+    forced = load_config(overrides=["train.precision=bf16"], environ={})
+    assert trainer_mod.resolve_precision(forced, r3d) == "bf16"  # an explicit choice is kept
