@@ -3,8 +3,8 @@
 Each script measures its own baseline in the same run and prints ratios against it; this runner only
 calls them one after another (one at a time: timings on a shared 2-core machine mean nothing when two
 benchmarks compete) and stops at the first failure. The full set takes about two hours on 2 cores, most
-of it ``accuracy.py``; ``--quick`` runs each script at tiny sizes (about a minute) to check that they work,
-without writing docs/.
+of it ``accuracy.py``; ``--quick`` runs each script at tiny sizes to check that they work, without writing
+docs/ (3.5 min here with another job on the cores, most of it one epoch of ``frame_avg``).
 
     .venv/bin/python benchmarks/run_all.py                 # everything; rewrites the table in docs/models.md
     .venv/bin/python benchmarks/run_all.py --quick
