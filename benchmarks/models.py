@@ -175,6 +175,12 @@ def measure(name: str, model: nn.Module, frames: int, size: int, args: argparse.
     return Row(name, params, frames, size, flops / 1e9, latency, clips_s)
 
 
+def read_accuracy(path: Path) -> dict[str, float]:
+    """``{model: top1}``, or accuracy.py's details.json (``{model: {"top1": ..., ...}}``)."""
+    raw = json.loads(path.read_text())
+    return {m: float(v["top1"] if isinstance(v, dict) else v) for m, v in raw.items()}
+
+
 def _fmt_params(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timed inference passes per model")
     ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per model")
     ap.add_argument("--batch-size", type=int, default=2, help="training batch size")
-    ap.add_argument("--accuracy", type=Path, help="JSON {model: synthetic val top-1} from vidrec train runs")
+    ap.add_argument("--accuracy", type=Path, help="benchmarks/accuracy.py's accuracy.json ({model: top1}) or details.json")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md", help="Markdown file to update")
     ap.add_argument("--json", type=Path, help="also write the rows (and the measurement line) as JSON here")
     ap.add_argument("--rows", type=Path, help="re-render the table from a --json file (no measuring), e.g. with new --accuracy")
@@ -241,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown models {unknown}; known: {', '.join(names)}")
         names = [n for n in names if n in args.models]
     names.sort(key=lambda n: (n != BASELINE, n))  # the baseline first
-    accuracy = json.loads(args.accuracy.read_text()) if args.accuracy else {}
+    accuracy = read_accuracy(args.accuracy) if args.accuracy else {}
     if args.rows:
         saved = json.loads(args.rows.read_text())
         rows = [Row(**r) for r in saved["rows"] if not args.models or r["model"] in args.models]

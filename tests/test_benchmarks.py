@@ -78,7 +78,7 @@ def test_models_table_measures_and_rerenders_with_accuracy(tmp_path: Path) -> No
     assert all(r["gflops"] > 0 and r["latency_ms"] > 0 and r["train_clips_s"] > 0 for r in saved["rows"])
 
     acc = tmp_path / "acc.json"
-    acc.write_text(json.dumps({"frame_avg": 0.6, "videomae_small": 0.875}))
+    acc.write_text(json.dumps({"frame_avg": {"top1": 0.6, "best_epoch": 3}, "videomae_small": {"top1": 0.875}}))  # details.json
     assert models_bench.main(["--rows", str(rows), "--accuracy", str(acc), "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert text.startswith("# Models\n\nintro") and text.rstrip().endswith("after") and "\nold\n" not in text
