@@ -67,7 +67,7 @@ def resolve_precision(cfg: Config, model: nn.Module | None = None) -> str:
     """``auto``: bf16 on GPUs that support it and on CPUs with native bf16; otherwise fp32.
 
     Except on the CPU for models with 3D convolutions: bf16 autocast there made the loss NaN at
-    random steps (r3d_18/34/50 and r2plus1d_18 on the synthetic set, 5 of 7 runs, while the same runs
+    random steps (r3d_18/34/50 and r2plus1d_18 on the synthetic set, 5 of 8 runs, while the same runs
     in fp32 and every 2D/transformer model in bf16 trained cleanly), so ``auto`` keeps them in fp32.
     ``train.precision=bf16`` still forces it.
     """
