@@ -76,11 +76,8 @@ def common_overrides(data: Path, epochs: int, seed: int, workers: int) -> list[s
 
 
 def ensure_dataset(data: Path) -> None:
-    """The default synthetic dataset (as `vidrec demo` makes it) at ``data``, generated if missing."""
-    manifest = data / "synth.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("complete"):
-        return
-    print(f"generating the synthetic dataset in {data} ...", flush=True)
+    """The default synthetic dataset (as `vidrec demo` makes it) at ``data``: `vidrec synth` generates it when
+    missing, finishes a partial one, returns at once for a complete one, and refuses one made with other options."""
     subprocess.run([sys.executable, "-m", "vidrec", "synth", "--out", str(data), "--quiet"], check=True, cwd=ROOT)
 
 
