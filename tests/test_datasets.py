@@ -85,7 +85,7 @@ def test_ucf101_official_splits(ucf: Path, split: int) -> None:
 def test_ucf101_problems_and_strict(ucf: Path, tmp_path: Path) -> None:
     root = _copy(ucf, tmp_path / "ucf")
     lists = root / "ucfTrainTestlist"
-    # a missing video, an unknown class index, an unknown class folder; and a path in other letter case
+    # a missing video, an unknown class index, a class outside classInd; and a path in other letter case
     (root / "UCF-101" / "Basketball" / "v_Basketball_g02_c01.avi").unlink()
     train = (lists / "trainlist01.txt").read_text().splitlines()
     train.append("Basketball/v_Basketball_g02_c02.avi 7")
@@ -95,10 +95,11 @@ def test_ucf101_problems_and_strict(ucf: Path, tmp_path: Path) -> None:
         f.write("Juggling/v_Juggling_g01_c01.avi\r\n")
     rs = load_records("ucf101", root, split=1)
     text = "\n".join(rs.problems)
-    assert len(rs.problems) == 3, text
+    assert len(rs.problems) == 2, text
     assert re.search(r"trainlist01\.txt: line \d+: video Basketball/v_Basketball_g02_c01\.avi not found", text)
-    assert re.search(r"trainlist01\.txt: line \d+: class index 7 is not in classInd\.txt", text)
-    assert re.search(r"testlist01\.txt: line \d+: unknown class 'Juggling'", text)
+    assert re.search(r"trainlist01\.txt: line \d+: class index 7 is not in classInd\.txt \(1\.\.3\)", text)
+    # a class classInd.txt does not list is a class left out (a trimmed classInd), counted and named, not a problem
+    assert rs.info["left_out"] == {"test": 1} and rs.info["left_out_classes"] == ["Juggling"]
     assert any(r.path.name == "v_Basketball_g03_c01.avi" and r.path.is_file() for r in rs.subsets["train"])
     with pytest.raises(DatasetError, match=r"trainlist01\.txt: line \d+: video .* not found"):
         load_records("ucf101", root, split=1, strict=True)

@@ -5,14 +5,15 @@ Loaders never write to the dataset root; they only list directories and read ann
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from vidrec.data.records import VideoRecord
-from vidrec.errors import DatasetError
+from vidrec.errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -90,25 +91,70 @@ class DirListing:
         return cur
 
 
-def find_dir(root: Path, names: Iterable[str], *, depth: int = 2) -> Path | None:
-    """The first folder under ``root`` (itself included, breadth first) whose name is one of ``names``."""
+def find_dir(
+    root: Path, names: Iterable[str], *, depth: int = 2, accept: Callable[[Path], bool] | None = None
+) -> Path | None:
+    """The first folder below ``root`` (breadth first, then ``root`` itself) named one of ``names``.
+
+    Children are tried before ``root``: a dataset root called ``ucf101`` must not pass for the
+    ``UCF101`` video folder inside it. With ``accept``, a folder must also pass that check (e.g.
+    hold ``classInd.txt``) to count.
+    """
     wanted = {n.lower() for n in names}
-    if root.name.lower() in wanted:
-        return root
+
+    def ok(d: Path) -> bool:
+        return d.name.lower() in wanted and (accept is None or accept(d))
+
     level = [root]
     for _ in range(depth):
         nxt: list[Path] = []
         for d in level:
-            try:
-                subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-            except OSError:
-                continue
+            subs = _subdirs(d)
             for p in subs:
-                if p.name.lower() in wanted:
+                if ok(p):
                     return p
             nxt.extend(subs)
         level = nxt
-    return None
+    return root if ok(root) else None
+
+
+def _subdirs(d: Path) -> list[Path]:
+    """Visible sub-folders of ``d``, sorted; none when it cannot be listed."""
+    try:
+        with os.scandir(d) as it:
+            return sorted(Path(e.path) for e in it if not e.name.startswith(".") and e.is_dir())
+    except OSError:
+        return []
+
+
+def find_class_dir(
+    root: Path, classes: Iterable[str], *, prefer: Iterable[str] = (), exclude: Iterable[Path] = (), depth: int = 2
+) -> Path | None:
+    """The folder (``root`` or up to ``depth`` levels below) that holds the most of ``classes`` as sub-folders.
+
+    This is where the videos are, whatever the folder is called. Ties go to a folder named in
+    ``prefer`` (e.g. ``UCF-101``), then to the shallower one. Class folders themselves are not
+    descended into (they hold videos), so the search lists a few folders only.
+    """
+    wanted = {c.lower() for c in classes}
+    preferred = {n.lower() for n in prefer}
+    skip = set(exclude)
+    best: tuple[int, int, int] = (0, 0, 0)
+    best_dir: Path | None = None
+    level = [root]
+    for dist in range(depth + 1):
+        nxt: list[Path] = []
+        for d in level:
+            if d in skip:
+                continue
+            subs = _subdirs(d)
+            n = sum(p.name.lower() in wanted for p in subs)
+            score = (n, d.name.lower() in preferred, -dist)
+            if n and score > best:
+                best, best_dir = score, d
+            nxt.extend(p for p in subs if p.name.lower() not in wanted)
+        level = nxt
+    return best_dir
 
 
 def find_file(root: Path, name: str, *, depth: int = 3) -> Path | None:
@@ -200,3 +246,65 @@ def finish_records(
         if missing:
             log.info("%d records are not in the scan index %s; their frame counts are read when decoded", missing, index)
     return out
+
+
+# ------------------------------------------------------------------------------------------ class subsets
+
+
+def _class_key(name: str) -> str:
+    """How class names are compared: case and SSv2's template brackets do not matter."""
+    return name.replace("[", "").replace("]", "").strip().lower()
+
+
+def select_classes(names: Sequence[str], wanted: Sequence[str] | str | None, *, dataset: str) -> list[int]:
+    """Positions in ``names`` of the classes ``data.classes`` asks for, in its order (all when ``None``).
+
+    Names match ignoring case (and SSv2's brackets); an unknown or repeated name is a
+    :class:`ConfigError` that lists close matches.
+    """
+    if wanted is None:
+        return list(range(len(names)))
+    if isinstance(wanted, str) or not isinstance(wanted, Sequence):
+        raise ConfigError(f"data.classes: expected a list of class names, e.g. data.classes=[a, b]; got {wanted!r}")
+    if not wanted:
+        raise ConfigError("data.classes: the list is empty; name at least one class or drop the key")
+    index = {_class_key(n): i for i, n in enumerate(names)}
+    out: list[int] = []
+    for w in wanted:
+        i = index.get(_class_key(str(w)))
+        if i is None:
+            close = difflib.get_close_matches(str(w), list(names), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else f"; it has {len(names)} classes (see `vidrec data show`)"
+            raise ConfigError(f"data.classes: {w!r} is not a class of {dataset}{hint}")
+        if i in out:
+            raise ConfigError(f"data.classes: {w!r} is named twice")
+        out.append(i)
+    return out
+
+
+def remap_info(original: Sequence[Any], *, base: int, source: str) -> dict[str, Any]:
+    """``info`` entries saying how a loader's labels 0..K-1 relate to the ids in its annotation files.
+
+    ``original[k]`` is the annotation id of label ``k``; nothing is said when label ``k`` is id
+    ``k + base`` for all ``k`` (the usual, unremapped case).
+    """
+    if all(o == k + base for k, o in enumerate(original)):
+        return {}
+    return {"remapped_ids": {"source": source, "map": {str(o): k for k, o in enumerate(original)}}}
+
+
+class LeftOut:
+    """Count the annotation lines of classes outside a class subset (not problems: the user chose them)."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, int] = {}
+        self.classes: set[str] = set()
+
+    def add(self, subset: str, cls: str, n: int = 1) -> None:
+        self.lines[subset] = self.lines.get(subset, 0) + n
+        self.classes.add(cls)
+
+    def info(self) -> dict[str, Any]:
+        if not self.lines:
+            return {}
+        return {"left_out": dict(self.lines), "left_out_classes": sorted(self.classes)}

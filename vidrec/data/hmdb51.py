@@ -9,7 +9,7 @@ Expected (``hmdb51_org.rar`` unpacked, each class archive unpacked into its fold
 
 The split folder and the video folder are found up to two levels below ``root`` (the video
 folder is the one holding the class folders). Classes are sorted alphabetically, the standard
-order. Subsets: ``train``, ``test`` and ``val`` (the same records as ``test``: the official
+order; ``classes=[...]`` selects a subset (labels 0..K-1 in its order). Subsets: ``train``, ``test`` and ``val`` (the same records as ``test``: the official
 protocol evaluates on the test part).
 """
 
@@ -18,8 +18,20 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
-from vidrec.data._common import DirListing, Problems, check_split, find_dir, finish_records, read_lines
+from vidrec.data._common import (
+    DirListing,
+    LeftOut,
+    Problems,
+    check_split,
+    find_class_dir,
+    find_dir,
+    finish_records,
+    read_lines,
+    remap_info,
+    select_classes,
+)
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import DatasetError
 
@@ -28,7 +40,7 @@ SPLIT_DIR_NAMES = ("testTrainMulti_7030_splits", "test_train_splits")
 
 
 def _find_split_dir(root: Path) -> Path | None:
-    d = find_dir(root, SPLIT_DIR_NAMES)
+    d = find_dir(root, SPLIT_DIR_NAMES, accept=lambda c: any(c.glob("*_test_split1.txt")))
     if d is not None:
         return d
     # any folder holding *_test_split1.txt files
@@ -38,40 +50,20 @@ def _find_split_dir(root: Path) -> Path | None:
     return None
 
 
-def _find_video_dir(root: Path, classes: list[str], exclude: Path) -> Path | None:
-    """The folder (root or up to two levels down) holding the most class folders."""
-    wanted = {c.lower() for c in classes}
-    best, best_n = None, 0
-    level = [root]
-    for _ in range(3):
-        nxt = []
-        for d in level:
-            if d == exclude:
-                continue
-            try:
-                subs = [p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")]
-            except OSError:
-                continue
-            n = sum(p.name.lower() in wanted for p in subs)
-            if n > best_n:
-                best, best_n = d, n
-            nxt.extend(subs)
-        level = nxt
-    return best
-
-
 @register_dataset("hmdb51")
 def load_hmdb51(
     root: Path,
     *,
     split: int = 1,
     strict: bool = False,
+    classes: Sequence[str] | None = None,
     frames_root: str | os.PathLike[str] | None = None,
     index: str | os.PathLike[str] | None = None,
 ) -> RecordSet:
     """Read HMDB51's official split ``split`` (1..3).
 
     Args:
+        classes: only these classes, labelled 0..K-1 in this order (``data.classes=[brush_hair, climb]``).
         frames_root: read pre-extracted JPEG folders instead of videos (``<frames_root>/<class>/<video stem>/``
             as written by ``vidrec prepare frames``, or ``<frames_root>/<video stem>/``).
         index: a scan index from ``vidrec prepare scan``.
@@ -97,19 +89,28 @@ def load_hmdb51(
             problems.add(f"{p}: split number {n} is outside 1..3; the file is ignored. Rename or remove it.")
         elif n == split:
             files[m.group("cls")] = p
-    classes = sorted(all_classes)
-    if not classes:
+    names = sorted(all_classes)
+    if not names:
         raise DatasetError(f"{split_dir}: holds no <class>_test_split{{1,2,3}}.txt files.")
-    videos = _find_video_dir(root, classes, split_dir)
+    chosen = select_classes(names, classes, dataset="hmdb51")
+    class_names = [names[i] for i in chosen]
+    left_out = LeftOut()
+    for cls in sorted(set(names) - set(class_names)):  # counted, so that data show can say what was left out
+        if cls in files:
+            for _, line in read_lines(files[cls]):
+                flag = line.split()[-1]
+                if flag in ("1", "2"):
+                    left_out.add("train" if flag == "1" else "test", cls)
+    videos = find_class_dir(root, class_names, exclude=[split_dir])
     if videos is None:
         raise DatasetError(
-            f"{root}: no folder with the class folders ({', '.join(classes[:3])}, ...) found. "
+            f"{root}: no folder with the class folders ({', '.join(class_names[:3])}, ...) found. "
             "Unpack hmdb51_org.rar and each class's .rar inside the dataset root."
         )
     listing = DirListing(videos)
     subsets: dict[str, list[VideoRecord]] = {"train": [], "test": []}
     unused = 0
-    for label, cls in enumerate(classes):
+    for label, cls in enumerate(class_names):
         fpath = files.get(cls)
         if fpath is None:
             problems.add(f"{split_dir}: no {cls}_test_split{split}.txt; class {cls!r} has no videos in split {split}.")
@@ -141,4 +142,6 @@ def load_hmdb51(
     subsets = finish_records(subsets, video_root=videos, frames_root=frames_root, index=index, problems=problems)
     info = {"dataset": "hmdb51", "split": split, "video_root": str(videos), "splits_dir": str(split_dir),
             "unused": unused, "val_is_test": True}
-    return RecordSet(subsets=subsets, classes=classes, problems=problems.items, info=info)
+    info.update(remap_info(chosen, base=0, source="the sorted class list"))
+    info.update(left_out.info())
+    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info)

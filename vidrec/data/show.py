@@ -49,6 +49,7 @@ def format_report(report: dict[str, Any], *, max_problems: int | None = None) ->
     lines.append(f"{report['num_classes']} classes; " + ", ".join(f"{k}: {n} videos" for k, n in report["subsets"].items()))
     for k, other in report.get("same_records", {}).items():
         lines.append(f"  ({k} holds the same records as {other})")
+    lines += _subset_notes(report.get("info", {}))
     width = max([len("class")] + [len(c) for c in report["classes"]] + [len("(unlabelled)")]) + 2
     cols = "".join(f"{s:>10}" for s in subsets)
     lines.append("")
@@ -71,3 +72,22 @@ def format_report(report: dict[str, Any], *, max_problems: int | None = None) ->
         if len(shown) < len(probs):
             lines.append(f"  ... and {len(probs) - len(shown)} more (--json lists all)")
     return "\n".join(lines)
+
+
+def _subset_notes(info: dict[str, Any], *, shown: int = 12) -> list[str]:
+    """Lines saying that labels were remapped and which annotation lines a class subset left out."""
+    out = []
+    remap = info.get("remapped_ids")
+    if remap:
+        pairs = [f"{o}->{k}" for o, k in remap["map"].items()]
+        more = f", ... ({len(pairs)} in all)" if len(pairs) > shown else ""
+        out.append(f"class ids remapped: labels are 0..{len(pairs) - 1} in the order below; "
+                   f"{remap['source']} id -> label: {', '.join(pairs[:shown])}{more}")
+    left = info.get("left_out")
+    if left:
+        names = info.get("left_out_classes", [])
+        more = ", ..." if len(names) > shown else ""
+        counts = ", ".join(f"{k} {n:,}" for k, n in left.items())
+        out.append(f"class subset: left out {counts} annotated videos of {len(names)} other class(es): "
+                   f"{', '.join(names[:shown])}{more}")
+    return out

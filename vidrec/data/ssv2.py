@@ -24,9 +24,9 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from vidrec.data._common import Problems, finish_records
+from vidrec.data._common import LeftOut, Problems, finish_records, remap_info, select_classes
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.video.decode import VIDEO_SUFFIXES
@@ -158,7 +158,7 @@ def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, i
 
 def _read_subset(
     path: Path, subset: str, labelled: bool, index: dict[str, int], labels_path: Path,
-    video_dir: Path, listing: dict[str, str], problems: Problems,
+    video_dir: Path, listing: dict[str, str], problems: Problems, left_out: LeftOut, all_classes: set[str],
 ) -> tuple[list[VideoRecord], int]:
     try:
         data = _read_json(path)
@@ -185,7 +185,11 @@ def _read_subset(
             if not isinstance(template, str):
                 problems.add(f"{path}: entry {i} (id {vid}) has no \"template\". Labelled entries need the template, e.g. \"Moving [something] up\".")
                 continue
-            label = get_class(template.replace("[", "").replace("]", ""), -1)
+            name = template.replace("[", "").replace("]", "")
+            label = get_class(name, -1)
+            if label < 0 and name in all_classes:  # outside data.classes
+                left_out.add(subset, name)
+                continue
             if label < 0:
                 problems.add(
                     f"{path}: entry {i} (id {vid}): template {template!r} matches no class in {labels_path}. "
@@ -214,6 +218,7 @@ def load_ssv2(
     *,
     split: int = 1,
     strict: bool = False,
+    classes: Sequence[str] | None = None,
     annotations: str | os.PathLike[str] | None = None,
     videos: str | os.PathLike[str] | None = None,
     frames: bool = False,
@@ -225,6 +230,8 @@ def load_ssv2(
     Args:
         split: SSv2 has one official split; must be 1.
         strict: raise :class:`DatasetError` on the first problem instead of collecting them.
+        classes: only these classes, labelled 0..K-1 in this order (names as in the labels file, with or
+            without the brackets); the unlabelled test subset is kept whole.
         annotations: folder with the label/train/validation/test JSON files (default: searched under root).
         videos: folder with ``<id>.webm`` files or ``<id>/`` frame folders (default: searched under root).
         frames: prefer pre-extracted frame folders (``20bn-something-something-v2-frames/<id>/000001.jpg``).
@@ -239,7 +246,11 @@ def load_ssv2(
     ann_dir = _find_annotations(root, annotations)
     labels_path = _find_file(ann_dir, "labels")
     assert labels_path is not None
-    classes, label_index = _read_labels(labels_path, problems)
+    all_classes, all_index = _read_labels(labels_path, problems)
+    chosen = select_classes(all_classes, classes, dataset="ssv2")
+    class_names = [all_classes[i] for i in chosen]
+    label_index = {c: k for k, c in enumerate(class_names)}
+    left_out = LeftOut()
     video_dir = _find_videos(root, videos, frames)
     listing = _list_videos(video_dir, frames)
     subsets: dict[str, list[VideoRecord]] = {}
@@ -252,11 +263,15 @@ def load_ssv2(
                 problems.add(f"{ann_dir}: no {' or '.join(FILES[subset])}; the {subset} subset is empty. Unpack the full annotation download there.")
             continue
         files[subset] = path
-        subsets[subset], missing[subset] = _read_subset(path, subset, labelled, label_index, labels_path, video_dir, listing, problems)
+        subsets[subset], missing[subset] = _read_subset(
+            path, subset, labelled, label_index, labels_path, video_dir, listing, problems, left_out, set(all_index)
+        )
     if not listing and any(missing.values()):
         problems.add(f"{video_dir}: holds no videos at all. Point data.videos at the folder with the <id>.webm files.")
     if frames_root is not None or index is not None:
         subsets = finish_records(subsets, video_root=video_dir, frames_root=frames_root, index=index, problems=problems)
-    info = {"annotations": ann_dir, "videos": video_dir, "files": files, "missing": missing}
-    log.info("ssv2: %s (%d classes) from %s", {k: len(v) for k, v in subsets.items()}, len(classes), ann_dir)
-    return RecordSet(subsets=subsets, classes=classes, problems=problems.items, info=info)
+    info: dict[str, Any] = {"annotations": ann_dir, "videos": video_dir, "files": files, "missing": missing}
+    info.update(remap_info(chosen, base=0, source=labels_path.name))
+    info.update(left_out.info())
+    log.info("ssv2: %s (%d classes) from %s", {k: len(v) for k, v in subsets.items()}, len(class_names), ann_dir)
+    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info)
