@@ -244,8 +244,13 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     base: Mapping[str, Any] | None = None,
     validate: bool = True,
+    check_model: bool = True,
 ) -> Config:
-    """Resolve the layers into a :class:`Config`; raise :class:`ConfigError` naming any bad key."""
+    """Resolve the layers into a :class:`Config`; raise :class:`ConfigError` naming any bad key.
+
+    ``check_model=False`` leaves the ``model.*`` options to be checked when the model is built:
+    that check imports the model code (torch), which verbs that build no model must not pay for.
+    """
     tree: dict[str, Any] = dict(base or {})
     if path is not None:
         tree = _deep_merge(tree, read_yaml(path))
@@ -253,18 +258,23 @@ def load_config(
     tree = _deep_merge(tree, set_overrides(overrides))
     cfg = build_config(tree)
     if validate:
-        validate_config(cfg)
+        validate_config(cfg, check_model=check_model)
     return cfg
 
 
-def validate_config(cfg: Config) -> None:
+def validate_config(cfg: Config, *, check_model: bool = True) -> None:
     """Check ``model.*`` / ``data.*`` extras against the chosen builder's and loader's options."""
     import inspect
 
-    from vidrec.data.records import get_dataset_loader
-    from vidrec.models.registry import check_model_kwargs
+    from vidrec.data.records import check_dataset_name, get_dataset_loader
 
-    check_model_kwargs(cfg.model.name, cfg.model_kwargs)
+    if check_model:
+        from vidrec.models.registry import check_model_kwargs
+
+        check_model_kwargs(cfg.model.name, cfg.model_kwargs)
+    if not cfg.data_options:  # nothing to check against the loader's options: do not import it
+        check_dataset_name(cfg.data.dataset)
+        return
     loader = get_dataset_loader(cfg.data.dataset)
     params = inspect.signature(loader).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):

@@ -34,9 +34,18 @@ def config_show(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+    check: bool = typer.Option(
+        False, "--check", help="Also check the model.* options against the chosen model (imports the model code: slower)."
+    ),
 ) -> None:
-    """Print the fully resolved configuration (defaults → file → VIDREC__* env → --set)."""
-    cfg = _load_cfg(config, set_)
+    """Print the fully resolved configuration (defaults → file → VIDREC__* env → --set).
+
+    Sections, types and data.* options are always checked; model.* options with --check (and by
+    every verb that builds the model).
+    """
+    from vidrec.config import load_config
+
+    cfg = load_config(config, overrides=set_ or [], check_model=check)
     _echo(json.dumps(cfg.to_dict(), indent=2) if as_json else cfg.to_yaml().rstrip())
 
 

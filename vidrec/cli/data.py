@@ -58,7 +58,7 @@ def data_show(
     import logging
 
     logging.getLogger("vidrec.data").setLevel(logging.ERROR)  # every problem is printed below; no log echo
-    cfg = load_config(config, overrides=set_ or [])
+    cfg = load_config(config, overrides=set_ or [], check_model=False)  # no model is built here
     if cfg.data.root is None:
         raise ConfigError("data.root: which folder? e.g. --set data.root=/data/ucf101")
     rs = load_records(cfg.data.dataset, cfg.data.root, split=cfg.data.split, strict=strict or cfg.data.strict, **cfg.data_options)

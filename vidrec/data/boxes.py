@@ -39,12 +39,14 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-import torch
-
+from vidrec.data.side_inputs import register_side_input
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.utils.io import atomic_path
+
+if TYPE_CHECKING:  # torch only where boxes become tensors: loading the Something-Else records needs none
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +339,8 @@ class BoxesSideInput:
         return int(round(i * self.annotation_fps / fps))
 
     def __call__(self, record: Any, indices: list[int], info: Any) -> dict[str, torch.Tensor]:
+        import torch
+
         t = len(indices)
         hands = torch.zeros(t, self.max_hands, 4)
         hand_mask = torch.zeros(t, self.max_hands, dtype=torch.bool)
@@ -382,16 +386,7 @@ class BoxesSideInput:
         return out
 
 
-def _register() -> None:
-    try:
-        from vidrec.data.build import register_side_input
-    except ImportError:  # pragma: no cover - the wiring module is optional for the side input itself
-        return
-
-    @register_side_input("hand_boxes", "hand_mask", "object_boxes", "object_mask")
-    def _boxes_factory(cfg: Any, recordset: Any) -> BoxesSideInput:
-        info = getattr(recordset, "info", None) or {}
-        return BoxesSideInput(max_objects=int(info.get("max_objects", 4)), boxes_file=info.get("boxes"))
-
-
-_register()
+@register_side_input("hand_boxes", "hand_mask", "object_boxes", "object_mask")
+def _boxes_factory(cfg: Any, recordset: Any) -> BoxesSideInput:
+    info = getattr(recordset, "info", None) or {}
+    return BoxesSideInput(max_objects=int(info.get("max_objects", 4)), boxes_file=info.get("boxes"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -11,26 +11,12 @@ from torch.utils.data import DataLoader
 from vidrec.config import Config
 from vidrec.data.dataset import EpochSampler, SideInput, VideoClipDataset
 from vidrec.data.records import RecordSet, VideoRecord, load_records
+from vidrec.data.side_inputs import SIDE_INPUTS as _SIDE_INPUTS, register_side_input  # noqa: F401  (re-exported)
 from vidrec.models.base import InputSpec
 from vidrec.video.sampling import make_sampler
 from vidrec.video.transforms import ClipTransform, flip_changes_label
 
 log = logging.getLogger(__name__)
-
-# side-input factories: batch key a model asks for → factory(cfg, recordset) -> SideInput
-SideInputFactory = Callable[[Config, RecordSet | None], SideInput]
-_SIDE_INPUTS: dict[str, SideInputFactory] = {}
-
-
-def register_side_input(*keys: str) -> Callable[[SideInputFactory], SideInputFactory]:
-    """Register a factory that provides the batch ``keys`` (e.g. ``hand_boxes``) for models that ask."""
-
-    def deco(fn: SideInputFactory) -> SideInputFactory:
-        for k in keys:
-            _SIDE_INPUTS[k] = fn
-        return fn
-
-    return deco
 
 
 def side_inputs_for(cfg: Config, spec: InputSpec, recordset: RecordSet | None) -> list[SideInput]:

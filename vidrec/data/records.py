@@ -49,16 +49,17 @@ class RecordSet:
 
 DatasetLoader = Callable[..., RecordSet]
 _LOADERS: dict[str, DatasetLoader] = {}
-# Modules that register loaders; imported lazily so that `import vidrec` stays cheap.
-_LOADER_MODULES = (
-    "vidrec.data.synthetic",
-    "vidrec.data.ucf101",
-    "vidrec.data.hmdb51",
-    "vidrec.data.ssv2",
-    "vidrec.data.something_else",
-    "vidrec.data.folder",
-    "vidrec.engine.retrieval",  # msrvtt: captioned videos in the MSR-VTT JSON layout
-)
+# Where each built-in loader lives, imported only when asked for: `vidrec data show` on UCF101
+# must not pay for the synthetic renderer or the retrieval engine (and their torch imports).
+_LOADER_MODULES: dict[str, str] = {
+    "synthetic": "vidrec.data.synthetic",
+    "ucf101": "vidrec.data.ucf101",
+    "hmdb51": "vidrec.data.hmdb51",
+    "ssv2": "vidrec.data.ssv2",
+    "something_else": "vidrec.data.something_else",
+    "folder": "vidrec.data.folder",
+    "msrvtt": "vidrec.engine.retrieval",  # captioned videos in the MSR-VTT JSON layout
+}
 
 
 def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
@@ -71,24 +72,32 @@ def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
     return deco
 
 
-def _import_all() -> None:
-    for mod in _LOADER_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:  # a real missing dependency, not a loader not written yet
-                raise
+def _import(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:  # a real missing dependency, not a loader not written yet
+            raise
 
 
 def list_datasets() -> list[str]:
-    _import_all()
+    for module in dict.fromkeys(_LOADER_MODULES.values()):
+        _import(module)
     return sorted(_LOADERS)
 
 
+def check_dataset_name(name: str) -> None:
+    """Raise :class:`ConfigError` for an unknown ``data.dataset``, importing no loader when the name is built in."""
+    if name not in _LOADERS and name not in _LOADER_MODULES:
+        get_dataset_loader(name)
+
+
 def get_dataset_loader(name: str) -> DatasetLoader:
-    _import_all()
+    """The loader registered as ``name``; only its own module is imported."""
+    if name not in _LOADERS and name in _LOADER_MODULES:
+        _import(_LOADER_MODULES[name])
     if name not in _LOADERS:
-        raise ConfigError(f"data.dataset: unknown dataset {name!r}; known: {', '.join(sorted(_LOADERS))}")
+        raise ConfigError(f"data.dataset: unknown dataset {name!r}; known: {', '.join(list_datasets())}")
     return _LOADERS[name]
 
 

@@ -6,10 +6,31 @@
         print(hit.path, hit.score, [(m.start_s, m.end_s) for m in hit.moments])
 """
 
-from vidrec.embed.encoders import Encoder, EncoderError, load_encoder
-from vidrec.embed.extract import EmbedSummary, extract
-from vidrec.embed.search import QueryError
-from vidrec.embed.store import EncoderMismatch, Hit, Moment, Store, StoreError
+from __future__ import annotations
 
-__all__ = ["extract", "Store", "EmbedSummary", "Hit", "Moment", "Encoder", "load_encoder", "StoreError", "EncoderMismatch",
-           "EncoderError", "QueryError"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vidrec.embed.encoders import Encoder, EncoderError, load_encoder
+    from vidrec.embed.extract import EmbedSummary, extract
+    from vidrec.embed.search import QueryError
+    from vidrec.embed.store import EncoderMismatch, Hit, Moment, Store, StoreError
+
+# Imported on first use (PEP 562): opening a store or checking a query must not import torch,
+# which only the encoders and the extractor need.
+_EXPORTS = {
+    "Encoder": "encoders", "EncoderError": "encoders", "load_encoder": "encoders",
+    "EmbedSummary": "extract", "extract": "extract",
+    "QueryError": "search",
+    "EncoderMismatch": "store", "Hit": "store", "Moment": "store", "Store": "store", "StoreError": "store",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -14,13 +14,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 import av
 import numpy as np
-import torch
 
 from vidrec.errors import VideoError
+
+if TYPE_CHECKING:  # torch is imported where frames become tensors: probing a video (vidrec prepare scan) needs none
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,8 @@ class PyAVDecoder:
             log.debug("%s: %d requested frames past the end (last frame %d); repeating it", path, len(wanted) - pos, last_idx)
             for w in wanted[pos:]:
                 got[w] = last
+        import torch
+
         return torch.from_numpy(np.stack([got[int(i)] for i in indices]))
 
     @staticmethod
@@ -217,6 +221,8 @@ class FrameFolderDecoder:
                 except OSError as exc:
                     raise VideoError(f"{files[i]}: unreadable frame ({exc}).") from exc
             out.append(cache[i])
+        import torch
+
         return torch.from_numpy(np.stack(out))
 
 
