@@ -28,6 +28,7 @@ def plan(quick: bool) -> dict[str, list[str]]:
     """Benchmark name -> its arguments (the ones docs/ quotes)."""
     if quick:
         return {
+            "startup": ["--repeats", "1"],
             "dataloading": ["--data", str(DATA), "--clips", "16", "--workers", "0"],
             "models": ["--quick", "--repeats", "1", "--train-steps", "1", "--no-write"],
             "embed": ["--arch", "tiny", "--videos", "2", "--frames", "8", "--merge", "2-2", "--repeats", "1", "--workers", "0"],
@@ -35,6 +36,7 @@ def plan(quick: bool) -> dict[str, list[str]]:
         }  # fmt: skip
     acc = ROOT / "runs" / "accuracy" / "accuracy.json"  # an earlier accuracy run fills the table's last column
     return {
+        "startup": ["--repeats", "5", "--json", str(RESULTS / "startup.json")],
         "dataloading": ["--data", str(DATA), "--clips", "200", "--workers", "0", "2"],
         "models": ["--repeats", "2", "--train-steps", "2", "--batch-size", "2", "--json", str(RESULTS / "models.json"),
                    *(["--accuracy", str(acc)] if acc.exists() else [])],

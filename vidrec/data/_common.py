@@ -63,32 +63,43 @@ class DirListing:
     """Lazy, cached listings of folders, so that checking 100k paths costs one ``scandir`` per folder.
 
     ``resolve(rel)`` returns the existing path for ``rel`` (exact, else case-insensitive) or ``None``.
+    Paths are handled as strings inside: at 100k records, pathlib's parsing costs more than the listing.
     """
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self._cache: dict[Path, dict[str, str] | None] = {}
+        self._base = os.fspath(base)
+        self._cache: dict[str, tuple[frozenset[str], dict[str, str]] | None] = {}
 
-    def names(self, folder: Path) -> dict[str, str] | None:
+    def _listing(self, folder: str) -> tuple[frozenset[str], dict[str, str]] | None:
         if folder not in self._cache:
             try:
                 with os.scandir(folder) as it:
-                    self._cache[folder] = {e.name.lower(): e.name for e in it}
+                    exact = frozenset(e.name for e in it)
+                self._cache[folder] = (exact, {n.lower(): n for n in exact})
             except OSError:
                 self._cache[folder] = None
         return self._cache[folder]
 
+    def names(self, folder: Path) -> dict[str, str] | None:
+        """``{lower-case name: name}`` of ``folder``'s entries; ``None`` when it cannot be listed."""
+        listing = self._listing(os.fspath(folder))
+        return None if listing is None else listing[1]
+
     def resolve(self, rel: str | Path) -> Path | None:
-        cur = self.base
-        for part in Path(rel).parts:
-            names = self.names(cur)
-            if names is None:
+        cur = self._base
+        for part in (rel.replace("\\", "/").split("/") if isinstance(rel, str) else Path(rel).parts):
+            if part in ("", "."):
+                continue
+            listing = self._listing(cur)
+            if listing is None:
                 return None
-            real = part if part in names.values() else names.get(part.lower())
+            exact, lower = listing
+            real = part if part in exact else lower.get(part.lower())
             if real is None:
                 return None
-            cur = cur / real
-        return cur
+            cur = os.path.join(cur, real)
+        return Path(cur)
 
 
 def find_dir(

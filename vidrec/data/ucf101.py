@@ -123,7 +123,7 @@ def load_ucf101(
         if path is None:
             problems.add(f"{where}: video {rel} not found under {videos}. Re-download it or remove the line.")
             return None
-        stem = Path(rel).stem
+        stem = os.path.splitext(rel.rsplit("/", 1)[-1])[0]
         m = _NAME.search(stem)
         meta = {"group": f"g{m.group(1)}", "clip": f"c{m.group(2)}"} if m else {}
         return VideoRecord(path=path, label=label, video_id=stem, meta=meta)
