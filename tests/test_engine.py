@@ -139,9 +139,13 @@ def test_failing_training_video_is_skipped_and_counted(tiny_dataset, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(tiny_dataset, root)
     (root / "videos" / "train_0_1.mp4").write_bytes(b"garbage")
-    cfg = load_config(overrides=tiny_overrides(root, tmp_path / "run", **{"train.epochs": 1}))
+    cfg = load_config(overrides=tiny_overrides(root, tmp_path / "run", **{"train.epochs": 1, "data.max_skips": 0.1}))
     res = train(cfg, progress=False)
-    assert res.fit.substituted == 1
+    assert res.fit.substituted == 1  # 1 of 12 training videos stood in for: within data.max_skips=0.1
+    # the default data.max_skips=0.05 allows none of 12: the run stops with a clear error
+    default = load_config(overrides=tiny_overrides(root, tmp_path / "run1", **{"train.epochs": 1}))
+    with pytest.raises(VidrecError, match=r"stand-ins.*data.max_skips=0.05"):
+        train(default, progress=False)
     strict = load_config(overrides=tiny_overrides(root, tmp_path / "run2", **{"train.epochs": 1, "data.strict": True}))
     with pytest.raises(VidrecError, match="train_0_1.mp4"):
         train(strict, progress=False)

@@ -54,7 +54,7 @@ class DataConfig(BaseModel):
     pin_memory: bool | None = None  # None: when on CUDA
     test_views: int = Field(1, ge=1)  # clips per video at test time (multi-view)
     strict: bool = False  # a failing video stops the run instead of being skipped
-    max_skips: float = Field(0.05, ge=0)  # skipped videos allowed (fraction of a subset) before stopping
+    max_skips: float = Field(0.05, ge=0)  # training: stand-ins for unreadable videos allowed per epoch (fraction of the subset) before the run stops
     limit: int | None = None  # use only the first N records of each subset (quick runs)
 
 

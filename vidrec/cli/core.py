@@ -124,6 +124,7 @@ def write_eval_report(outcome: Any, out_dir: Path) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = res.summary()
     summary["per_class"] = {c: (a if a >= 0 else None) for c, a in zip(classes, res.per_class)}
+    summary["unreadable"] = dict(getattr(outcome, "unreadable", {}) or {})
     write_json_atomic(out_dir / "metrics.json", summary)
     write_text_atomic(out_dir / "per_class.md", markdown_table(["class", "videos", "accuracy"], per_class_rows(classes, res.per_class, res.support)) + "\n")
     confusion_matrix_png(res.confusion, classes, out_dir / "confusion.png")
@@ -180,6 +181,10 @@ def eval_(
     _echo()
     _echo(f"{sub}: top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  mean class acc {r.mean_class_acc:.3f}  "
           f"({summary['num_videos']} videos, {summary['num_clips']} clips)")
+    if outcome.unreadable:
+        _echo(f"{len(outcome.unreadable)} unreadable video(s) left out of every metric (no stand-in was scored):")
+        for path, why in outcome.unreadable.items():
+            _echo(f"  {path}: {why}")
     _echo(f"report: {out_dir} (metrics.json, per_class.md, confusion.png, per_class.png)")
 
 

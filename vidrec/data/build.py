@@ -13,8 +13,9 @@ from vidrec.data.dataset import EpochSampler, SideInput, VideoClipDataset
 from vidrec.data.records import RecordSet, VideoRecord, load_records
 from vidrec.data.side_inputs import SIDE_INPUTS as _SIDE_INPUTS, register_side_input  # noqa: F401  (re-exported)
 from vidrec.models.base import InputSpec
-from vidrec.video.sampling import make_sampler
-from vidrec.video.transforms import ClipTransform, flip_changes_label
+from vidrec.video.reader import ClipReader
+from vidrec.video.sampling import ClipSampler, make_sampler
+from vidrec.video.transforms import ClipTransform, VideoNormalize, flip_changes_label
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +65,41 @@ def load_dataset(cfg: Config) -> RecordSet:
     return rs
 
 
+def resolved_decode_size(cfg: Config, spec: InputSpec) -> int:
+    """``data.decode_size``, or the eval resize size (``image_size * 8/7``) when unset."""
+    _, size = resolved_clip(cfg, spec)
+    return cfg.data.decode_size or _resize_size(size)
+
+
+def _resize_size(size: int) -> int:
+    return round(size * 8 / 7) if size >= 64 else size
+
+
+def build_sampler(cfg: Config, spec: InputSpec) -> ClipSampler:
+    frames, _ = resolved_clip(cfg, spec)
+    return make_sampler(cfg.data.sampler, num_frames=frames, stride=cfg.data.stride, target_fps=cfg.data.target_fps)
+
+
 def build_transform(cfg: Config, spec: InputSpec, classes: list[str], *, train: bool) -> ClipTransform:
+    """The uint8 spatial transform (crop, flip); normalisation is :func:`build_normalizer`'s, per batch."""
     _, size = resolved_clip(cfg, spec)
     flip = cfg.data.horizontal_flip
     if flip is None:
         flip = not flip_changes_label(classes)
-    elif flip and flip_changes_label(classes):
+    elif flip and flip_changes_label(classes) and train:
         log.warning("data.horizontal_flip=true although class names say left/right: flipping changes those labels")
-    return ClipTransform(
-        train=train,
-        image_size=size,
-        mean=cfg.data.mean or spec.mean,
-        std=cfg.data.std or spec.std,
-        scale=cfg.data.scale,
-        horizontal_flip=flip,
-        resize_size=round(size * 8 / 7) if size >= 64 else size,
-    )
+    return ClipTransform(train=train, image_size=size, scale=cfg.data.scale, horizontal_flip=flip, resize_size=_resize_size(size))
+
+
+def build_normalizer(cfg: Config, spec: InputSpec) -> VideoNormalize:
+    """uint8 batches → normalised float with the config's (or the model's) mean and std."""
+    return VideoNormalize(cfg.data.mean or spec.mean, cfg.data.std or spec.std)
+
+
+def build_reader(cfg: Config, spec: InputSpec, classes: list[str], *, train: bool = False) -> ClipReader:
+    """The clip reader of a config and model: what training's eval view, predict and embed all read."""
+    return ClipReader(build_sampler(cfg, spec), transform=build_transform(cfg, spec, classes, train=train),
+                      decode_size=resolved_decode_size(cfg, spec))
 
 
 def build_dataset(
@@ -92,21 +112,17 @@ def build_dataset(
     views: int = 1,
     recordset: RecordSet | None = None,
 ) -> VideoClipDataset:
-    frames, size = resolved_clip(cfg, spec)
-    sampler = make_sampler(cfg.data.sampler, num_frames=frames, stride=cfg.data.stride, target_fps=cfg.data.target_fps)
+    on_error = "raise" if cfg.data.strict else ("substitute" if train else "mark")
     return VideoClipDataset(
         records,
-        sampler=sampler,
+        sampler=build_sampler(cfg, spec),
         transform=build_transform(cfg, spec, classes, train=train),
         train=train,
         views=views,
-        view_mode=cfg.data.sampler,
-        clip_len=frames,
-        stride=cfg.data.stride,
-        decode_size=cfg.data.decode_size or round(size * 8 / 7),
+        decode_size=resolved_decode_size(cfg, spec),
         side_inputs=side_inputs_for(cfg, spec, recordset),
         seed=cfg.train.seed,
-        skip_bad=not cfg.data.strict,
+        on_error=on_error,  # type: ignore[arg-type]
     )
 
 

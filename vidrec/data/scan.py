@@ -2,7 +2,8 @@
 
 The index (Parquet, or JSON Lines by suffix) has one row per video file under ``root``:
 ``path`` (relative to root, POSIX), ``size_bytes``, ``num_frames``, ``fps``, ``duration``,
-``width``, ``height``, ``codec``, ``ok`` and ``error``. Loaders given ``index=PATH`` read it
+``width``, ``height`` (as displayed: a phone video turned by its display matrix is recorded
+upright), ``codec``, ``ok``, ``error`` and ``rotation``. Loaders given ``index=PATH`` read it
 with one file read and fill :attr:`VideoRecord.num_frames` / ``fps`` from it, so a dataset
 of 220k videos starts without opening a single video.
 
@@ -23,7 +24,7 @@ from typing import Callable, Iterable, Iterator
 
 from vidrec.errors import DatasetError, VideoError
 from vidrec.utils.io import atomic_path
-from vidrec.video.decode import VIDEO_SUFFIXES, PyAVDecoder
+from vidrec.video.decode import VIDEO_SUFFIXES, PyAVDecoder, open_video
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ class ScanEntry:
     codec: str = ""
     ok: bool = True
     error: str = ""  # why the file is bad ("" when ok)
+    rotation: int = 0  # clockwise degrees that show the coded frames upright; width/height are as displayed
 
 
 _COLUMNS = [f for f in ScanEntry.__dataclass_fields__]
+_OPTIONAL = {"rotation": 0}  # columns added later; older indexes without them still load
 
 
 class ScanIndex:
@@ -138,13 +141,13 @@ def probe_video(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | 
         return ScanEntry(rel, size, ok=False, error=_reason(str(exc), p))
     except Exception as exc:  # FFmpeg can raise odd errors on garbage; the scan must go on
         return ScanEntry(rel, size, ok=False, error=f"unreadable: {type(exc).__name__}: {exc}")
-    entry = ScanEntry(rel, size, info.num_frames, info.fps, info.duration, info.width, info.height, info.codec)
+    entry = ScanEntry(rel, size, info.num_frames, info.fps, info.duration, info.width, info.height, info.codec, rotation=info.rotation)
     if info.num_frames <= 0:
         return _bad(entry, "no frames")
     if not verify:
         return entry
     try:
-        with av.open(str(p)) as container:
+        with open_video(p) as container:
             stream = container.streams.video[0]
             header = int(stream.frames or 0)
             packets = 0
@@ -234,7 +237,8 @@ def write_index(index: ScanIndex, path: str | os.PathLike[str]) -> Path:
 
             schema = pa.schema([("path", pa.string()), ("size_bytes", pa.int64()), ("num_frames", pa.int64()),
                                 ("fps", pa.float64()), ("duration", pa.float64()), ("width", pa.int64()),
-                                ("height", pa.int64()), ("codec", pa.string()), ("ok", pa.bool_()), ("error", pa.string())])
+                                ("height", pa.int64()), ("codec", pa.string()), ("ok", pa.bool_()), ("error", pa.string()),
+                                ("rotation", pa.int64())])
             table = pa.table({c: cols[c] for c in _COLUMNS}, schema=schema)
             table = table.replace_schema_metadata({"vidrec_scan_root": root, "vidrec_scan_version": str(INDEX_VERSION)})
             pq.write_table(table, tmp)
@@ -273,10 +277,11 @@ def load_index(path: str | os.PathLike[str]) -> ScanIndex:
         if b"vidrec_scan_root" not in meta:
             raise DatasetError(f"{path}: not a vidrec scan index (no root in its metadata). Re-run `vidrec prepare scan`.")
         root = Path(meta[b"vidrec_scan_root"].decode())
-        missing = [c for c in _COLUMNS if c not in table.column_names]
+        missing = [c for c in _COLUMNS if c not in table.column_names and c not in _OPTIONAL]
         if missing:
             raise DatasetError(f"{path}: the scan index lacks the columns {missing}. Re-run `vidrec prepare scan`.")
-        index = ScanIndex(root, columns={c: table.column(c).to_pylist() for c in _COLUMNS})
+        cols = {c: table.column(c).to_pylist() if c in table.column_names else [_OPTIONAL[c]] * table.num_rows for c in _COLUMNS}
+        index = ScanIndex(root, columns=cols)
     else:
         entries = {}
         with open(path, encoding="utf-8") as f:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from vidrec.errors import VidrecError, WeightsError
 from vidrec.models.video_clip import DEFAULT_HUB_ID, VideoCLIP, clip_video
+
+if TYPE_CHECKING:
+    from vidrec.video.reader import ClipReader
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,16 @@ class Encoder:
 
     def describe(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def clip_reader(self) -> "ClipReader":
+        """How videos become this encoder's clips: TSN segments, short side ``image_size``, centre crop."""
+        from vidrec.video.reader import ClipReader
+        from vidrec.video.sampling import make_sampler
+        from vidrec.video.transforms import ClipTransform
+
+        return ClipReader(make_sampler("segments", num_frames=self.num_frames),
+                          transform=ClipTransform(train=False, image_size=self.image_size, resize_size=self.image_size),
+                          decode_size=self.image_size)
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(B, T, H, W, C)`` → normalised float ``(B, C, T, H, W)`` on the device."""
@@ -99,12 +112,35 @@ class ClipEncoder(Encoder):
 class ClassifierEncoder(Encoder):
     """A trained vidrec classifier's ``forward_features``: one embedding per clip (video-level)."""
 
-    def __init__(self, model: torch.nn.Module, *, source: str, options: dict[str, Any], device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module, *, source: str, options: dict[str, Any], device: torch.device,
+                 cfg: Any = None, classes: Sequence[str] = ()) -> None:
         spec = model.input_spec  # type: ignore[attr-defined]
-        super().__init__(source=source, options=options, num_frames=spec.num_frames, image_size=spec.image_size,
-                         mean=spec.mean, std=spec.std, device=device)
+        if cfg is not None:  # the checkpoint's own clip: its frames, size, mean and std
+            from vidrec.data.build import build_normalizer, resolved_clip
+
+            n, size = resolved_clip(cfg, spec)
+            norm = build_normalizer(cfg, spec)
+            if "num_frames" in options:
+                n = int(options["num_frames"])
+            super().__init__(source=source, options=options, num_frames=n, image_size=size, mean=norm.mean, std=norm.std, device=device)
+        else:
+            super().__init__(source=source, options=options, num_frames=spec.num_frames, image_size=spec.image_size,
+                             mean=spec.mean, std=spec.std, device=device)
         self.model = model.to(device).eval()
         self.name = type(model).__name__
+        self.cfg = cfg
+        self.classes = list(classes)
+
+    def clip_reader(self) -> "ClipReader":
+        """A checkpoint reads videos exactly as its evaluation does (sampler, ``data.decode_size``, crop)."""
+        if self.cfg is None:
+            return super().clip_reader()
+        from vidrec.data.build import build_reader
+
+        cfg = self.cfg
+        if self.num_frames != (cfg.data.num_frames or self.model.input_spec.num_frames):  # type: ignore[attr-defined]
+            cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"num_frames": self.num_frames})})
+        return build_reader(cfg, self.model.input_spec, self.classes, train=False)  # type: ignore[attr-defined]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "checkpoint", "source": self.source, "model": self.name, "num_frames": self.num_frames,
@@ -202,7 +238,7 @@ def load_encoder(
             from dataclasses import replace
 
             net.input_spec = replace(net.input_spec, num_frames=int(options["num_frames"]))  # type: ignore[attr-defined]
-        return ClassifierEncoder(net, source=src, options={**options, "model": str(path)}, device=dev)
+        return ClassifierEncoder(net, source=src, options={**options, "model": str(path)}, device=dev, cfg=ck.cfg, classes=ck.classes)
     if path.is_dir() and not (path / "config.json").is_file():
         raise EncoderError(f"--model {source}: the directory is neither a vidrec checkpoint nor a CLIP from_pretrained directory; {NO_MODEL_HELP}")
     kwargs: dict[str, Any] = {"clip": source}

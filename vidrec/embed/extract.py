@@ -5,8 +5,10 @@ The run is built for large folders:
 - recursive scan for video containers (:data:`~vidrec.video.decode.VIDEO_SUFFIXES`), sorted;
 - resumable: a video whose path, size and mtime are already in the store is skipped, so a re-run
   (or a run after an interruption) embeds only new or changed files;
-- decoding in DataLoader workers (straight to the model's size with FFmpeg's scaler) while the
-  model encodes the previous batch; results are written to LanceDB after every batch;
+- decoding in DataLoader workers with the encoder's :class:`~vidrec.video.reader.ClipReader` (for a
+  vidrec checkpoint: the checkpoint's own sampler, ``data.decode_size`` and eval crop, so embed reads
+  the frames evaluation reads) while the model encodes the previous batch; results are written to
+  LanceDB after every batch;
 - a video that fails (unreadable, no frames, an error in the model) is recorded with its error in
   ``failures.json`` and the run goes on; it is retried by the next run;
 - ``shard=(rank, world)`` embeds every world-th video (several processes or machines, one store).
@@ -34,8 +36,9 @@ from torch.utils.data import DataLoader, Dataset
 from vidrec.embed.encoders import Encoder, load_encoder
 from vidrec.embed.store import INDEX_THRESHOLD, Store, StoreError, now_iso
 from vidrec.errors import VidrecError
-from vidrec.video.decode import VIDEO_SUFFIXES, PyAVDecoder, VideoInfo
-from vidrec.video.sampling import segment_indices
+from vidrec.video.decode import VIDEO_SUFFIXES, VideoInfo
+from vidrec.video.reader import ClipReader
+from vidrec.video.sampling import ClipSampler, window_views
 
 log = logging.getLogger(__name__)
 
@@ -93,51 +96,42 @@ def export_name(path: Path, root: Path) -> str:
     return "__".join(rel.with_suffix("").parts)
 
 
-def _decode_size(info: VideoInfo, size: int) -> tuple[int, int]:
-    """(h, w) with the short side at ``size`` (then centre-cropped to ``size``²)."""
-    w, h = max(info.width, 1), max(info.height, 1)
-    scale = size / min(w, h)
-    return max(size, round(h * scale)), max(size, round(w * scale))
-
-
-def _center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
-    _, h, w, _ = frames.shape  # (T, H, W, C)
-    top, left = (h - size) // 2, (w - size) // 2
-    return frames[:, top : top + size, left : left + size]
-
-
 @dataclass
 class _Plan:
     """The clips to encode for one video: frame indices per clip and the span each stands for."""
 
     clips: list[list[int]]
-    spans: list[tuple[float, float]]  # seconds per clip (window mode) — frame mode uses the TSN edges
+    spans: list[tuple[float, float]]  # seconds per clip (window mode); frame mode: the whole video
+    frame_spans: list[tuple[int, int]] = field(default_factory=list)  # frame mode: [first, last] frames each sampled frame stands for
 
 
-def plan_clips(info: VideoInfo, num_frames: int, mode: SegmentMode, window_seconds: float) -> _Plan:
+def plan_clips(info: VideoInfo, sampler: ClipSampler, mode: SegmentMode, window_seconds: float) -> _Plan:
+    """Frame mode: the reader's evaluation clip (``sampler``); window mode: one TSN clip per window."""
     n = max(info.num_frames, 1)
     fps = info.fps or 25.0
     if mode == "frame":
-        return _Plan([segment_indices(n, num_frames)], [(0.0, n / fps)])
+        idx = sampler(n, fps, None)
+        if sampler.kind == "segments":
+            edges = np.linspace(0, n, sampler.num_frames + 1)  # the TSN segment each sampled frame stands for
+            fspans = [(int(edges[j]), max(int(edges[j]), min(int(edges[j + 1]), n) - 1)) for j in range(len(idx))]
+        else:
+            step = sampler.stride_for(fps)
+            fspans = [(int(i), min(int(i) + step, n) - 1) for i in idx]
+        return _Plan([idx], [(0.0, n / fps)], fspans)
     if window_seconds <= 0:
         raise VidrecError(f"--window-seconds {window_seconds}: must be positive")
-    per = max(1, int(round(window_seconds * fps)))
-    clips, spans = [], []
-    for start in range(0, n, per):
-        stop = min(start + per, n)
-        clips.append([start + i for i in segment_indices(stop - start, num_frames)])
-        spans.append((start / fps, stop / fps))
+    clips, spans = window_views(n, fps, clip_frames=sampler.num_frames, window_seconds=window_seconds)
     return _Plan(clips, spans)
 
 
 class _VideoReader(Dataset[dict[str, Any]]):
-    """Decode one video per item (runs in DataLoader workers); errors are returned, not raised."""
+    """Read one video per item with the encoder's :class:`ClipReader` (runs in DataLoader workers);
+    errors are returned, not raised."""
 
-    def __init__(self, paths: Sequence[Path], *, num_frames: int, image_size: int, mode: SegmentMode, window_seconds: float) -> None:
+    def __init__(self, paths: Sequence[Path], *, reader: ClipReader, mode: SegmentMode, window_seconds: float) -> None:
         self.paths = list(paths)
-        self.num_frames, self.image_size = num_frames, image_size
+        self.reader = reader
         self.mode, self.window_seconds = mode, window_seconds
-        self.decoder = PyAVDecoder()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -146,15 +140,15 @@ class _VideoReader(Dataset[dict[str, Any]]):
         path = self.paths[i]
         try:
             st = path.stat()
-            info = self.decoder.info(path)
-            if info.num_frames <= 0:
-                raise VidrecError(f"{path}: the video has no frames")
-            plan = plan_clips(info, self.num_frames, self.mode, self.window_seconds)
-            wanted = sorted({j for c in plan.clips for j in c})
-            frames = self.decoder.decode(path, wanted, size=_decode_size(info, self.image_size))
-            frames = _center_crop(frames, self.image_size)  # (F, S, S, C)
-            pos = {j: k for k, j in enumerate(wanted)}
-            clips = torch.stack([frames[[pos[j] for j in c]] for c in plan.clips])  # (n_clips, T, S, S, C)
+            info = self.reader.info(path)
+            plan = plan_clips(info, self.reader.sampler, self.mode, self.window_seconds)
+            if self.mode == "frame":
+                got = self.reader.read_views(path, 1)  # exactly the clip evaluation reads
+                info = got[0].info
+                plan = plan_clips(info, self.reader.sampler, self.mode, self.window_seconds)  # the true count may be smaller
+            else:
+                got = self.reader.read_indices(path, plan.clips)
+            clips = torch.stack([c.video.permute(1, 2, 3, 0) for c in got])  # (n_clips, T, S, S, C) uint8
             return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "info": info, "plan": plan, "frames": clips}
         except (VidrecError, OSError, ValueError, RuntimeError, av.error.FFmpegError) as exc:
             return {"path": path, "error": f"{type(exc).__name__}: {exc}"}
@@ -174,11 +168,10 @@ def _rows_for(item: dict[str, Any], video: np.ndarray, clips: np.ndarray, groups
     segments: list[dict[str, Any]] = []
     if mode == "frame":
         idx = plan.clips[0]
-        edges = np.linspace(0, n, num_frames + 1)  # the TSN segment each sampled frame stands for
         for j, g in enumerate(groups):
             fr = [int(idx[p]) for p in g]
-            f0 = int(edges[g[0]])
-            f1 = max(f0, min(int(edges[g[-1] + 1]), n) - 1)
+            f0 = plan.frame_spans[g[0]][0]
+            f1 = max(f0, plan.frame_spans[g[-1]][1])
             segments.append({"segment": j, "start_s": f0 / fps, "end_s": (f1 + 1) / fps, "frame_start": f0,
                              "frame_end": f1, "frame_indices": fr, "vector": clips[0, j]})
         vec = video[0]
@@ -217,7 +210,7 @@ def _encode_items(encoder: Encoder, items: list[dict[str, Any]], batch_size: int
 
 def embed_one(encoder: Encoder, path: str | os.PathLike[str]) -> np.ndarray:
     """The normalised video embedding of one file (frame mode), e.g. for a video query."""
-    item = _VideoReader([Path(path)], num_frames=encoder.num_frames, image_size=encoder.image_size, mode="frame", window_seconds=0)[0]
+    item = _VideoReader([Path(path)], reader=encoder.clip_reader(), mode="frame", window_seconds=0)[0]
     if "error" in item:
         raise VidrecError(f"{path}: cannot embed it ({item['error']})")
     v, _, _ = encoder.encode(item["frames"])
@@ -309,7 +302,7 @@ def extract(
     log.info("%d videos found, %d already embedded, %d to embed", len(files), summary.skipped, len(todo))
     if workers is None:
         workers = min(8, max(0, (os.cpu_count() or 1) - 1))
-    reader = _VideoReader(todo, num_frames=encoder.num_frames, image_size=encoder.image_size, mode=segments, window_seconds=window_seconds)
+    reader = _VideoReader(todo, reader=encoder.clip_reader(), mode=segments, window_seconds=window_seconds)
     workers = workers if todo else 0
     # LanceDB's runtime does not survive fork(): workers start with forkserver.
     loader = DataLoader(reader, batch_size=batch_size, num_workers=workers, collate_fn=_collate,

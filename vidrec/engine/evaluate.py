@@ -1,13 +1,16 @@
 """Evaluation: clip- and video-level top-k, mean class accuracy, per-class accuracy, confusion matrix.
 
 Multi-view testing needs no special case: clips of one video share ``index``; their softmax
-scores are averaged into one video-level prediction.
+scores are averaged into one video-level prediction. Clips arrive as uint8 and are normalised
+per batch on the device. Evaluation never scores a stand-in: a video that cannot be read comes
+as a placeholder with ``failed=1``, is left out of every metric, and is listed in
+:attr:`EvalResult.unreadable`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,12 +35,14 @@ class EvalResult:
     indices: torch.Tensor  # (N,) record indices
     num_clips: int
     extra: dict[str, Any] = field(default_factory=dict)
+    unreadable: dict[int, str] = field(default_factory=dict)  # record index -> why it could not be read
 
     def summary(self) -> dict[str, Any]:
         return {
             "val_loss": self.loss, "val_top1": self.top1, "val_top5": self.top5,
             "mean_class_acc": self.mean_class_acc, "clip_top1": self.clip_top1,
             "num_videos": int(self.labels.numel()), "num_clips": self.num_clips,
+            "num_unreadable": len(self.unreadable),
         }
 
 
@@ -52,33 +57,52 @@ def evaluate_model(
     topk: int = 5,
     progress: bool = True,
     desc: str = "evaluate",
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult:
-    """Run ``model`` over ``loader``; under accelerate, results are gathered from every process."""
+    """Run ``model`` over ``loader``; under accelerate, results are gathered from every process.
+
+    ``normalize`` turns the uint8 batch into the model's float input on the device
+    (:class:`~vidrec.video.transforms.VideoNormalize`); ``None`` takes ``video`` as it comes.
+    """
     was_training = model.training
     model.eval()
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
-    logits_all, labels_all, index_all = [], [], []
+    logits_all, labels_all, index_all, failed_all = [], [], [], []
+    unreadable: dict[int, str] = {}
     main = accelerator is None or accelerator.is_main_process
     for batch in tqdm(loader, desc=desc, disable=not (progress and main), leave=False, dynamic_ncols=True):
         video = batch["video"].to(device, non_blocking=True)
+        if normalize is not None:
+            video = normalize(video)
         side = {k: batch[k].to(device) for k in side_keys if k in batch}
         if accelerator is not None:
             with accelerator.autocast():
                 logits = model(video, **side)
         else:
             logits = model(video, **side)
-        logits, labels, index = logits.float(), batch["label"].to(device), torch.as_tensor(batch["index"], device=device)
+        index = torch.as_tensor(batch["index"], device=device)
+        failed = torch.as_tensor(batch["failed"], device=device).bool() if "failed" in batch else torch.zeros_like(index, dtype=torch.bool)
+        for i, bad, why in zip(index.tolist(), failed.tolist(), batch.get("error", [""] * len(index))):
+            if bad:
+                unreadable[int(i)] = str(why)
+        logits, labels = logits.float(), batch["label"].to(device)
         if accelerator is not None:
-            logits, labels, index = accelerator.gather_for_metrics((logits, labels, index))
+            logits, labels, index, failed = accelerator.gather_for_metrics((logits, labels, index, failed))
         logits_all.append(logits.cpu())
         labels_all.append(labels.cpu())
         index_all.append(index.cpu())
+        failed_all.append(failed.cpu())
     if was_training:
         model.train()
-    logits = torch.cat(logits_all)
-    labels = torch.cat(labels_all)
-    index = torch.cat(index_all)
-    return summarise(logits, labels, index, num_classes=num_classes, topk=topk)
+    keep = ~torch.cat(failed_all)  # a placeholder for an unreadable video is never scored
+    for i in torch.cat(index_all)[~keep].tolist():
+        unreadable.setdefault(int(i), "unreadable (see the log)")
+    logits = torch.cat(logits_all)[keep]
+    labels = torch.cat(labels_all)[keep]
+    index = torch.cat(index_all)[keep]
+    res = summarise(logits, labels, index, num_classes=num_classes, topk=topk)
+    res.unreadable = dict(sorted(unreadable.items()))
+    return res
 
 
 def summarise(logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, *, num_classes: int, topk: int = 5) -> EvalResult:

@@ -9,11 +9,10 @@ from typing import Any, Sequence
 
 import torch
 
-from vidrec.data.build import build_transform, resolved_clip
+from vidrec.data.build import build_normalizer, build_reader, resolved_clip
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.errors import VidrecError, VideoError
-from vidrec.video.decode import AutoDecoder
-from vidrec.video.sampling import multi_view_indices
+from vidrec.video.reader import Clip
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,13 @@ class Prediction:
 
 
 class Predictor:
-    """Load once, predict many. ``views`` clips per video are averaged (softmax)."""
+    """Load once, predict many. ``views`` clips per video are averaged (softmax).
+
+    Clips come from the same :class:`~vidrec.video.reader.ClipReader` as training's evaluation
+    view (the checkpoint's sampler, ``data.decode_size`` and eval crop), as uint8, normalised on
+    the device. :meth:`load` (decoding, no model) and :meth:`forward` (model, no decoding) are
+    separate so that a caller can decode in workers and batch several videos.
+    """
 
     def __init__(self, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "cpu", views: int | None = None) -> None:
         self.ck = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint, map_location=device)
@@ -39,9 +44,9 @@ class Predictor:
         cfg = self.ck.cfg
         self.spec = self.ck.model.input_spec  # type: ignore[attr-defined]
         self.num_frames, self.image_size = resolved_clip(cfg, self.spec)
-        self.transform = build_transform(cfg, self.spec, self.ck.classes, train=False)
+        self.reader = build_reader(cfg, self.spec, self.ck.classes, train=False)
+        self.normalize = build_normalizer(cfg, self.spec)
         self.views = views or cfg.data.test_views
-        self.decoder = AutoDecoder()
         self.side_keys = tuple(getattr(self.spec, "side_inputs", ()) or ())
         self._side: tuple[list, dict] | None = None  # (side-input callables, video id / path → record)
 
@@ -71,33 +76,36 @@ class Predictor:
             out.update(fn(record, list(indices), info))
         return out
 
-    def clip_indices(self, num_frames: int) -> list[list[int]]:
-        cfg = self.ck.cfg
-        mode = "segments" if cfg.data.sampler == "segments" else "dense"
-        return multi_view_indices(num_frames, self.num_frames, cfg.data.stride, self.views, mode=mode)  # type: ignore[arg-type]
+    def clips(self, path: str | Path) -> list[Clip]:
+        """The ``views`` evaluation clips of one video (uint8, cropped), decoded in one pass."""
+        return self.reader.read_views(Path(path), self.views)
 
-    @torch.no_grad()
-    def predict_one(self, path: str | Path, *, topk: int = 5) -> Prediction:
+    def load(self, path: str | Path) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[Clip]]:
+        """Decode one video: uint8 ``(V, C, T, S, S)``, its side inputs, and the clips."""
         path = Path(path)
-        info = self.decoder.info(path)
-        if info.num_frames <= 0:
-            raise VideoError(f"{path}: the video has no frames")
-        views = self.clip_indices(info.num_frames)
-        short = min(info.width, info.height) or 1
-        size = None
-        target = round(self.image_size * 8 / 7)
-        if short > target:
-            size = (max(2, round(info.height * target / short)), max(2, round(info.width * target / short)))
-        clips = [self.transform(self.decoder.decode(path, idx, size=size)) for idx in views]
-        video = torch.stack(clips).to(self.device)  # (V, C, T, H, W)
+        clips = self.clips(path)
+        video = torch.stack([c.video for c in clips])  # (V, C, T, S, S) uint8
         side: dict[str, torch.Tensor] = {}
         if self.side_keys:
-            per_view = [self._side_inputs(path, idx, info) for idx in views]
-            side = {k: torch.stack([v[k] for v in per_view]).to(self.device) for k in self.side_keys if k in per_view[0]}
-        probs = self.ck.model(video, **side).float().softmax(1).mean(0)
+            per_view = [self._side_inputs(path, c.indices, c.info) for c in clips]
+            side = {k: torch.stack([v[k] for v in per_view]) for k in self.side_keys if k in per_view[0]}
+        return video, side, clips
+
+    @torch.no_grad()
+    def forward(self, video: torch.Tensor, side: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Class probabilities ``(N, K)`` of uint8 clips ``(N, C, T, S, S)`` (normalised here, on the device)."""
+        x = self.normalize(video.to(self.device, non_blocking=True))
+        side = {k: v.to(self.device) for k, v in (side or {}).items()}
+        return self.ck.model(x, **side).float().softmax(1)
+
+    def predict_one(self, path: str | Path, *, topk: int = 5) -> Prediction:
+        path = Path(path)
+        video, side, clips = self.load(path)
+        probs = self.forward(video, side).mean(0)  # views averaged
         k = min(topk, probs.numel())
         p, i = probs.topk(k)
-        return Prediction(path, [(self.ck.classes[j], float(q)) for q, j in zip(p.tolist(), i.tolist())], frame_indices=views[0])
+        return Prediction(path, [(self.ck.classes[j], float(q)) for q, j in zip(p.tolist(), i.tolist())],
+                          frame_indices=clips[0].indices)
 
     def predict(self, paths: Sequence[str | Path], *, topk: int = 5, strict: bool = False) -> list[Prediction]:
         out = []

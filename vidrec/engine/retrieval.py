@@ -202,7 +202,8 @@ def retrieval_metrics(sim: torch.Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator: Any = None, temperature: float | None = None) -> dict[str, float]:
+def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator: Any = None, temperature: float | None = None,
+                       normalize: Any = None) -> dict[str, float]:
     """Embed every (video, caption) pair of ``loader`` and rank all against all.
 
     Returns the metrics of :func:`retrieval_metrics` plus ``loss`` (InfoNCE over the whole set).
@@ -215,6 +216,8 @@ def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator
     device = accelerator.device if accelerator is not None else next(bare.parameters()).device
     for batch in loader:
         video = batch["video"].to(device)
+        if normalize is not None:
+            video = normalize(video)  # uint8 → normalised float, per batch on the device
         tok = bare.tokenize(list(batch["caption"]), device=device)  # type: ignore[operator]
         v, t = model(video, input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
         i = torch.as_tensor(batch["index"], device=device)
@@ -264,7 +267,7 @@ def retrieval_param_groups(model: nn.Module, cfg: Any) -> list[dict[str, Any]]:
 
 def evaluate_retrieval_checkpoint(checkpoint: str | Path, *, cfg: Any = None, subset: str | None = None, device: str = "cpu") -> dict[str, float]:
     """``vidrec eval`` for a retrieval checkpoint: t2v / v2t R@1/5/10, median and mean rank on ``subset``."""
-    from vidrec.data.build import build_dataset, build_loader, load_dataset
+    from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
     from vidrec.engine.checkpoint import load_checkpoint
 
     ck = load_checkpoint(checkpoint, map_location=device)
@@ -275,6 +278,6 @@ def evaluate_retrieval_checkpoint(checkpoint: str | Path, *, cfg: Any = None, su
     recs, rec_caps = captions_for(rs.subset(subset), caps)
     ds = CaptionClipDataset(build_dataset(cfg, recs, rs.classes, ck.model.input_spec, train=False, recordset=rs), rec_caps, train=False)
     loader = build_loader(cfg, ds, train=False, batch_size=cfg.eval.batch_size)  # type: ignore[arg-type]
-    metrics = evaluate_retrieval(ck.model, loader)
+    metrics = evaluate_retrieval(ck.model, loader, normalize=build_normalizer(cfg, ck.model.input_spec))
     metrics["subset"] = subset  # type: ignore[assignment]
     return metrics

@@ -7,7 +7,7 @@ also the Python API (``vidrec.engine.run.train(cfg)``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from vidrec.config import Config
-from vidrec.data.build import build_dataset, build_loader, load_dataset
+from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.engine.evaluate import EvalResult, evaluate_model
 from vidrec.engine.trainer import FitResult, Trainer, TrainerState
@@ -111,6 +111,12 @@ class EvalOutcome:
     classes: list[str]
     checkpoint: LoadedCheckpoint
     video_ids: list[str]
+    unreadable: dict[str, str] = field(default_factory=dict)  # video path -> why it could not be read (never scored)
+
+
+def eval_dataset(ck: LoadedCheckpoint, cfg: Config, records: list[Any], *, views: int, recordset: Any = None) -> Any:
+    """The clips ``vidrec eval`` scores: the checkpoint's evaluation view(s), read by the one reader."""
+    return build_dataset(cfg, records, ck.classes, ck.model.input_spec, train=False, views=views, recordset=recordset)  # type: ignore[arg-type]
 
 
 def evaluate_checkpoint(
@@ -135,11 +141,15 @@ def evaluate_checkpoint(
     records = rs.subset(subset)
     spec = ck.model.input_spec  # type: ignore[attr-defined]
     n_views = views or cfg.eval.views or cfg.data.test_views
-    ds = build_dataset(cfg, records, ck.classes, spec, train=False, views=n_views, recordset=rs)
+    ds = eval_dataset(ck, cfg, records, views=n_views, recordset=rs)
     loader = build_loader(cfg, ds, train=False, batch_size=cfg.eval.batch_size)
     side = tuple(getattr(spec, "side_inputs", ()) or ())
-    res = evaluate_model(ck.model, loader, num_classes=len(ck.classes), side_keys=side, progress=progress, desc=f"eval {subset}")
+    res = evaluate_model(ck.model, loader, num_classes=len(ck.classes), side_keys=side, progress=progress, desc=f"eval {subset}",
+                         normalize=build_normalizer(cfg, spec))
     ids = [records[i].video_id for i in res.indices.tolist()]
-    return EvalOutcome(result=res, classes=ck.classes, checkpoint=ck, video_ids=ids)
+    unreadable = {str(records[i].path): why.removeprefix(f"{records[i].path}: ") for i, why in res.unreadable.items()}
+    if unreadable:
+        log.warning("%d of %d videos could not be read and were left out of every metric", len(unreadable), len(records))
+    return EvalOutcome(result=res, classes=ck.classes, checkpoint=ck, video_ids=ids, unreadable=unreadable)
 
 

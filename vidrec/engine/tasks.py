@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from vidrec.config import Config
 from vidrec.engine.checkpoint import unwrap
 from vidrec.engine.evaluate import evaluate_model
+from vidrec.video.transforms import VideoNormalize
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,13 @@ def decay_groups(
                         {"params": no_decay, "weight_decay": 0.0, "lr": lr}) if g["params"]]
 
 
+def batch_normalizer(cfg: Config, model: nn.Module) -> VideoNormalize:
+    """The per-batch uint8 → float normalisation for ``model`` (config mean/std, else the model's)."""
+    from vidrec.data.build import build_normalizer
+
+    return build_normalizer(cfg, unwrap(model).input_spec)  # type: ignore[arg-type]
+
+
 class ClassificationTask:
     """Cross-entropy with label smoothing; progressive unfreezing of ``backbone_parameters()``."""
 
@@ -55,6 +63,7 @@ class ClassificationTask:
         self.cfg = cfg
         self.num_classes = num_classes
         self.side_keys = tuple(getattr(getattr(model, "input_spec", None), "side_inputs", ()) or ())
+        self.normalize = batch_normalizer(cfg, model)
         # only backbone params that are trainable to begin with are toggled (others stay frozen for good)
         self.backbone = [p for p in getattr(model, "backbone_parameters", lambda: iter(()))() if p.requires_grad]
 
@@ -76,13 +85,13 @@ class ClassificationTask:
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         side = {k: batch[k] for k in self.side_keys if k in batch}
-        logits = model(batch["video"], **side)
+        logits = model(self.normalize(batch["video"]), **side)  # uint8 batch → normalised float, on its device
         loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.cfg.train.label_smoothing)
         return loss, logits
 
     def validate(self, model: nn.Module, loader: DataLoader[Any], *, accelerator: Any, progress: bool) -> dict[str, Any]:
         res = evaluate_model(model, loader, num_classes=self.num_classes, accelerator=accelerator,
-                             side_keys=self.side_keys, progress=progress, desc="validate")
+                             side_keys=self.side_keys, progress=progress, desc="validate", normalize=self.normalize)
         return {"val_loss": res.loss, "val_top1": res.top1, "val_top5": res.top5, "val_mean_class_acc": res.mean_class_acc}
 
 
@@ -91,6 +100,7 @@ class RetrievalTask:
 
     def __init__(self, cfg: Config, model: nn.Module) -> None:
         self.cfg = cfg
+        self.normalize = batch_normalizer(cfg, model)
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         from vidrec.engine.retrieval import retrieval_param_groups
@@ -103,12 +113,12 @@ class RetrievalTask:
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         from vidrec.engine.retrieval import retrieval_step
 
-        return retrieval_step(model, batch), None
+        return retrieval_step(model, {**batch, "video": self.normalize(batch["video"])}), None
 
     def validate(self, model: nn.Module, loader: DataLoader[Any], *, accelerator: Any, progress: bool) -> dict[str, Any]:
         from vidrec.engine.retrieval import evaluate_retrieval
 
-        r = evaluate_retrieval(model, loader, accelerator=accelerator)
+        r = evaluate_retrieval(model, loader, accelerator=accelerator, normalize=self.normalize)
         metrics = {f"val_{k}": v for k, v in r.items()}
         metrics["val_top1"] = r["t2v_r1"]  # text→video R@1: train.monitor and early stopping work unchanged
         log.info("val t2v R@1 %.3f R@5 %.3f MdR %.0f | v2t R@1 %.3f (chance %.3f)",

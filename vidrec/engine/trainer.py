@@ -164,6 +164,7 @@ class Trainer:
         if cfg.train.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
+        self.train_size = len(getattr(train_loader, "dataset", None) or [])  # data.max_skips is a fraction of this
         opt_steps = math.ceil(steps_per_epoch / cfg.train.accum_steps)
         total = max(1, opt_steps * cfg.train.epochs)
         warm = int(round(cfg.train.warmup_epochs * opt_steps))
@@ -285,6 +286,7 @@ class Trainer:
             unit="batch", dynamic_ncols=True, leave=False,
         )
         seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
+        stand_ins = 0  # clips of this epoch that came from a stand-in video (theirs failed to decode)
         t_mark = t0  # start of the not-yet-counted training time
         accum = cfg.train.accum_steps
         for i, batch in enumerate(loader, start=start):
@@ -312,7 +314,10 @@ class Trainer:
             seen += b
             correct += int((logits.argmax(1) == batch["label"]).sum()) if logits is not None else 0
             loss_sum += float(loss.detach()) * b
-            st.substituted += int(batch["substituted"].sum()) if "substituted" in batch else 0
+            subs = int(batch["substituted"].sum()) if "substituted" in batch else 0
+            st.substituted += subs
+            stand_ins += subs
+            self._check_stand_ins(stand_ins)
             st.step_in_epoch = i + 1
             elapsed = time.perf_counter() - t0
             bar.update(1)
@@ -335,6 +340,18 @@ class Trainer:
             "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
             "train_clips_per_s": seen / max(time.perf_counter() - t0, 1e-9),
         }
+
+    def _check_stand_ins(self, stand_ins: int) -> None:
+        """Stop once more than ``data.max_skips`` of the training subset came from stand-in videos."""
+        if not stand_ins or not self.train_size:
+            return
+        share = self.train_size / max(self.accelerator.num_processes, 1)  # this process's part of the subset
+        if stand_ins > self.cfg.data.max_skips * share:
+            raise VidrecError(
+                f"{stand_ins} training clips this epoch came from stand-ins because their own videos failed to decode "
+                f"(more than data.max_skips={self.cfg.data.max_skips:g} of {int(share)} clips); the warnings above name "
+                "the files. Fix or remove them, or raise data.max_skips."
+            )
 
     def _validate(self) -> dict[str, Any]:
         st = self.state

@@ -1,18 +1,45 @@
 """Video decoding behind one small protocol.
 
 A decoder turns ``(path, frame indices)`` into a ``uint8`` tensor ``T×H×W×C`` and reports
-frame count, fps and duration. It never samples: the sampler decides which indices.
+frame count, fps, duration and displayed size. It never samples: the sampler decides which
+indices. The reader (:mod:`vidrec.video.reader`) composes decoder, sampler and transform.
 
-- :class:`PyAVDecoder` (default): any container FFmpeg reads; decodes straight to a smaller
-  size with FFmpeg's scaler; seeks instead of decoding long gaps.
+- :class:`PyAVDecoder` (default, always available): any container FFmpeg reads.
+- :class:`TorchCodecDecoder`: torchcodec where it is installed (optional; see the class).
 - :class:`FrameFolderDecoder`: pre-extracted JPEG folders (``<video_id>/000001.jpg``).
+
+How :class:`PyAVDecoder` stays fast and right on real files:
+
+- **Facts once per file.** The first look at a file demuxes its packets (no decoding) and keeps
+  what sampling and seeking need: the frame count (containers without one, WebM and MKV, get it
+  counted), the display-order timestamps, the key frames and their spacing, the rotation.
+  Facts are cached per process (:attr:`PyAVDecoder.facts`), so later epochs open the file once.
+- **Frames are identified exactly.** Where the container's timestamps are trustworthy (MP4, MOV,
+  MKV, WebM) each decoded frame is identified by its timestamp's rank among all of the file's
+  timestamps. AVI files written as packed bitstreams (DivX/XviD, common in UCF101 and HMDB51)
+  carry timestamps that are not monotonic, so there frames are counted in the order the decoder
+  returns them; only after a seek is the landing frame identified, from the key-frame table.
+- **Nothing that is not needed is decoded or converted.** The decoder seeks only when a key frame
+  lies between the current position and the next wanted frame (seeking elsewhere would decode
+  the same frames again); while the next wanted frame is not the current packet, frames that no
+  other frame references are not decoded at all (FFmpeg's ``skip_frame=NONREF``); only the
+  wanted frames are converted to RGB, straight to the requested size by FFmpeg's scaler.
+- **What the header claims is checked.** A header frame count above what really decodes (every
+  HMDB51 clip is off by one, a truncated file by more) is learned the first time decoding runs
+  out, cached, and warned about once per file with both counts; the reader samples again within
+  the true count.
+- Rotated phone videos (a display matrix) come out upright; non-UTF-8 metadata (HMDB51's AVIs)
+  is ignored instead of making the file unreadable.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
@@ -28,16 +55,22 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+_PLACEHOLDER_BYTES = 8  # packed-bitstream AVIs hold 1–8 byte "not coded" packets, some wrongly flagged as key frames
+_HEADER_SLACK = 1  # a header may count one frame more than there are packets (B-frame delay)
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    num_frames: int  # decodable frames (exact for frame folders, from metadata or a count for files)
-    fps: float
+    num_frames: int  # frames that decode (learned and cached when the header claims more)
+    fps: float  # average frame rate (num_frames / duration where the container knows better)
     duration: float  # seconds
-    width: int
+    width: int  # as displayed (after rotation)
     height: int
     codec: str = ""
+    rotation: int = 0  # degrees the coded frames are turned to be shown upright (0, 90, 180, 270)
+    header_frames: int = 0  # the frame count the container announces (0: none)
+    keyframe_interval: int = 0  # median frames between key frames (0: unknown or a single key frame)
+    vfr: bool = False  # frame times are not evenly spaced
 
 
 @runtime_checkable
@@ -49,7 +82,8 @@ class Decoder(Protocol):
     ) -> torch.Tensor:
         """Return frames at ``indices`` (in the given order, repeats allowed) as uint8 T×H×W×C.
 
-        ``size`` is ``(height, width)`` to decode straight to; ``None`` keeps the native size.
+        ``size`` is the displayed ``(height, width)`` to decode straight to; ``None`` keeps the
+        native size. Rotated videos come out upright.
         """
         ...
 
@@ -61,50 +95,198 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: the file is empty (0 bytes). Re-download or remove it from the list.")
 
 
+def open_video(path: str | os.PathLike[str]) -> av.container.InputContainer:
+    """``av.open`` for reading that tolerates non-UTF-8 metadata and names the file in every error."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoError(f"{path}: not a readable video ({exc}). Is it truncated or another file type?") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: the file has no video stream.")
+    return container
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """Clockwise degrees (0/90/180/270) that show ``frame`` upright (from its display matrix)."""
+    try:
+        ccw = int(round(float(frame.rotation or 0)))
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return (-ccw) % 360 // 90 * 90
+
+
+def rotate_hwc(arr: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn an ``H×W×C`` (or ``T×H×W×C``) array ``rotation`` degrees clockwise."""
+    if not rotation:
+        return arr
+    axes = (0, 1) if arr.ndim == 3 else (1, 2)
+    return np.ascontiguousarray(np.rot90(arr, k=-(rotation // 90), axes=axes))
+
+
+class _LostPosition(Exception):
+    """A seek landed on a frame the key-frame table cannot identify."""
+
+
+@dataclass
+class FileFacts:
+    """What one demux pass learns about a file (see the module doc). Cached per process."""
+
+    info: VideoInfo
+    exact_pts: bool  # frames are identified by timestamp (False: counted in output order, AVI)
+    frame_pts: np.ndarray  # sorted packet timestamps (display order) where complete and unique, else empty
+    key_index: list[int]  # display indices of key frames, ascending
+    key_pts: list[int]  # their decode timestamps (what container indexes seek by)
+    start_pts: int
+    time_base: float
+    true_frames: int | None = None  # learned by decoding to the end (None: not learned)
+    warned: bool = False
+
+    def times(self, indices: Sequence[int]) -> list[float]:
+        """Presentation time in seconds of each display index."""
+        n = self.info.num_frames
+        if self.exact_pts and len(self.frame_pts):
+            last = len(self.frame_pts) - 1
+            return [float((self.frame_pts[min(max(int(i), 0), last)] - self.start_pts) * self.time_base) for i in indices]
+        fps = self.info.fps or 25.0
+        return [min(max(int(i), 0), max(n - 1, 0)) / fps for i in indices]
+
+
 class PyAVDecoder:
-    """Decode with PyAV (FFmpeg in the wheel).
+    """Decode with PyAV (FFmpeg in the wheel); see the module doc for what it does and why.
 
     Args:
-        seek_gap: when the next wanted frame is more than this many frames ahead, seek to the
-            nearest key frame before it instead of decoding every frame in between.
         threads: FFmpeg decoding threads per file (0 = FFmpeg's choice). DataLoader workers
             already run in parallel, so 1 is the right default there.
+        seek: jump to the key frame before a wanted frame when one lies ahead (``False``: decode
+            straight through, the reference the fast path is tested against).
+        skip_nonref: skip frames no other frame needs unless they are wanted.
+        cache_size: files whose facts are kept (least recently used are dropped first).
     """
 
-    def __init__(self, *, seek_gap: int = 96, threads: int = 1) -> None:
-        self.seek_gap = seek_gap
+    def __init__(self, *, threads: int = 1, seek: bool = True, skip_nonref: bool = True, cache_size: int = 4096) -> None:
         self.threads = threads
+        self.seek = seek
+        self.skip_nonref = skip_nonref
+        self.cache_size = cache_size
+        self._facts: OrderedDict[tuple[str, int, int], FileFacts] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def _open(self, path: Path) -> av.container.InputContainer:
-        _check_file(path)
-        try:
-            container = av.open(str(path), mode="r")
-        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-            raise VideoError(f"{path}: not a readable video ({exc}). Is it truncated or another file type?") from exc
-        if not container.streams.video:
-            container.close()
-            raise VideoError(f"{path}: the file has no video stream.")
-        return container
-
-    def info(self, path: str | os.PathLike[str]) -> VideoInfo:
+    # ------------------------------------------------------------------ facts
+    def facts(self, path: str | os.PathLike[str]) -> FileFacts:
+        """The file's facts, learned on first use (one demux pass and one decoded frame)."""
         path = Path(path)
-        with self._open(path) as container:
+        _check_file(path)
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            hit = self._facts.get(key)
+            if hit is not None:
+                self._facts.move_to_end(key)
+                return hit
+        facts = self._learn(path)
+        with self._lock:
+            self._facts[key] = facts
+            while len(self._facts) > self.cache_size:
+                self._facts.popitem(last=False)
+        return facts
+
+    def _learn(self, path: Path) -> FileFacts:
+        with open_video(path) as container:
             stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            ctx = stream.codec_context
+            tb = float(stream.time_base) if stream.time_base else 0.0
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
+            header = int(stream.frames or 0)
+            pts: list[int | None] = []
+            dts: dict[int, int | None] = {}  # key packet ordinal -> its dts (what container indexes seek by)
+            keys: list[int] = []  # ordinals (decode order) of key packets
+            try:
+                for packet in container.demux(stream):
+                    if packet.size <= 0:
+                        continue
+                    if packet.is_keyframe and packet.size > _PLACEHOLDER_BYTES:
+                        keys.append(len(pts))
+                        dts[len(pts)] = packet.dts
+                    pts.append(packet.pts)
+            except av.error.FFmpegError as exc:
+                if not pts:
+                    raise VideoError(f"{path}: demuxing failed ({exc}). The file may be truncated or corrupt.") from exc
+                log.debug("%s: demuxing stopped after %d packets (%s)", path, len(pts), exc)
+            if not pts:
+                raise VideoError(f"{path}: the video stream holds no frames. The file may be empty or truncated.")
+            rotation, start_pts = self._first_frame(container, stream, path)
+            fmt = container.format.name if container.format else ""
             duration = 0.0
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
+            if stream.duration is not None and tb:
+                duration = float(stream.duration * tb)
             elif container.duration is not None:
                 duration = container.duration / av.time_base
-            num_frames = int(stream.frames or 0)
-            if num_frames <= 0:
-                # WebM and some AVIs carry no frame count: count packets (no decoding).
-                num_frames = sum(1 for p in container.demux(stream) if p.size > 0)
-            if duration <= 0 and num_frames:
-                duration = num_frames / fps
-            ctx = stream.codec_context
-            return VideoInfo(num_frames, fps, duration, int(ctx.width), int(ctx.height), str(ctx.name))
+            width, height, codec = int(ctx.width), int(ctx.height), str(ctx.name)
+        clean = [p for p in pts if p is not None]
+        unique = bool(tb) and len(clean) == len(pts) and len(set(clean)) == len(clean)
+        exact = "avi" not in fmt and unique
+        n = len(pts)
+        frame_pts = np.sort(np.asarray(clean, dtype=np.int64)) if unique else np.zeros(0, dtype=np.int64)
+        if unique:
+            # a key frame's display index is its timestamp's rank (AVI: packets are in decode order)
+            by_index = sorted((int(np.searchsorted(frame_pts, pts[k])), k) for k in keys)  # type: ignore[arg-type]
+            key_index = [i for i, _ in by_index]
+            key_pts = [int(dts[k] if dts[k] is not None else pts[k]) for _, k in by_index]  # type: ignore[arg-type]
+            if exact:
+                start_pts = int(frame_pts[0])
+        else:
+            key_index, key_pts = [], []  # no timestamps to seek to: decode straight through
+        n_frames = n  # a header may claim frames that carry no packet (truncated files)
+        vfr = False
+        if exact and n_frames >= 3:
+            span = float((frame_pts[-1] - frame_pts[0]) * tb)
+            steps = np.diff(frame_pts)
+            vfr = bool(steps.max() > 1.5 * steps.min())
+            if span > 0:
+                duration = max(duration, span + float(steps[-1]) * tb)  # the last frame shows for its own step
+        if duration <= 0:
+            duration = n_frames / (rate or 25.0)
+        fps = rate or (n_frames / duration if duration else 25.0)
+        if vfr and duration > 0:
+            fps = n_frames / duration
+        interval = int(np.median(np.diff(key_index))) if len(key_index) > 1 else 0
+        if rotation in (90, 270):
+            width, height = height, width
+        info = VideoInfo(n_frames, fps, duration, width, height, codec, rotation, header, interval, vfr)
+        facts = FileFacts(info, exact, frame_pts, key_index, key_pts, start_pts, tb or 1.0 / fps)
+        if header > n_frames + _HEADER_SLACK:
+            facts.warned = True
+            log.warning("%s: the header announces %d frames but the file holds %d; sampling within %d", path, header, n_frames, n_frames)
+        return facts
 
+    @staticmethod
+    def _first_frame(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> tuple[int, int]:
+        """(rotation, start pts) from the first frame that decodes; a file none decodes is bad."""
+        try:
+            container.seek(0, stream=stream, backward=True)
+        except av.error.FFmpegError:
+            pass
+        try:
+            for frame in container.decode(stream):
+                return _rotation(frame), int(frame.pts or 0)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{path}: no frame could be decoded ({exc}). The file may be truncated or corrupt.") from exc
+        raise VideoError(f"{path}: no frame could be decoded. The file may be empty, truncated or corrupt.")
+
+    def info(self, path: str | os.PathLike[str]) -> VideoInfo:
+        facts = self.facts(path)
+        if facts.true_frames is not None and facts.true_frames < facts.info.num_frames:
+            return replace(facts.info, num_frames=facts.true_frames)
+        return facts.info
+
+    def times(self, path: str | os.PathLike[str], indices: Sequence[int]) -> list[float]:
+        """Presentation times (seconds) of display indices ``indices``."""
+        return self.facts(path).times(indices)
+
+    # ------------------------------------------------------------------ decoding
     def decode(
         self, path: str | os.PathLike[str], indices: Sequence[int], *, size: tuple[int, int] | None = None
     ) -> torch.Tensor:
@@ -114,59 +296,114 @@ class PyAVDecoder:
         wanted = sorted(set(int(i) for i in indices))
         if wanted[0] < 0:
             raise ValueError(f"negative frame index {wanted[0]}")
+        facts = self.facts(path)
+        rot = facts.info.rotation
+        coded = None if size is None else ((size[1], size[0]) if rot in (90, 270) else (size[0], size[1]))
+        got, last_idx, ended = self._run(path, facts, wanted, coded)
+        if not got:
+            raise VideoError(f"{path}: no frame could be decoded. The file may be empty, truncated or corrupt.")
+        if ended and last_idx + 1 < facts.info.num_frames and facts.true_frames is None:
+            self._learned_count(path, facts, last_idx + 1)
+        missing = [w for w in wanted if w not in got]
+        if missing:
+            keys = sorted(got)
+            for w in missing:  # past the end: the last decoded frame before it (repeat_last)
+                j = bisect.bisect_right(keys, w) - 1
+                got[w] = got[keys[max(j, 0)]]
+        out = np.stack([got[int(i)] for i in indices])  # (T, H, W, C) as coded
+        import torch
+
+        return torch.from_numpy(rotate_hwc(out, rot))
+
+    def _learned_count(self, path: Path, facts: FileFacts, decodable: int) -> None:
+        facts.true_frames = decodable
+        said = facts.info.header_frames or facts.info.num_frames
+        if not facts.warned:
+            facts.warned = True
+            log.warning("%s: the header announces %d frames but only %d decode; sampling within %d", path, said, decodable, decodable)
+
+    def _run(
+        self, path: Path, facts: FileFacts, wanted: list[int], size: tuple[int, int] | None
+    ) -> tuple[dict[int, np.ndarray], int, bool]:
+        """Decode ``wanted`` (sorted display indices). Returns (frames, last index seen, reached the end)."""
         got: dict[int, np.ndarray] = {}
-        last: np.ndarray | None = None
-        last_idx = -1
-        with self._open(path) as container:
+        want = set(wanted)
+        pos = 0  # next position in `wanted`
+        idx = -1  # display index of the last frame out of the decoder
+        ended = False
+        exact = facts.exact_pts and len(facts.frame_pts) > 0
+        with open_video(path) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            ctx = stream.codec_context
+            ctx.thread_type = "AUTO" if self.threads != 1 else "SLICE"
             if self.threads:
-                stream.codec_context.thread_count = self.threads
-            fps = float(stream.average_rate or stream.guessed_rate or 25.0)
-            tb = float(stream.time_base) if stream.time_base else 1.0 / fps
-            start_pts = stream.start_time or 0
-            pos = 0  # next position in `wanted`
-            idx = -1  # index of the last decoded frame
+                ctx.thread_count = self.threads
+            skipping = False
+            flushed = False
+            last_frame: av.VideoFrame | None = None
             try:
-                frames = container.decode(stream)
-                from_pts = False
-                sought = -1  # a target is sought at most once (a far key frame must not loop)
                 while pos < len(wanted):
-                    if wanted[pos] - idx > self.seek_gap and wanted[pos] != sought:
-                        sought = wanted[pos]
-                        # Long gap: jump to the key frame before the target instead of decoding through.
-                        target_pts = int(start_pts + wanted[pos] / fps / tb)
-                        container.seek(target_pts, stream=stream, backward=True, any_frame=False)
-                        frames = container.decode(stream)
-                        from_pts = True
-                    frame = next(frames, None)
-                    if frame is None:
-                        break
-                    if from_pts and frame.pts is not None:
-                        idx = round((frame.pts - start_pts) * tb * fps)
-                        from_pts = False
+                    target = wanted[pos]
+                    k = bisect.bisect_right(facts.key_index, target) - 1
+                    if self.seek and k >= 0 and facts.key_index[k] > idx + 2 and facts.key_pts[k] >= 0:
+                        # a key frame lies between here and the target: jump to it instead of decoding through
+                        container.seek(facts.key_pts[k], stream=stream, backward=True, any_frame=False)
+                        landed = False
                     else:
-                        idx += 1
-                    if idx < wanted[pos]:
-                        continue
-                    arr = self._to_array(frame, size)
-                    last, last_idx = arr, idx
-                    while pos < len(wanted) and wanted[pos] <= idx:
-                        got[wanted[pos]] = arr
-                        pos += 1
+                        landed = True
+                    for packet in container.demux(stream):
+                        if not landed and packet.size > 0:
+                            # identify the landing frame exactly: a key frame at or before the target
+                            landed = True
+                            j = int(np.searchsorted(facts.frame_pts, packet.pts)) if packet.pts is not None else -1
+                            if (not packet.is_keyframe or j < 0 or j >= len(facts.frame_pts) or facts.frame_pts[j] != packet.pts
+                                    or j > target):
+                                raise _LostPosition()
+                            idx = j - 1
+                        if exact and self.skip_nonref:
+                            # frames nobody references are not decoded unless they are wanted
+                            skip = packet.pts is None or int(np.searchsorted(facts.frame_pts, packet.pts)) not in want
+                            if skip != skipping:
+                                ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                                skipping = skip
+                        if packet.size == 0:
+                            flushed = True  # the end: this empty packet drains the decoder
+                        for frame in packet.decode():
+                            if exact and frame.pts is not None:
+                                j = int(np.searchsorted(facts.frame_pts, frame.pts))
+                                idx = j if j < len(facts.frame_pts) and facts.frame_pts[j] == frame.pts else idx + 1
+                            else:
+                                idx += 1
+                            last_frame = frame
+                            if idx in want and idx not in got:
+                                got[idx] = self._to_array(frame, size)
+                        while pos < len(wanted) and wanted[pos] in got:
+                            pos += 1
+                        if flushed:
+                            break
+                        if pos >= len(wanted) or wanted[pos] != target:
+                            break  # the target is done: decide afresh (seek?) for the next one
+                    else:
+                        flushed = True
+                    if flushed:
+                        ended = True  # end of file
+                        break
+            except _LostPosition:
+                # the seek landed where the file's index did not say (a partial AVI index): decode straight through
+                log.debug("%s: a seek landed off the key-frame table; decoding from the start", path)
+                return self._run_plain(path, facts, wanted, size)
             except av.error.FFmpegError as exc:
                 if not got:
                     raise VideoError(f"{path}: decoding failed ({exc}). The file may be truncated or corrupt.") from exc
-                log.warning("%s: decoding stopped early at frame %d (%s); repeating the last good frame", path, last_idx, exc)
-        if last is None:
-            raise VideoError(f"{path}: no frame could be decoded. The file may be empty, truncated or corrupt.")
-        if pos < len(wanted):
-            log.debug("%s: %d requested frames past the end (last frame %d); repeating it", path, len(wanted) - pos, last_idx)
-            for w in wanted[pos:]:
-                got[w] = last
-        import torch
+                log.warning("%s: decoding stopped early at frame %d (%s); repeating the last good frame", path, idx, exc)
+                ended = True
+        if pos < len(wanted) and last_frame is not None and idx not in got:
+            got[idx] = self._to_array(last_frame, size)  # wanted frames past the end repeat the last one
+        return got, idx, ended
 
-        return torch.from_numpy(np.stack([got[int(i)] for i in indices]))
+    def _run_plain(self, path: Path, facts: FileFacts, wanted: list[int], size: tuple[int, int] | None) -> tuple[dict[int, np.ndarray], int, bool]:
+        plain = PyAVDecoder(threads=self.threads, seek=False, skip_nonref=self.skip_nonref)
+        return plain._run(path, facts, wanted, size)
 
     @staticmethod
     def _to_array(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
@@ -201,6 +438,9 @@ class FrameFolderDecoder:
             w, h = im.size
         return VideoInfo(len(files), self.fps, len(files) / self.fps, w, h, "jpeg")
 
+    def times(self, path: str | os.PathLike[str], indices: Sequence[int]) -> list[float]:
+        return [int(i) / self.fps for i in indices]
+
     def decode(
         self, path: str | os.PathLike[str], indices: Sequence[int], *, size: tuple[int, int] | None = None
     ) -> torch.Tensor:
@@ -226,15 +466,6 @@ class FrameFolderDecoder:
         return torch.from_numpy(np.stack(out))
 
 
-_DEFAULT_FILE = PyAVDecoder()
-_DEFAULT_FOLDER = FrameFolderDecoder()
-
-
-def decoder_for(path: str | os.PathLike[str]) -> Decoder:
-    """The default decoder for a path: a frame folder or a video file."""
-    return _DEFAULT_FOLDER if Path(path).is_dir() else _DEFAULT_FILE
-
-
 class AutoDecoder:
     """Dispatch on the path: folders go to :class:`FrameFolderDecoder`, files to :class:`PyAVDecoder`."""
 
@@ -247,6 +478,13 @@ class AutoDecoder:
 
     def info(self, path: str | os.PathLike[str]) -> VideoInfo:
         return self._pick(path).info(path)
+
+    def times(self, path: str | os.PathLike[str], indices: Sequence[int]) -> list[float]:
+        dec = self._pick(path)
+        if hasattr(dec, "times"):
+            return dec.times(path, indices)  # type: ignore[no-any-return]
+        info = dec.info(path)
+        return [int(i) / (info.fps or 25.0) for i in indices]
 
     def decode(
         self, path: str | os.PathLike[str], indices: Sequence[int], *, size: tuple[int, int] | None = None

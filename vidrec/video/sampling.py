@@ -9,6 +9,8 @@ the last frame (MMAction2's ``repeat_last``), so a 5-frame video still yields 8 
   offset inside the segment in training, the centre in evaluation.
 - ``dense``: ``clip_len`` frames ``stride`` apart, random start in training, centred in eval.
 - :func:`multi_view_indices`: ``num_clips`` evenly spaced clips for multi-view testing.
+- :class:`ClipSampler` binds the parameters (``make_sampler``); views are its business too, so
+  ``target_fps`` holds for training, evaluation and every view alike.
 """
 
 from __future__ import annotations
@@ -82,29 +84,73 @@ def multi_view_indices(
     return views
 
 
-def make_sampler(
-    kind: Literal["segments", "dense"], *, num_frames: int, stride: int = 1, target_fps: float | None = None
-) -> Sampler:
-    """Bind parameters: returns ``f(video_frames, fps, rng) -> indices``.
+class ClipSampler:
+    """Sampling parameters bound once; the one place that turns a video's length into clips.
 
-    ``target_fps`` (dense only) rescales ``stride`` so that clips span the same time
-    whatever the video's frame rate.
+    ``sampler(num_frames, fps, rng)`` gives one clip (random with ``rng``, centred without);
+    ``sampler.views(num_frames, fps, k)`` gives ``k`` deterministic views for multi-view testing.
+    ``target_fps`` (dense only) rescales ``stride`` so that a clip spans the same time whatever
+    the video's frame rate, in training, evaluation and every view alike.
     """
 
-    def _dense(n: int, fps: float, rng: np.random.Generator | None) -> list[int]:
-        s = stride
-        if target_fps and fps:
-            s = max(1, round(stride * fps / target_fps))
-        return dense_indices(n, num_frames, s, rng=rng)
+    def __init__(
+        self, kind: Literal["segments", "dense"], *, num_frames: int, stride: int = 1, target_fps: float | None = None
+    ) -> None:
+        if kind not in ("segments", "dense"):
+            raise ValueError(f"unknown sampler {kind!r}; known: segments, dense")
+        if num_frames <= 0 or stride <= 0:
+            raise ValueError(f"num_frames and stride must be positive, got {num_frames}, {stride}")
+        self.kind = kind
+        self.num_frames = num_frames
+        self.stride = stride
+        self.target_fps = target_fps
 
-    def _segments(n: int, fps: float, rng: np.random.Generator | None) -> list[int]:
-        return segment_indices(n, num_frames, rng=rng)
+    def stride_for(self, fps: float) -> int:
+        """Frames between samples of a dense clip in a video at ``fps``."""
+        if self.target_fps and fps:
+            return max(1, round(self.stride * fps / self.target_fps))
+        return self.stride
 
-    if kind == "dense":
-        return _dense
-    if kind == "segments":
-        return _segments
-    raise ValueError(f"unknown sampler {kind!r}; known: segments, dense")
+    def __call__(self, num_frames: int, fps: float, rng: np.random.Generator | None = None) -> list[int]:
+        if self.kind == "dense":
+            return dense_indices(num_frames, self.num_frames, self.stride_for(fps), rng=rng)
+        return segment_indices(num_frames, self.num_frames, rng=rng)
+
+    def views(self, num_frames: int, fps: float, num_views: int) -> list[list[int]]:
+        """``num_views`` deterministic clips spread over the video (one view: the centred clip)."""
+        if num_views == 1:
+            return [self(num_frames, fps, None)]
+        mode: Literal["dense", "segments"] = "dense" if self.kind == "dense" else "segments"
+        return multi_view_indices(num_frames, self.num_frames, self.stride_for(fps), num_views, mode=mode)
+
+    def __repr__(self) -> str:
+        extra = f", stride={self.stride}, target_fps={self.target_fps}" if self.kind == "dense" else ""
+        return f"ClipSampler({self.kind!r}, num_frames={self.num_frames}{extra})"
 
 
-__all__ = ["Sampler", "segment_indices", "dense_indices", "multi_view_indices", "make_sampler"]
+def make_sampler(
+    kind: Literal["segments", "dense"], *, num_frames: int, stride: int = 1, target_fps: float | None = None
+) -> ClipSampler:
+    """Bind parameters: returns ``f(video_frames, fps, rng) -> indices`` with ``f.views(...)``."""
+    return ClipSampler(kind, num_frames=num_frames, stride=stride, target_fps=target_fps)
+
+
+def window_views(num_frames: int, fps: float, *, clip_frames: int, window_seconds: float) -> tuple[list[list[int]], list[tuple[float, float]]]:
+    """Cut a video into ``window_seconds`` windows, one TSN clip of ``clip_frames`` per window.
+
+    Returns the clips' indices and each window's span in seconds (``vidrec embed --segments window``).
+    """
+    if window_seconds <= 0:
+        raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+    n = max(num_frames, 1)
+    fps = fps or 25.0
+    per = max(1, int(round(window_seconds * fps)))
+    clips, spans = [], []
+    for start in range(0, n, per):
+        stop = min(start + per, n)
+        clips.append([start + i for i in segment_indices(stop - start, clip_frames)])
+        spans.append((start / fps, stop / fps))
+    return clips, spans
+
+
+__all__ = ["Sampler", "ClipSampler", "segment_indices", "dense_indices", "multi_view_indices", "make_sampler", "window_views"]

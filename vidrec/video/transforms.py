@@ -1,8 +1,11 @@
-"""Clip transforms on ``torchvision.transforms.v2`` video tensors.
+"""Clip transforms: spatial ones on uint8 in the DataLoader worker, normalisation per batch.
 
-Input: ``uint8`` ``T×C×H×W`` (a :class:`torchvision.tv_tensors.Video`); output: normalised float
-``C×T×H×W``, the layout every vidrec model takes. The same random crop and flip apply to every
-frame of a clip (v2 transforms treat a Video as one sample).
+:class:`ClipTransform` takes the decoder's ``uint8`` ``T×H×W×C`` and returns ``uint8``
+``C×T×H×W`` (the layout every vidrec model takes), cropped and flipped with
+``torchvision.transforms.v2`` (which treats a :class:`~torchvision.tv_tensors.Video` as one
+sample, so every frame of a clip gets the same crop). Clips cross process boundaries as uint8,
+4× less traffic than float; :class:`VideoNormalize` converts a whole batch to normalised float
+on the device it is on (the GPU when there is one).
 """
 
 from __future__ import annotations
@@ -23,20 +26,19 @@ def flip_changes_label(class_names: Sequence[str]) -> bool:
 
 
 class ClipTransform:
-    """Train: random resized crop (+ optional flip); eval: resize short side and centre crop. Then normalise."""
+    """Train: random resized crop (+ optional flip); eval: resize short side and centre crop. uint8 in and out."""
 
     def __init__(
         self,
         *,
         train: bool,
         image_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
         scale: tuple[float, float] = (0.7, 1.0),
         horizontal_flip: bool = False,
         resize_size: int | None = None,
     ) -> None:
         self.train = train
+        self.image_size = image_size
         ops: list[v2.Transform] = []
         if train:
             ops.append(v2.RandomResizedCrop(image_size, scale=scale, ratio=(3 / 4, 4 / 3), antialias=True))
@@ -44,14 +46,41 @@ class ClipTransform:
                 ops.append(v2.RandomHorizontalFlip())
         else:
             ops += [v2.Resize(resize_size or image_size, antialias=True), v2.CenterCrop(image_size)]
-        ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
         self.pipeline = v2.Compose(ops)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """``frames``: uint8 T×H×W×C (decoder output) → float C×T×H×W."""
+        """``frames``: uint8 T×H×W×C (decoder output) → uint8 C×T×S×S."""
         video = tv_tensors.Video(frames.permute(0, 3, 1, 2))  # (T, C, H, W)
         out = self.pipeline(video)
-        return out.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()  # (C, T, H, W)
+        return out.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()  # (C, T, S, S)
 
     def __repr__(self) -> str:
         return f"ClipTransform({self.pipeline})"
+
+
+class VideoNormalize:
+    """uint8 ``(B, C, T, H, W)`` → float ``(x / 255 - mean) / std``, on the tensor's own device.
+
+    Float input is taken as already normalised and passed through, so callers that build their
+    own float clips keep working.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self._cache: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dtype != torch.uint8:
+            return video
+        shape = (1, -1) + (1,) * (video.ndim - 2)  # broadcast over C of (B, C, ...)
+        key = (video.device, video.ndim)
+        if key not in self._cache:
+            mean = torch.tensor(self.mean, device=video.device).view(shape) * 255
+            std = torch.tensor(self.std, device=video.device).view(shape) * 255
+            self._cache[key] = (mean, std)
+        mean, std = self._cache[key]
+        return (video.float() - mean) / std
+
+    def __repr__(self) -> str:
+        return f"VideoNormalize(mean={self.mean}, std={self.std})"
