@@ -29,7 +29,7 @@ def plan(quick: bool) -> dict[str, list[str]]:
     if quick:
         return {
             "startup": ["--repeats", "1"],
-            "dataloading": ["--data", str(DATA), "--clips", "16", "--workers", "0"],
+            "dataloading": ["--synthetic-root", str(DATA), "--reps", "1", "--per-kind", "2", "--synthetic", "16"],
             "models": ["--quick", "--repeats", "1", "--train-steps", "1", "--no-write"],
             "embed": ["--arch", "tiny", "--videos", "2", "--frames", "8", "--merge", "2-2", "--repeats", "1", "--workers", "0"],
             "accuracy": ["--models", "frame_avg", "--epochs", "1", "--data", str(DATA), "--out", str(ROOT / "runs" / "accuracy_quick"), "--force"],
@@ -37,7 +37,7 @@ def plan(quick: bool) -> dict[str, list[str]]:
     acc = ROOT / "runs" / "accuracy" / "accuracy.json"  # an earlier accuracy run fills the table's last column
     return {
         "startup": ["--repeats", "5", "--json", str(RESULTS / "startup.json")],
-        "dataloading": ["--data", str(DATA), "--clips", "200", "--workers", "0", "2"],
+        "dataloading": ["--synthetic-root", str(DATA), "--json", str(RESULTS / "dataloading.json")],
         "models": ["--repeats", "2", "--train-steps", "2", "--batch-size", "2", "--json", str(RESULTS / "models.json"),
                    *(["--accuracy", str(acc)] if acc.exists() else [])],
         "embed": ["--arch", "b32", "--videos", "8", "--frames", "12", "--merge", "2-2-2", "--threads", "1", "--workers", "1", "--repeats", "2"],

@@ -245,8 +245,8 @@ class PyAVDecoder:
             span = float((frame_pts[-1] - frame_pts[0]) * tb)
             steps = np.diff(frame_pts)
             vfr = bool(steps.max() > 1.5 * steps.min())
-            if span > 0:
-                duration = max(duration, span + float(steps[-1]) * tb)  # the last frame shows for its own step
+            if span > 0 and (vfr or duration <= 0):
+                duration = max(duration, span + float(steps[-1] if vfr else np.median(steps)) * tb)  # the last frame's own step
         if duration <= 0:
             duration = n_frames / (rate or 25.0)
         fps = rate or (n_frames / duration if duration else 25.0)
