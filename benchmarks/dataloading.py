@@ -61,7 +61,7 @@ MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 def _frames(n: int, w: int, h: int, seed: int) -> np.ndarray:
     """A textured scene that pans, with a bright square crossing it (encoders work as on real video)."""
     rng = np.random.default_rng(seed)
-    base = rng.integers(0, 255, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
+    base = rng.integers(0, 255, (h // 8 + 3, w // 8 + 3, 3), dtype=np.uint8)
     tex = np.kron(base, np.ones((8, 8, 1), dtype=np.uint8))  # blocky texture, (h+16, w+16, 3)
     out = np.empty((n, h, w, 3), np.uint8)
     for i in range(n):
