@@ -146,8 +146,9 @@ class _Clips(Dataset[dict[str, Any]]):
         return self.sampler(n, fps, np.random.default_rng([0, i, 0]))  # what ClipReader.read(seed=(0, i)) draws
 
     def size(self, i: int) -> tuple[int, int]:
+        """(h, w) at short side 128, never upscaled (the crop upsamples small videos, as vidrec's reader does)."""
         _, _, w, h = self.facts[str(self.files[i])]
-        s = SHORT / min(w, h)
+        s = min(1.0, SHORT / min(w, h))
         return max(2, round(h * s)), max(2, round(w * s))
 
     def finish(self, frames: torch.Tensor, i: int) -> dict[str, Any]:
@@ -187,7 +188,8 @@ class TorchCodecClips(_Clips):
         from torchvision.transforms.v2 import functional as F
 
         dec = VideoDecoder(str(self.files[i]), seek_mode=self.seek_mode, num_ffmpeg_threads=1)
-        idx = self.indices(i)
+        last = (dec.metadata.num_frames or 1) - 1  # approximate mode estimates the count from the duration
+        idx = [min(j, last) for j in self.indices(i)]
         frames = dec.get_frames_at(idx).data  # (T, C, H, W) uint8
         frames = F.resize(frames, list(self.size(i)), antialias=True)  # uint8 resize
         return self.finish(frames.permute(0, 2, 3, 1), i)
@@ -203,7 +205,8 @@ class DecordClips(_Clips):
 
         h, w = self.size(i)
         vr = decord.VideoReader(str(self.files[i]), width=w, height=h, num_threads=1)
-        frames = torch.from_numpy(vr.get_batch(self.indices(i)).asnumpy())  # (T, H, W, C) uint8
+        idx = [min(j, len(vr) - 1) for j in self.indices(i)]
+        frames = torch.from_numpy(vr.get_batch(idx).asnumpy())  # (T, H, W, C) uint8
         return self.finish(frames, i)
 
 
