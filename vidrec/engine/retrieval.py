@@ -172,13 +172,23 @@ def _bare(model: nn.Module) -> nn.Module:
     return unwrap(model)
 
 
+def _as_input(bare: nn.Module, video: torch.Tensor) -> torch.Tensor:
+    """uint8 clips (as the reader hands them over) → float normalised with the model's mean/std; float passes."""
+    if video.dtype != torch.uint8:
+        return video
+    from vidrec.video.transforms import VideoNormalize
+
+    spec = bare.input_spec  # type: ignore[attr-defined]
+    return VideoNormalize(spec.mean, spec.std)(video)
+
+
 def retrieval_step(model: nn.Module, batch: Mapping[str, Any], *, temperature: float | None = None) -> torch.Tensor:
     """The loss of one batch: encode ``batch["video"]`` and ``batch["caption"]``, symmetric InfoNCE.
 
     ``temperature=None`` uses the model's learnable CLIP logit scale; a number fixes it.
     """
     bare = _bare(model)
-    video = batch["video"]
+    video = _as_input(bare, batch["video"])
     tok = bare.tokenize(list(batch["caption"]), device=video.device)  # type: ignore[operator]
     v, t = model(video, input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
     scale = (1.0 / temperature) if temperature else bare.logit_scale()  # type: ignore[operator]
@@ -216,8 +226,7 @@ def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator
     device = accelerator.device if accelerator is not None else next(bare.parameters()).device
     for batch in loader:
         video = batch["video"].to(device)
-        if normalize is not None:
-            video = normalize(video)  # uint8 → normalised float, per batch on the device
+        video = normalize(video) if normalize is not None else _as_input(bare, video)  # uint8 → normalised float, on the device
         tok = bare.tokenize(list(batch["caption"]), device=device)  # type: ignore[operator]
         v, t = model(video, input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
         i = torch.as_tensor(batch["index"], device=device)

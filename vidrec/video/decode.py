@@ -14,11 +14,12 @@ How :class:`PyAVDecoder` stays fast and right on real files:
   what sampling and seeking need: the frame count (containers without one, WebM and MKV, get it
   counted), the display-order timestamps, the key frames and their spacing, the rotation.
   Facts are cached per process (:attr:`PyAVDecoder.facts`), so later epochs open the file once.
-- **Frames are identified exactly.** Where the container's timestamps are trustworthy (MP4, MOV,
-  MKV, WebM) each decoded frame is identified by its timestamp's rank among all of the file's
-  timestamps. AVI files written as packed bitstreams (DivX/XviD, common in UCF101 and HMDB51)
-  carry timestamps that are not monotonic, so there frames are counted in the order the decoder
-  returns them; only after a seek is the landing frame identified, from the key-frame table.
+- **Frames are identified exactly.** Where the timestamps are trustworthy each decoded frame is
+  identified by its timestamp's rank among all of the file's packet timestamps. AVI files written
+  as packed bitstreams (DivX/XviD, common in HMDB51; recognised by their 1–8 byte "not coded"
+  packets) give decoded frames timestamps that are not monotonic, so there frames are counted in
+  the order the decoder returns them; only after a seek is the landing frame identified, from its
+  packet and the key-frame table.
 - **Nothing that is not needed is decoded or converted.** The decoder seeks only when a key frame
   lies between the current position and the next wanted frame (seeking elsewhere would decode
   the same frames again); while the next wanted frame is not the current packet, frames that no
@@ -201,12 +202,15 @@ class PyAVDecoder:
             rate = float(stream.average_rate or stream.guessed_rate or 0)
             header = int(stream.frames or 0)
             pts: list[int | None] = []
+            placeholders = 0  # 1–8 byte "not coded" packets: the mark of a packed-bitstream AVI
             dts: dict[int, int | None] = {}  # key packet ordinal -> its dts (what container indexes seek by)
             keys: list[int] = []  # ordinals (decode order) of key packets
             try:
                 for packet in container.demux(stream):
                     if packet.size <= 0:
                         continue
+                    if packet.size <= _PLACEHOLDER_BYTES:
+                        placeholders += 1
                     if packet.is_keyframe and packet.size > _PLACEHOLDER_BYTES:
                         keys.append(len(pts))
                         dts[len(pts)] = packet.dts
@@ -227,7 +231,8 @@ class PyAVDecoder:
             width, height, codec = int(ctx.width), int(ctx.height), str(ctx.name)
         clean = [p for p in pts if p is not None]
         unique = bool(tb) and len(clean) == len(pts) and len(set(clean)) == len(clean)
-        exact = "avi" not in fmt and unique
+        # Packed-bitstream AVIs (DivX/XviD) give decoded frames timestamps out of order: count those
+        exact = unique and not ("avi" in fmt and placeholders)
         n = len(pts)
         frame_pts = np.sort(np.asarray(clean, dtype=np.int64)) if unique else np.zeros(0, dtype=np.int64)
         if unique:
