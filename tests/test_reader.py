@@ -224,3 +224,16 @@ def test_eval_never_scores_a_stand_in(checkpoint, tiny_dataset, tmp_path):
     r = out.result
     assert r.num_clips == 3 and r.labels.numel() == 3 and "val_1_0" not in out.video_ids  # 4 videos, 1 unreadable
     assert r.support == [2, 1] and r.summary()["num_unreadable"] == 1
+
+
+def test_predict_shows_the_header_count_warning(checkpoint, tmp_path, caplog):
+    from vidrec.engine.predict import Predictor
+
+    full = _write(tmp_path / "full.avi", 130, 64, 48, 25, "mpeg4", gop=12)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.45)])
+    with caplog.at_level(logging.WARNING, logger="vidrec.video.decode"):
+        pred = Predictor(checkpoint).predict([cut, cut])[0]
+    assert pred.error is None and max(pred.frame_indices or [999]) < 80
+    warnings = [r.getMessage() for r in caplog.records if "header announces 130 frames" in r.getMessage()]
+    assert len(warnings) == 1 and str(cut) in warnings[0]  # once per file, naming both counts
