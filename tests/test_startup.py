@@ -24,7 +24,8 @@ HEAVY = ("torch", "torchvision", "transformers", "timm", "accelerate", "gradio")
 HEAVY_VERBS = {"demo", "train", "eval", "predict", "embed", "models", "serve", "prepare hands", "prepare objects"}
 # Verbs that build no model: each runs below and must import none of HEAVY. (`search` loads the
 # store's encoder, and torch with it, only once the store and the query have been checked.)
-LIGHT_VERBS = {"config show", "data show", "prepare scan", "prepare frames", "prepare something-else", "synth", "search"}
+LIGHT_VERBS = {"config show", "data show", "prepare scan", "prepare frames", "prepare transcode", "prepare something-else",
+               "synth", "search"}
 
 _RUN = """
 import json, os, sys
@@ -116,6 +117,8 @@ def light_runs(data: dict[str, Path], out: Path) -> dict[str, tuple[list[str], i
         runs[f"data show {name}"] = (["data", "show", *_sets(*sets)], 0)
     runs["prepare scan"] = (["prepare", "scan", str(data["folder"]), "--out", str(out / "scan.parquet"), "-q"], 0)
     runs["prepare frames"] = (["prepare", "frames", str(data["folder"]), "--out", str(out / "frames"), "--quiet"], 0)
+    runs["prepare transcode"] = (["prepare", "transcode", str(data["folder"]), "--out", str(out / "transcoded"), "-q",
+                                  "--short-side", "32", "-j", "1"], 0)
     runs["prepare something-else"] = (["prepare", "something-else", str(data["parts"]), "--out", str(out / "b.sqlite"), "-q"], 0)
     runs["synth"] = (["synth", "--out", str(out / "synth"), "--videos-per-class", "1", "--val-per-class", "0",
                       "--test-per-class", "0", "--size", "48", "--num-frames", "12", "--layout", "folder",
@@ -136,6 +139,7 @@ def test_light_verbs_import_nothing_heavy(data: dict[str, Path], tmp_path: Path)
         pytest.fail(f"verbs that build no model imported {res['heavy']}: {culprits}")
     assert (tmp_path / "scan.parquet").is_file() and (tmp_path / "b.sqlite").is_file()
     assert len(list((tmp_path / "frames").rglob("*.jpg"))) == 4 * 12  # 4 clips of 12 frames
+    assert len([p for p in (tmp_path / "transcoded").rglob("*") if p.suffix == ".mp4"]) == 4
     assert list((tmp_path / "synth").rglob("*.mp4"))
 
 
