@@ -14,6 +14,7 @@ from typing import Any, Optional
 import typer
 
 from vidrec.cli.app import CONFIG_HELP, SET_HELP, app, config_app
+from vidrec.errors import VidrecError
 
 log = logging.getLogger("vidrec")
 
@@ -91,21 +92,37 @@ def train(
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (overrides train.out_dir)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped (with its own config.yaml unless --config is given)."),
+    resume_from: Optional[Path] = typer.Option(
+        None, "--resume-from",
+        help="Continue from this checkpoint's state, e.g. RUN/checkpoints/epoch_0007 (train.keep_checkpoints): "
+        "in its own run, or in a new --out. Uses the checkpoint's config.yaml unless --config is given.",
+    ),
     strict: bool = typer.Option(False, "--strict", help="Stop on the first unreadable video or dataset problem."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Train a model (any registered one: --set model.name=...) on a dataset from its official files."""
+    """Train a model (any registered one: --set model.name=...) on a dataset from its official files.
+
+    The run directory gets config.yaml, metrics.jsonl, tb/ (TensorBoard), train.log (the console
+    log) and checkpoints/ (best, last and, with train.keep_checkpoints=N|all, epoch_NNNN).
+    """
     from vidrec.engine.run import train as run_train
 
+    if resume and resume_from is not None:
+        raise VidrecError("give either --resume (the run in --out) or --resume-from CHECKPOINT, not both")
     sets = list(set_)
     if out is not None:
         sets.append(f"train.out_dir={out}")
     if strict:
         sets.append("data.strict=true")
+    base = None
     if resume and config is None and out is not None and (out / "config.yaml").is_file():
         config = out / "config.yaml"  # continue the run with the configuration it was started with
-    cfg = _load_cfg(config, sets)
-    res = run_train(cfg, resume=resume, progress=not quiet)
+    if resume_from is not None and config is None:
+        from vidrec.engine.checkpoint import read_checkpoint_meta
+
+        base = read_checkpoint_meta(resume_from)[0].to_dict()  # the configuration that checkpoint trained with
+    cfg = _load_cfg(config, sets, **(base or {}))
+    res = run_train(cfg, resume=resume, resume_from=resume_from, progress=not quiet)
     m = res.fit.best_metrics
     _echo(f"best val top-1 {m.get('val_top1', float('nan')):.3f} (epoch {m.get('epoch')}) in {res.fit.train_seconds:.0f} s of training")
     _echo(f"best checkpoint: {res.fit.best_checkpoint}")
