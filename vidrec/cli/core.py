@@ -74,7 +74,9 @@ def synth(
     Re-running with the same options is a no-op; other options into a non-empty folder are refused.
     """
     from vidrec.data.synthetic import generate
+    from vidrec.utils.io import check_writable
 
+    check_writable(out, what="--out", folder=True)
     given = {"videos_per_class": videos_per_class, "val_per_class": val_per_class, "test_per_class": test_per_class,
              "size": size, "num_frames": num_frames, "ext": ext, "clutter": clutter, "classes": classes, "layouts": layouts}
     kw: dict[str, Any] = {k: v for k, v in given.items() if v not in (None, [])}
@@ -157,19 +159,25 @@ def eval_(
     views: Optional[int] = typer.Option(None, help="Clips per video, averaged (multi-view testing)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval-<subset>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first problem with the evaluated subset (its list or its videos)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Evaluate a checkpoint: top-1, top-5, mean class accuracy, per-class table, confusion matrix PNG."""
     from vidrec.engine.checkpoint import read_checkpoint_meta
     from vidrec.engine.run import evaluate_checkpoint
     from vidrec.report.tables import per_class_rows, text_table
+    from vidrec.utils.io import check_writable
 
     ck_cfg, _, _ = read_checkpoint_meta(checkpoint)
     cfg = None
+    set_ = list(set_) + (["data.strict=true"] if strict else [])
     if config is not None or set_:
         from vidrec.config import load_config
 
         cfg = load_config(config, overrides=set_, base=None if config else ck_cfg.to_dict())
+    eval_subset = subset or (cfg or ck_cfg).eval.subset
+    if out is not None:  # checked before the work, not after it (the default is beside the run)
+        check_writable(out, what="--out", folder=True)
     if (cfg or ck_cfg).task == "retrieval":  # video–text retrieval: R@K and ranks (vidrec.engine.retrieval)
         from vidrec.engine.retrieval import evaluate_retrieval_checkpoint
         from vidrec.utils.io import write_json_atomic
@@ -185,9 +193,10 @@ def eval_(
                   f"median rank {m[f'{d}_median_rank']:.0f}  mean rank {m[f'{d}_mean_rank']:.1f}")
         _echo(f"{m['subset']}: {int(m['num_pairs'])} video–caption pairs (chance R@1 {m['chance_r1']:.3f}); report: {out_dir / 'metrics.json'}")
         return
+    out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{eval_subset}")
+    check_writable(out_dir, what="--out", folder=True)
     outcome = evaluate_checkpoint(checkpoint, cfg=cfg, subset=subset, views=views, progress=not quiet)
-    sub = subset or (cfg or ck_cfg).eval.subset
-    out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{sub}")
+    sub = eval_subset
     summary = write_eval_report(outcome, out_dir)
     if as_json:
         _echo(json.dumps(summary, indent=2))
@@ -205,7 +214,7 @@ def eval_(
 def predict(
     videos: list[Path] = typer.Argument(..., help="Video files (or frame folders)."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory."),
-    topk: int = typer.Option(5, "--topk", help="Classes to show per video."),
+    topk: int = typer.Option(5, "--topk", min=1, help="Classes to show per video."),
     views: Optional[int] = typer.Option(None, help="Clips per video, averaged."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write a submission CSV: id,class plus top-k probabilities."),
@@ -216,8 +225,11 @@ def predict(
     """Predict the top-k classes of videos with a checkpoint directory (nothing else needed)."""
     from vidrec.engine.predict import Predictor
     from vidrec.report.tables import text_table
-    from vidrec.utils.io import atomic_path
+    from vidrec.utils.io import atomic_path, check_writable
 
+    for path, what in ((csv_path, "--csv"), (visualize, "--visualize")):
+        if path is not None:  # before the work, not after it
+            check_writable(path, what=what, folder=False)
     predictor = Predictor(checkpoint, device=device, views=views)
     preds = predictor.predict(videos, topk=topk, strict=strict)
     if as_json:
@@ -299,6 +311,9 @@ def demo(
     from vidrec.report.tables import markdown_table, text_table
     from vidrec.utils.io import write_json_atomic, write_text_atomic
 
+    from vidrec.utils.io import check_writable
+
+    check_writable(out, what="--out", folder=True)
     t_start = time.perf_counter()
     runs = {"cnn_rnn": out / "cnn_rnn", "frame_avg": out / "frame_avg"}
     existing = [p for p in list(runs.values()) + [out / "summary.json"] if p.exists()]

@@ -808,6 +808,8 @@ def _check_target(out: Path, spec: SynthSpec) -> bool:
                 "vidrec never overwrites data: pass the same options, pick another folder, or delete this one."
             )
         return bool(old.get("complete"))
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out} is a file, so the dataset cannot be written there; pick a new or empty folder.")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(
             f"{out} is not empty and holds no {MANIFEST}, so it is not a vidrec synthetic dataset. "

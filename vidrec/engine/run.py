@@ -21,7 +21,8 @@ from vidrec.data.build import build_dataset, build_loader, load_dataset
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.engine.evaluate import EvalResult, evaluate_model
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
-from vidrec.errors import ConfigError, VidrecError
+from vidrec.data.records import RecordSet
+from vidrec.errors import ConfigError, DatasetError, VidrecError
 from vidrec.models.registry import build_model, get_model_entry
 from vidrec.utils.io import check_writable, recover_dir, write_text_atomic
 
@@ -192,6 +193,21 @@ def _train(
     return TrainOutcome(fit=fit, classes=classes, out_dir=out_dir)
 
 
+def load_subset_records(cfg: Config, subset: str) -> RecordSet:
+    """The dataset, for work on one ``subset``: with ``data.strict`` only that subset's problems stop it
+    (a broken line in the train list does not stop an evaluation of val)."""
+    if not cfg.data.strict:
+        return load_dataset(cfg)
+    lenient = cfg.model_copy(deep=True)
+    lenient.data.strict = False
+    rs = load_dataset(lenient)
+    problems = rs.problems_for(subset)
+    if problems:
+        more = f" ({len(problems) - 1} more problems concern it; vidrec data show lists them)" if len(problems) > 1 else ""
+        raise DatasetError(f"data.strict: {problems[0]}{more}")
+    return rs
+
+
 @dataclass
 class EvalOutcome:
     result: EvalResult
@@ -212,13 +228,13 @@ def evaluate_checkpoint(
     """Evaluate a checkpoint directory on a subset of its dataset (or of ``cfg``'s when given)."""
     ck = load_checkpoint(checkpoint, map_location=device)
     cfg = cfg or ck.cfg
-    rs = load_dataset(cfg)
+    subset = subset or cfg.eval.subset
+    rs = load_subset_records(cfg, subset)
     if rs.classes != ck.classes:
         raise VidrecError(
             f"the checkpoint's {len(ck.classes)} classes differ from dataset {cfg.data.dataset!r}'s {len(rs.classes)}; "
             "evaluate on the dataset it was trained on"
         )
-    subset = subset or cfg.eval.subset
     records = rs.subset(subset)
     spec = ck.model.input_spec  # type: ignore[attr-defined]
     n_views = views or cfg.eval.views or cfg.data.test_views

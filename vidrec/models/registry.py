@@ -139,8 +139,20 @@ def _check_type(key: str, hint: Any, value: Any, model: str) -> None:
     try:
         adapter.validate_python(value, strict=isinstance(value, str) and hint in (int, float, bool))
     except ValidationError as exc:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _valid(adapter, str(value)):
+            return  # YAML read `merge: 2` as a number; the builder takes the text "2"
         msg = exc.errors()[0]["msg"] if exc.errors() else str(exc)
         raise ConfigError(f"{key}: {msg} for model {model!r} (got {value!r})") from None
+
+
+def _valid(adapter: Any, value: Any) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def build_model(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:

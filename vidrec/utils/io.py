@@ -183,10 +183,21 @@ def torch_load_safely(path: str | os.PathLike[str], *, error: type[Exception], a
     except FileNotFoundError:
         raise error(f"{path}: missing") from None
     except Exception as exc:  # noqa: BLE001 - the unpickler raises many types for a hostile or broken file
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        first = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-        why = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), first)
-        raise error(
-            f"{path}: refused: not a plain file of tensors and numbers ({why[:160]}); vidrec never unpickles "
-            "anything else, because a pickle can run code. Delete the file if you did not make it."
-        ) from None
+        raise error(unpickle_refusal(path, exc)) from None
+
+
+def unpickle_refusal(path: str | os.PathLike[str], exc: BaseException) -> str:
+    """One line for a file that ``torch.load(weights_only=True)`` refused: what it tried to run, and why not."""
+    import re
+
+    text = " ".join(str(exc).split())
+    called = re.search(r"GLOBAL ([\w.]+)", text)
+    if called:
+        why = f"it would call {called.group(1)}"
+    else:
+        m = re.search(r"(Unsupported [^.]*|WeightsUnpickler error: [^.]*)", text)
+        why = m.group(1) if m else f"{type(exc).__name__}: {text[:120]}"
+    return (
+        f"{path}: refused: not a plain file of tensors and numbers ({why}); vidrec never unpickles anything else, "
+        "because a pickle can run code. Delete the file if you did not make it."
+    )
