@@ -133,7 +133,7 @@ CASES = [
     Case("config-base-loop", lambda e: ["config", "show", "--config", _base_loop(e)], "_base_ includes itself"),
     Case("config-not-utf8", lambda e: ["config", "show", "--config", e.write("cfg/latin1.yaml", b"train:\n  lr: 0.1 # \xe9\n")],
          "not UTF-8"),
-    Case("config-hidden-size-abc", lambda e: ["config", "show", "--set", "model.hidden_size=abc"], "model.hidden_size"),
+    Case("config-hidden-size-abc", lambda e: ["config", "show", "--check", "--set", "model.hidden_size=abc"], "model.hidden_size"),
     Case("config-lr-inf", lambda e: ["config", "show", "--set", "train.lr=.inf"], r"train\.lr: Input should be a finite number"),
     # train
     Case("train-lr-inf", lambda e: ["train", *e.sets, "--set", "train.lr=.inf", "--out", str(e.root / "t1")], "train.lr",
