@@ -98,10 +98,16 @@ def test_resume_from_an_epoch_checkpoint(full_run, tmp_path, capsys):
     code, _, err = run(capsys, "train", "--quiet", "--resume-from", str(epoch1))
     assert code == 2 and "trained past epoch_0001" in err and "--out NEW_DIR" in err
     branch = tmp_path / "branch"
-    code, _, err = run(capsys, "train", "--quiet", "--resume-from", str(epoch1), "--out", str(branch))
+    code, _, err = run(capsys, "train", "--quiet", "--resume-from", str(epoch1), "--out", str(branch),
+                       "--set", "train.keep_checkpoints=1")
     assert code == 0, err
     assert _same_weights(full_run / "checkpoints/last", branch / "checkpoints/last")
     assert _records(branch) == _records(full_run)  # the log so far came along, then epoch 2 was added
+    # keep_checkpoints=1: epoch 1 (linked in from the source run) gave way to epoch 2
+    assert sorted(p.name for p in (branch / "checkpoints").glob("epoch_*")) == ["epoch_0002"]
+    # the best checkpoint is the same as the uninterrupted run's (carried over if it was epoch 1's)
+    assert _same_weights(full_run / "checkpoints/best", branch / "checkpoints/best")
+    assert _same_weights(branch / "checkpoints/epoch_0002", branch / "checkpoints/last")
 
 
 class _Payload:

@@ -6,6 +6,7 @@ also the Python API (``vidrec.engine.run.train(cfg)``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -18,13 +19,13 @@ from torch import nn
 
 from vidrec.config import Config, absolute_paths
 from vidrec.data.build import build_dataset, build_loader, load_dataset
+from vidrec.data.records import RecordSet
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.engine.evaluate import EvalResult, evaluate_model
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
-from vidrec.data.records import RecordSet
 from vidrec.errors import ConfigError, DatasetError, VidrecError
 from vidrec.models.registry import build_model, get_model_entry
-from vidrec.utils.io import check_writable, recover_dir, write_text_atomic
+from vidrec.utils.io import check_writable, link_tree, recover_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,21 @@ def train(
     out_dir = Path(cfg.train.out_dir)
     source, log_source = resume_plan(out_dir, resume=resume, resume_from=resume_from)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if source is not None and source.parent.parent.resolve() != out_dir.resolve():
+        _carry_best(source, out_dir)
     with run_log(out_dir / "train.log"):
         return _train(cfg, out_dir, source, log_source, progress=progress, step_callback=step_callback)
+
+
+def _carry_best(source: Path, out_dir: Path) -> None:
+    """A run started from another run's checkpoint keeps that run's best so far, when it is from before it."""
+    best = source.parent / "best"
+    try:
+        epoch = json.loads((best / "metrics.json").read_text(encoding="utf-8")).get("epoch")
+    except (OSError, ValueError, AttributeError):
+        return
+    if epoch is not None and read_trainer_state(source).get("best_epoch", -1) + 1 == epoch:
+        link_tree(best, out_dir / "checkpoints" / "best")
 
 
 def _train(
