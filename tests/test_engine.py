@@ -14,7 +14,6 @@ from vidrec.config import load_config
 from vidrec.engine.checkpoint import load_checkpoint, save_checkpoint
 from vidrec.engine.predict import Predictor
 from vidrec.engine.run import evaluate_checkpoint, train
-from vidrec.engine.trainer import StopTraining
 from vidrec.errors import CheckpointError, VidrecError
 
 
@@ -83,32 +82,37 @@ def test_out_dir_with_another_run_is_refused(trained):
     assert (Path(cfg.train.out_dir) / "metrics.jsonl").read_bytes() == before
 
 
-def test_exact_resume_matches_uninterrupted_run(tiny_dataset, tmp_path):
-    extra = {"train.epochs": 2, "train.checkpoint_every_steps": 1, "train.accum_steps": 2, "model.dropout": 0.5}
-    full = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "full", **extra))
-    train(full, progress=False)
-
-    cut = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "cut", **extra))
-
-    def kill(state):  # simulate a kill in the middle of the first epoch
-        if state.epoch == 0 and state.step_in_epoch == 2:
-            raise StopTraining
-
-    with pytest.raises(StopTraining):
-        train(cut, progress=False, step_callback=kill)
-    assert json.loads((tmp_path / "cut/checkpoints/last/state/trainer_state.json").read_text())["step_in_epoch"] == 2
-    train(cut, resume=True, progress=False)
-    a = load_file(str(tmp_path / "full/checkpoints/last/model.safetensors"))
-    b = load_file(str(tmp_path / "cut/checkpoints/last/model.safetensors"))
-    assert a.keys() == b.keys()
-    diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert diff == 0.0, f"resumed weights differ by {diff}"
-
-
 def test_resume_without_state_is_a_clear_error(tiny_dataset, tmp_path):
     cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "new"))
     with pytest.raises(VidrecError, match="no resumable state"):
         train(cfg, resume=True, progress=False)
+
+
+def test_checkpoint_paths_are_absolute_and_a_copy_never_writes_data(trained, tmp_path, monkeypatch):
+    cfg, res = trained
+    monkeypatch.chdir(tmp_path)
+    rel = load_config(overrides=["data.root=rel/data", "data.generate=true", "model.weights=w.safetensors"], environ={},
+                      validate=False)
+    ck = load_checkpoint(res.fit.best_checkpoint)
+    saved = save_checkpoint(tmp_path / "ck", model=ck.model, cfg=rel, classes=ck.classes)
+    tree = __import__("yaml").safe_load((saved / "config.yaml").read_text())
+    assert tree["data"]["root"] == str(tmp_path / "rel/data")
+    assert tree["model"]["weights"] == str(tmp_path / "w.safetensors")
+    assert tree["data"]["generate"] is False  # a checkpoint reads its data, it never writes a dataset
+    # a copied checkpoint evaluated from another folder reads the data where it was
+    copy = tmp_path / "elsewhere" / "ck"
+    __import__("shutil").copytree(res.fit.best_checkpoint, copy)
+    empty = tmp_path / "cwd"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    assert evaluate_checkpoint(copy, progress=False).result.labels.numel() == 4
+    # an older checkpoint of the synthetic set with a relative root: an error naming it, nothing generated
+    text = (copy / "config.yaml").read_text()
+    (copy / "config.yaml").write_text(text.replace("dataset: tinyclips", "dataset: synthetic").replace(
+        f"root: {cfg.data.root}", "root: runs/demo/data").replace("generate: false", ""))
+    with pytest.raises(VidrecError, match="runs/demo/data does not exist"):
+        evaluate_checkpoint(copy, progress=False)
+    assert not any(empty.iterdir())
 
 
 def test_evaluate_multi_view(trained):

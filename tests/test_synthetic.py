@@ -300,9 +300,10 @@ def test_loader_generates_when_missing_and_checks_options(tmp_path: Path) -> Non
                 classes=["Moving something up", "Moving something down"])
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DatasetError, match="no complete synthetic dataset"):
-        load_records("synthetic", empty, generate_missing=False)
-    rs = load_records("synthetic", empty, workers=1, **tiny)
+    with pytest.raises(DatasetError, match="no synthetic dataset there"):
+        load_records("synthetic", empty, **tiny)  # generating is opt-in: a mistyped root stays untouched
+    assert not any(empty.iterdir())
+    rs = load_records("synthetic", empty, generate_missing=True, workers=1, **tiny)
     assert len(rs.subsets["train"]) == 2 and (empty / "synth.json").is_file()
     assert load_records("synthetic", empty).classes == rs.classes  # no options: read as it is
     with pytest.raises(DatasetError, match="different spec"):

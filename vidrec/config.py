@@ -24,16 +24,17 @@ ENV_PREFIX = "VIDREC__"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(BaseModel):
     """Where clips come from and how they are sampled and transformed."""
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)  # extras → dataset loader options
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)  # extras → loader options
 
     dataset: str = "synthetic"  # registered loader: synthetic, ucf101, hmdb51, ssv2, something_else, folder
-    root: Path | None = None  # dataset folder (synthetic: written there when missing)
+    root: Path | None = None  # dataset folder (synthetic, unset: <train.out_dir>/data)
+    generate: bool = False  # synthetic only: write the dataset into data.root when it is not there (else an error)
     split: int = Field(1, ge=1, le=3)  # official split for UCF101 / HMDB51
     train_subset: str = "train"
     val_subset: str = "val"
@@ -61,7 +62,7 @@ class DataConfig(BaseModel):
 class ModelConfig(BaseModel):
     """Which registered model, and its weights. Other keys are the builder's options."""
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True, protected_namespaces=())
+    model_config = ConfigDict(extra="allow", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
 
     name: str = "cnn_rnn"  # registered name, or hf:<hub id or local dir>
     pretrained: bool = False  # fetch the model's known pretrained weights from its hub (online)
@@ -83,14 +84,31 @@ class TrainConfig(_Section):
     early_stop_patience: int | None = Field(5, ge=1)  # epochs without val improvement; None: off
     monitor: Literal["val_top1", "val_loss"] = "val_top1"
     seed: int = 42
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: str = "auto"  # auto (CUDA → MPS → CPU), cpu, mps, cuda or cuda:N
     out_dir: Path = Path("runs/train")
     max_steps_per_epoch: int | None = Field(None, ge=1)  # cap an epoch (quick runs, benchmarks)
     log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
     checkpoint_every_steps: int | None = Field(None, ge=1)  # mid-epoch resumable state (exact resume)
+    keep_checkpoints: int | Literal["all"] = 0  # resumable checkpoints/epoch_NNNN kept: the newest N, or all (0: none)
     compile: bool = False  # torch.compile the model
     channels_last: bool = False  # channels_last_3d memory format for 3D CNNs
     deterministic: bool = False  # torch.use_deterministic_algorithms
+
+    @field_validator("keep_checkpoints", mode="before")
+    @classmethod
+    def _keep(cls, v: Any) -> Any:
+        if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            return v
+        raise ValueError("expected how many epoch checkpoints to keep (0: none) or all")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError("expected auto, cpu, mps, cuda or cuda:N (e.g. cuda:1)")
+        return v
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -176,14 +194,19 @@ def _deep_merge(base: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_yaml(path: str | os.PathLike[str], *, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
+        raise ConfigError(f"config file {path} not found" + (f" (the _base_ of {_chain[-1]})" if _chain else ""))
+    if path.resolve() in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain[list(_chain).index(path.resolve()):], path.resolve()))
+        raise ConfigError(f"{path}: _base_ includes itself ({cycle}); remove the loop")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, model:, train:, ...)")
     base = data.pop("_base_", None)  # a config may extend another: a path relative to it, or preset:<name>
@@ -194,7 +217,7 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
             base_path = preset_path(str(base)[len("preset:") :])
         else:
             base_path = path.parent / base
-        data = _deep_merge(read_yaml(base_path), data)
+        data = _deep_merge(read_yaml(base_path, _chain=(*_chain, path.resolve())), data)
     return data
 
 
@@ -227,6 +250,8 @@ def _format_error(exc: ValidationError) -> str:
             lines.append(f"{loc}: unknown key")
         else:
             lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    if len(lines) == 1:
+        return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -282,6 +307,24 @@ def validate_config(cfg: Config, *, check_model: bool = True) -> None:
             if key not in params:
                 ok = ", ".join(k for k in params if k not in ("root", "split", "strict"))
                 raise ConfigError(f"data.{key}: unknown key for dataset {cfg.data.dataset!r}; its options are: {ok or 'none'}")
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose path-typed keys (``data.root``, ``model.weights``, ...) are absolute.
+
+    Written into run directories and checkpoints, so they mean the same from any working directory.
+    Loader options (``data.*`` extras) are left as they are: loaders resolve them against ``data.root``.
+    """
+    out = cfg.model_copy(deep=True)
+    for section_name in type(out).model_fields:
+        section = getattr(out, section_name)
+        if not isinstance(section, BaseModel):
+            continue
+        for key in type(section).model_fields:
+            value = getattr(section, key)
+            if isinstance(value, Path) and not value.is_absolute():
+                setattr(section, key, value.expanduser().absolute())
+    return out
 
 
 def config_from_dict(tree: Mapping[str, Any]) -> Config:

@@ -25,3 +25,7 @@ class CheckpointError(VidrecError):
 
 class WeightsError(VidrecError):
     """Pretrained weights cannot be found or do not fit the model."""
+
+
+class UnsafeFileError(WeightsError):
+    """A file that would run code when loaded (a pickle of more than tensors and numbers) was refused."""

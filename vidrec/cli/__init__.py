@@ -26,20 +26,44 @@ def _load_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one clear message and exit 2, no traceback."""
+    """Console entry point. Exit status (the same rule for every verb, see docs/usage.md):
+
+    0: done; 1: done, but some inputs failed (each listed, the others processed); 2: nothing done,
+    because of a user error, printed as one line ``error: ...`` (no traceback); 130: interrupted.
+    """
+    import typer
+
+    try:
+        from typer._click import exceptions as click_exc  # typer vendors click
+    except ImportError:  # older typer: click itself
+        from click import exceptions as click_exc  # type: ignore[no-redef]
+
     if not logging.getLogger().handlers:
         # vidrec's own messages at INFO; libraries (accelerate's checkpoint chatter, ...) at WARNING
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("vidrec").setLevel(logging.INFO)
     _load_commands()
     try:
-        app(args=argv, prog_name="vidrec")
+        code = app(args=argv, prog_name="vidrec", standalone_mode=False)
     except VidrecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except click_exc.UsageError as exc:  # a wrong option or value, caught by the parser
+        if exc.ctx is not None and not exc.format_message().strip():  # a bare group (`vidrec`): its help
+            print(exc.ctx.get_help())
+            sys.exit(2)
+        where = exc.ctx.command_path if exc.ctx is not None else "vidrec"
+        print(f"error: {' '.join(exc.format_message().split())} (see {where} --help)", file=sys.stderr)
+        sys.exit(2)
+    except click_exc.ClickException as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        sys.exit(exc.exit_code or 2)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    if code == 130:
         print("interrupted; a training run can be continued with --resume", file=sys.stderr)
-        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 _load_commands()

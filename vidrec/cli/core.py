@@ -14,6 +14,7 @@ from typing import Any, Optional
 import typer
 
 from vidrec.cli.app import CONFIG_HELP, SET_HELP, app, config_app
+from vidrec.errors import VidrecError
 
 log = logging.getLogger("vidrec")
 
@@ -73,7 +74,9 @@ def synth(
     Re-running with the same options is a no-op; other options into a non-empty folder are refused.
     """
     from vidrec.data.synthetic import generate
+    from vidrec.utils.io import check_writable
 
+    check_writable(out, what="--out", folder=True)
     given = {"videos_per_class": videos_per_class, "val_per_class": val_per_class, "test_per_class": test_per_class,
              "size": size, "num_frames": num_frames, "ext": ext, "clutter": clutter, "classes": classes, "layouts": layouts}
     kw: dict[str, Any] = {k: v for k, v in given.items() if v not in (None, [])}
@@ -91,21 +94,37 @@ def train(
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (overrides train.out_dir)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped (with its own config.yaml unless --config is given)."),
+    resume_from: Optional[Path] = typer.Option(
+        None, "--resume-from",
+        help="Continue from this checkpoint's state, e.g. RUN/checkpoints/epoch_0007 (train.keep_checkpoints): "
+        "in its own run, or in a new --out. Uses the checkpoint's config.yaml unless --config is given.",
+    ),
     strict: bool = typer.Option(False, "--strict", help="Stop on the first unreadable video or dataset problem."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Train a model (any registered one: --set model.name=...) on a dataset from its official files."""
+    """Train a model (any registered one: --set model.name=...) on a dataset from its official files.
+
+    The run directory gets config.yaml, metrics.jsonl, tb/ (TensorBoard), train.log (the console
+    log) and checkpoints/ (best, last and, with train.keep_checkpoints=N|all, epoch_NNNN).
+    """
     from vidrec.engine.run import train as run_train
 
+    if resume and resume_from is not None:
+        raise VidrecError("give either --resume (the run in --out) or --resume-from CHECKPOINT, not both")
     sets = list(set_)
     if out is not None:
         sets.append(f"train.out_dir={out}")
     if strict:
         sets.append("data.strict=true")
+    base = None
     if resume and config is None and out is not None and (out / "config.yaml").is_file():
         config = out / "config.yaml"  # continue the run with the configuration it was started with
-    cfg = _load_cfg(config, sets)
-    res = run_train(cfg, resume=resume, progress=not quiet)
+    if resume_from is not None and config is None:
+        from vidrec.engine.checkpoint import read_checkpoint_meta
+
+        base = read_checkpoint_meta(resume_from)[0].to_dict()  # the configuration that checkpoint trained with
+    cfg = _load_cfg(config, sets, **(base or {}))
+    res = run_train(cfg, resume=resume, resume_from=resume_from, progress=not quiet)
     m = res.fit.best_metrics
     _echo(f"best val top-1 {m.get('val_top1', float('nan')):.3f} (epoch {m.get('epoch')}) in {res.fit.train_seconds:.0f} s of training")
     _echo(f"best checkpoint: {res.fit.best_checkpoint}")
@@ -141,19 +160,25 @@ def eval_(
     views: Optional[int] = typer.Option(None, help="Clips per video, averaged (multi-view testing)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval-<subset>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first problem with the evaluated subset (its list or its videos)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Evaluate a checkpoint: top-1, top-5, mean class accuracy, per-class table, confusion matrix PNG."""
     from vidrec.engine.checkpoint import read_checkpoint_meta
     from vidrec.engine.run import evaluate_checkpoint
     from vidrec.report.tables import per_class_rows, text_table
+    from vidrec.utils.io import check_writable
 
     ck_cfg, _, _ = read_checkpoint_meta(checkpoint)
     cfg = None
+    set_ = list(set_) + (["data.strict=true"] if strict else [])
     if config is not None or set_:
         from vidrec.config import load_config
 
         cfg = load_config(config, overrides=set_, base=None if config else ck_cfg.to_dict())
+    eval_subset = subset or (cfg or ck_cfg).eval.subset
+    if out is not None:  # checked before the work, not after it (the default is beside the run)
+        check_writable(out, what="--out", folder=True)
     if (cfg or ck_cfg).task == "retrieval":  # video–text retrieval: R@K and ranks (vidrec.engine.retrieval)
         from vidrec.engine.retrieval import evaluate_retrieval_checkpoint
         from vidrec.utils.io import write_json_atomic
@@ -169,9 +194,10 @@ def eval_(
                   f"median rank {m[f'{d}_median_rank']:.0f}  mean rank {m[f'{d}_mean_rank']:.1f}")
         _echo(f"{m['subset']}: {int(m['num_pairs'])} video–caption pairs (chance R@1 {m['chance_r1']:.3f}); report: {out_dir / 'metrics.json'}")
         return
+    out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{eval_subset}")
+    check_writable(out_dir, what="--out", folder=True)
     outcome = evaluate_checkpoint(checkpoint, cfg=cfg, subset=subset, views=views, progress=not quiet)
-    sub = subset or (cfg or ck_cfg).eval.subset
-    out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{sub}")
+    sub = eval_subset
     summary = write_eval_report(outcome, out_dir)
     if as_json:
         _echo(json.dumps(summary, indent=2))
@@ -193,7 +219,7 @@ def eval_(
 def predict(
     videos: list[Path] = typer.Argument(..., help="Video files (or frame folders)."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory."),
-    topk: int = typer.Option(5, "--topk", help="Classes to show per video."),
+    topk: int = typer.Option(5, "--topk", min=1, help="Classes to show per video."),
     views: Optional[int] = typer.Option(None, help="Clips per video, averaged."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write a submission CSV: id,class plus top-k probabilities."),
@@ -204,8 +230,11 @@ def predict(
     """Predict the top-k classes of videos with a checkpoint directory (nothing else needed)."""
     from vidrec.engine.predict import Predictor
     from vidrec.report.tables import text_table
-    from vidrec.utils.io import atomic_path
+    from vidrec.utils.io import atomic_path, check_writable
 
+    for path, what in ((csv_path, "--csv"), (visualize, "--visualize")):
+        if path is not None:  # before the work, not after it
+            check_writable(path, what=what, folder=False)
     predictor = Predictor(checkpoint, device=device, views=views)
     preds = predictor.predict(videos, topk=topk, strict=strict)
     if as_json:
@@ -287,6 +316,9 @@ def demo(
     from vidrec.report.tables import markdown_table, text_table
     from vidrec.utils.io import write_json_atomic, write_text_atomic
 
+    from vidrec.utils.io import check_writable
+
+    check_writable(out, what="--out", folder=True)
     t_start = time.perf_counter()
     runs = {"cnn_rnn": out / "cnn_rnn", "frame_avg": out / "frame_avg"}
     existing = [p for p in list(runs.values()) + [out / "summary.json"] if p.exists()]

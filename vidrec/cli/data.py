@@ -85,6 +85,8 @@ def prepare_scan(
     from vidrec.errors import ConfigError
 
     root = root.expanduser()
+    if not root.exists():
+        raise ConfigError(f"{root}: no such folder. Give the dataset's video folder.")
     out = (out or Path(f"{root.resolve().name}.scan.parquet")).expanduser()
     if root.resolve() in out.resolve().parents:
         raise ConfigError(f"--out {out} lies inside the dataset root {root}; vidrec never writes there. Choose another place.")

@@ -52,7 +52,8 @@ def embed(
     """Embed a folder of videos into a LanceDB store (video-level and segment-level embeddings).
 
     Resumable: videos already embedded (same path, size and mtime) are skipped. A video that
-    fails is recorded in STORE/failures.json with its error and the run goes on.
+    fails is recorded in STORE/failures.json with its error and the run goes on; the exit status
+    is then 1 (as for predict and prepare scan), and the next run retries it.
     """
     from vidrec.embed import extract
 
@@ -62,7 +63,13 @@ def embed(
     )
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
-        return
+    else:
+        _print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: Any) -> None:
     typer.echo(
         f"embedded {summary.processed} videos, skipped {summary.skipped} unchanged, {summary.failed} failed "
         f"in {summary.seconds:.1f} s ({summary.videos_per_s:.2f} videos/s) → {summary.store}"

@@ -25,8 +25,10 @@ class Problems:
         self.strict = strict
         self.items: list[str] = []
         self.max_logged = max_logged
+        self.subset: str | None = None  # the subset the next problems concern (a loader sets it while reading one)
+        self.subsets: list[str | None] = []  # parallel to items (RecordSet.problem_subsets)
 
-    def add(self, message: str) -> None:
+    def add(self, message: str, *, subset: str | None = None) -> None:
         if self.strict:
             raise DatasetError(message)
         if len(self.items) < self.max_logged:
@@ -34,6 +36,7 @@ class Problems:
         elif len(self.items) == self.max_logged:
             log.warning("more problems found; see `vidrec data show` for the full list")
         self.items.append(message)
+        self.subsets.append(subset or self.subset)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -225,7 +228,7 @@ def finish_records(
                 if p is None:
                     problems.add(
                         f"{name}: video {r.video_id}: no frame folder under {froot} "
-                        f"(looked for {r.video_id}/000001.jpg). Run `vidrec prepare frames` for it."
+                        f"(looked for {r.video_id}/000001.jpg). Run `vidrec prepare frames` for it.", subset=name
                     )
                     continue
                 new.append(replace(r, path=p, meta={**r.meta, "video_path": str(r.path)}))

@@ -13,6 +13,7 @@ from vidrec.data.dataset import EpochSampler, SideInput, VideoClipDataset
 from vidrec.data.records import RecordSet, VideoRecord, load_records
 from vidrec.data.side_inputs import SIDE_INPUTS as _SIDE_INPUTS, register_side_input  # noqa: F401  (re-exported)
 from vidrec.models.base import InputSpec
+from vidrec.utils.proc import worker_init_fn
 from vidrec.video.reader import ClipReader
 from vidrec.video.sampling import ClipSampler, make_sampler
 from vidrec.video.transforms import ClipTransform, VideoNormalize, flip_changes_label
@@ -49,17 +50,30 @@ def resolved_clip(cfg: Config, spec: InputSpec) -> tuple[int, int]:
 
 
 def load_dataset(cfg: Config) -> RecordSet:
-    """Run the configured loader. The synthetic dataset writes itself when ``data.root`` is unset or empty."""
-    root = cfg.data.root
-    if root is None:
-        if cfg.data.dataset != "synthetic":
-            from vidrec.errors import ConfigError
+    """Run the configured loader on ``data.root`` (synthetic, unset: ``<train.out_dir>/data``).
 
+    Nothing is written into ``data.root``: the synthetic dataset is generated there only with
+    ``data.generate=true`` (``vidrec synth`` and ``vidrec demo`` write it explicitly), so a mistyped
+    path is an error naming it, never a new dataset.
+    """
+    from vidrec.errors import ConfigError
+
+    root = cfg.data.root
+    synthetic = cfg.data.dataset == "synthetic"
+    if root is None:
+        if not synthetic:
             raise ConfigError(f"data.root: dataset {cfg.data.dataset!r} needs its folder: --set data.root=DIR")
         root = cfg.train.out_dir / "data"
-    if cfg.data.dataset == "synthetic":
-        root.mkdir(parents=True, exist_ok=True)  # the synthetic loader writes itself there on first use
-    rs = load_records(cfg.data.dataset, root, split=cfg.data.split, strict=cfg.data.strict, **cfg.data_options)
+    options = dict(cfg.data_options)
+    if synthetic:
+        options["generate_missing"] = cfg.data.generate
+        if cfg.data.generate:
+            root.mkdir(parents=True, exist_ok=True)  # asked for: the loader writes the dataset there
+    elif cfg.data.generate:
+        raise ConfigError(
+            f"data.generate: only the synthetic dataset can be generated; {cfg.data.dataset!r} is read from data.root"
+        )
+    rs = load_records(cfg.data.dataset, root, split=cfg.data.split, strict=cfg.data.strict, **options)
     if cfg.data.limit:
         rs.subsets = {k: v[: cfg.data.limit] for k, v in rs.subsets.items()}
     return rs
@@ -142,4 +156,5 @@ def build_loader(cfg: Config, dataset: VideoClipDataset, *, train: bool, batch_s
         prefetch_factor=2 if workers > 0 else None,
         drop_last=False,
         generator=g,
+        worker_init_fn=worker_init_fn() if workers > 0 else None,  # workers end with the program, even on SIGKILL
     )

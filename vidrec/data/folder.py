@@ -100,6 +100,25 @@ def group_split(
 
 
 def _read_list(path: Path, problems: Problems) -> list[dict[str, Any]]:
+    try:
+        rows = _parse_list(path, problems)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"data.list_file {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    ok = []
+    for row in rows:
+        where = f"{path}: line {row['_line']}" if isinstance(row["_line"], int) else f"{path}: {row['_line']}"
+        label, vpath = row.get("label"), row.get("path")
+        if not isinstance(label, (str, int)) or isinstance(label, bool):
+            problems.add(f"{where}: the label must be a class name (a string), got {type(label).__name__} "
+                         f"{json.dumps(label)[:60]}. Fix the line.")
+        elif not isinstance(vpath, str):
+            problems.add(f"{where}: the path must be a string, got {type(vpath).__name__}. Fix the line.")
+        else:
+            ok.append(row)
+    return ok
+
+
+def _parse_list(path: Path, problems: Problems) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     suffix = path.suffix.lower()
     if suffix == ".csv":

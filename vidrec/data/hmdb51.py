@@ -126,6 +126,7 @@ def load_hmdb51(
         for n, line in read_lines(fpath):
             parts = line.split()
             where = f"{fpath}: line {n}"
+            problems.subset = {"1": "train", "2": "test"}.get(parts[-1] if parts else "")
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 problems.add(f"{where}: expected '<video>.avi 0|1|2' (1 train, 2 test, 0 unused), got {line!r}")
                 continue
@@ -138,10 +139,11 @@ def load_hmdb51(
                 continue
             subset = "train" if parts[1] == "1" else "test"
             subsets[subset].append(VideoRecord(path=path, label=label, video_id=Path(parts[0]).stem, meta={"class_folder": cls}))
+    problems.subset = None
     subsets["val"] = subsets["test"]
     subsets = finish_records(subsets, video_root=videos, frames_root=frames_root, index=index, problems=problems)
     info = {"dataset": "hmdb51", "split": split, "video_root": str(videos), "splits_dir": str(split_dir),
             "unused": unused, "val_is_test": True}
     info.update(remap_info(chosen, base=0, source="the sorted class list"))
     info.update(left_out.info())
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info)
+    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets)

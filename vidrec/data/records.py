@@ -40,11 +40,22 @@ class RecordSet:
     classes: list[str]
     problems: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # loader-specific facts (annotation paths, ...)
+    problem_subsets: list[str | None] = field(default_factory=list)  # per problem: the subset it concerns (None: all)
 
     def subset(self, name: str) -> list[VideoRecord]:
         if name not in self.subsets:
             raise ConfigError(f"this dataset has no subset {name!r}; it has: {', '.join(self.subsets) or 'none'}")
         return self.subsets[name]
+
+    def problems_for(self, name: str) -> list[str]:
+        """The problems that concern subset ``name``: its own, those of a subset with the same records
+        (UCF101's ``val`` is its ``test``), and those of the whole dataset. Without a loader's
+        attribution every problem counts."""
+        if len(self.problem_subsets) != len(self.problems):
+            return list(self.problems)
+        mine = self.subsets.get(name)
+        same = {k for k, v in self.subsets.items() if k == name or (mine is not None and v == mine)}
+        return [p for p, s in zip(self.problems, self.problem_subsets) if s is None or s in same]
 
 
 DatasetLoader = Callable[..., RecordSet]

@@ -150,6 +150,7 @@ def load_something_else(
                      "Merge them with `vidrec prepare something-else PARTS --out FILE` and set data.boxes=FILE.")
     subsets: dict[str, list[VideoRecord]] = {}
     for subset, lpath in lists.items():
+        problems.subset = subset
         if not lpath.is_file():
             problems.add(f"{lpath}: missing; the {subset} subset is empty. Copy it from the Something-Else split folder.")
             subsets[subset] = []
@@ -184,6 +185,7 @@ def load_something_else(
         if n_missing > _MAX_LISTED:
             problems.add(f"{lpath}: {n_missing} videos missing in all (first {_MAX_LISTED} named above).")
         subsets[subset] = recs
+    problems.subset = None
     if "val" in subsets:
         subsets["test"] = subsets["val"]
     video_root = Path(ssv2.info.get("videos", root))
@@ -195,7 +197,7 @@ def load_something_else(
             "max_objects": max_objects, "val_is_test": True, "videos": str(video_root),
             "ssv2_problems": len(ssv2.problems), "streams_dir": str(streams_dir) if streams_dir else None,
             "streams_on_the_fly": streams_on_the_fly}
-    return RecordSet(subsets=subsets, classes=classes, problems=problems.items, info=info)
+    return RecordSet(subsets=subsets, classes=classes, problems=problems.items, info=info, problem_subsets=problems.subsets)
 
 
 def _check_boxes(box_path: Path, subsets: dict[str, list[VideoRecord]], problems: Problems, *, with_sizes: bool) -> None:

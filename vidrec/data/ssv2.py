@@ -257,6 +257,7 @@ def load_ssv2(
     missing: dict[str, int] = {}
     files: dict[str, Path] = {"labels": labels_path}
     for subset, labelled in (("train", True), ("val", True), ("test", False)):
+        problems.subset = subset
         path = _find_file(ann_dir, subset)
         if path is None:
             if subset != "test":
@@ -266,6 +267,7 @@ def load_ssv2(
         subsets[subset], missing[subset] = _read_subset(
             path, subset, labelled, label_index, labels_path, video_dir, listing, problems, left_out, set(all_index)
         )
+    problems.subset = None
     if not listing and any(missing.values()):
         problems.add(f"{video_dir}: holds no videos at all. Point data.videos at the folder with the <id>.webm files.")
     if frames_root is not None or index is not None:
@@ -274,4 +276,4 @@ def load_ssv2(
     info.update(remap_info(chosen, base=0, source=labels_path.name))
     info.update(left_out.info())
     log.info("ssv2: %s (%d classes) from %s", {k: len(v) for k, v in subsets.items()}, len(class_names), ann_dir)
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info)
+    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets)

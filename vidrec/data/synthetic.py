@@ -808,6 +808,8 @@ def _check_target(out: Path, spec: SynthSpec) -> bool:
                 "vidrec never overwrites data: pass the same options, pick another folder, or delete this one."
             )
         return bool(old.get("complete"))
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out} is a file, so the dataset cannot be written there; pick a new or empty folder.")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(
             f"{out} is not empty and holds no {MANIFEST}, so it is not a vidrec synthetic dataset. "
@@ -994,15 +996,17 @@ def load_synthetic(
     *,
     split: int = 1,
     strict: bool = False,
-    generate_missing: bool = True,
+    generate_missing: bool = False,
     workers: int = 2,
     progress: bool = False,
     **spec_options: Any,
 ) -> RecordSet:
-    """The synthetic dataset at ``root``, generated there first when missing, read as SSv2.
+    """The synthetic dataset at ``root``, read as SSv2; ``generate_missing`` writes it there first when missing.
 
     ``spec_options`` are :func:`generate`'s options (``seed``, ``videos_per_class``, ...). Without them
     an existing synthetic folder is read as it is; with them it must match (or be generated).
+    Without ``generate_missing`` (``data.generate`` in a config) a missing dataset is an error naming
+    ``root``: a mistyped path never gets a dataset written into it.
     Each record's ``meta`` gains ``caption`` and ``boxes_file`` (its Something-Else box file).
     """
     from vidrec.data.ssv2 import load_ssv2
@@ -1020,8 +1024,12 @@ def load_synthetic(
         except (OSError, json.JSONDecodeError) as exc:
             raise DatasetError(f"{manifest_path}: unreadable manifest ({exc}). Delete {root} to regenerate it.") from exc
     if manifest is None or not manifest.get("complete") or spec_options:
-        if not generate_missing:
-            raise DatasetError(f"{root}: no complete synthetic dataset there. Run `vidrec synth {root}` or set data.generate_missing=true.")
+        if not generate_missing and (manifest is None or not manifest.get("complete")):
+            what = "no synthetic dataset" if manifest is None else "an unfinished synthetic dataset"
+            raise DatasetError(
+                f"data.root {root}: {what} there (is the path right?). Write it with `vidrec synth --out {root}`, "
+                "or set data.generate=true to let this command write it."
+            )
         generate(root, workers=workers, progress=progress, **spec_options)
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     rs = load_ssv2(root, split=split, strict=strict)

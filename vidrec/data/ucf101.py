@@ -133,6 +133,7 @@ def load_ucf101(
         fpath = lists / fname
         if not fpath.is_file():
             raise DatasetError(f"{fpath}: missing. The official split files are trainlist0{{1,2,3}}.txt and testlist0{{1,2,3}}.txt.")
+        problems.subset = subset
         recs: list[VideoRecord] = []
         for n, line in read_lines(fpath):
             parts = line.split()
@@ -168,13 +169,14 @@ def load_ucf101(
             if r is not None:
                 recs.append(r)
         subsets[subset] = recs
+    problems.subset = None
     subsets["val"] = subsets["test"]  # the official protocol reports accuracy on the test list
     subsets = finish_records(subsets, video_root=videos, frames_root=frames_root, index=index, problems=problems)
     info: dict[str, Any] = {"dataset": "ucf101", "split": split, "video_root": str(videos), "lists": str(lists),
                             "val_is_test": True}
     info.update(remap_info([ids[i] for i in chosen], base=1, source=class_file.name))
     info.update(left_out.info())
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info)
+    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets)
 
 
 def _id_range(ids: list[int]) -> str:

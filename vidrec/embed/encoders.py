@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from vidrec.errors import VidrecError, WeightsError
+from vidrec.errors import UnsafeFileError, VidrecError, WeightsError
 from vidrec.models.video_clip import DEFAULT_HUB_ID, VideoCLIP, clip_video
 
 if TYPE_CHECKING:
@@ -254,6 +254,8 @@ def load_encoder(
         kwargs["fusion"] = options["fusion"]
     try:
         net = clip_video(num_classes=0, **kwargs)
+    except UnsafeFileError as exc:  # a hostile file: say so, and nothing else
+        raise EncoderError(f"--model {source}: {exc}") from None
     except WeightsError as exc:
         raise EncoderError(f"--model {source}: {exc}. {NO_MODEL_HELP}") from exc
     src = net.source

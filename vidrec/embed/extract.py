@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from vidrec.embed.encoders import Encoder, load_encoder
 from vidrec.embed.store import INDEX_THRESHOLD, Store, StoreError, now_iso
 from vidrec.errors import VidrecError
+from vidrec.utils.proc import worker_init_fn
 from vidrec.video.decode import VIDEO_SUFFIXES, VideoInfo
 from vidrec.video.reader import ClipReader
 from vidrec.video.sampling import ClipSampler, window_views
@@ -305,8 +306,10 @@ def extract(
     reader = _VideoReader(todo, reader=encoder.clip_reader(), mode=segments, window_seconds=window_seconds)
     workers = workers if todo else 0
     # LanceDB's runtime does not survive fork(): workers start with forkserver.
+    # Workers end with vidrec, even when it is killed with SIGKILL (vidrec.utils.proc).
     loader = DataLoader(reader, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=2 if workers else None, multiprocessing_context="forkserver" if workers else None)
+                        prefetch_factor=2 if workers else None, multiprocessing_context="forkserver" if workers else None,
+                        worker_init_fn=worker_init_fn() if workers else None)
     bar = tqdm(total=len(todo), unit="video", desc="embed", disable=not progress, dynamic_ncols=True)
     for items in loader:
         good = [it for it in items if "error" not in it]

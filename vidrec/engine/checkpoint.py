@@ -5,29 +5,31 @@
       config.yaml         the fully resolved config (+ git revision)
       classes.json        ordered class names
       metrics.json        metrics at save time
-      state/              optimizer, scheduler, RNG and trainer position, for exact resume (last/ only)
+      state/              optimizer, scheduler, RNG and trainer position, for exact resume (last/ and
+                          epoch_NNNN/ only): JSON and safetensors, never a pickle (vidrec.engine.state)
 
-``vidrec predict --checkpoint DIR video.mp4`` needs nothing else.
+``vidrec predict --checkpoint DIR video.mp4`` needs nothing else. Paths in ``config.yaml`` are
+absolute and ``data.generate`` is off, so evaluating a copied checkpoint reads the data where it
+was and never writes a dataset under the current directory.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vidrec.config import Config, config_from_dict
+from vidrec.config import Config, absolute_paths, config_from_dict
 from vidrec.errors import CheckpointError, ConfigError
-from vidrec.utils.io import replace_dir, write_json_atomic, write_text_atomic
+from vidrec.utils.io import fresh_tmp_dir, replace_dir, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +79,24 @@ def save_checkpoint(
     cfg: Config,
     classes: list[str],
     metrics: dict[str, Any] | None = None,
+    state: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a checkpoint directory; the previous one at ``directory`` is replaced only when complete."""
+    """Write a checkpoint directory; the previous one at ``directory`` is replaced only when complete.
+
+    ``state(tmp)`` writes the resumable state into the unfinished directory, so weights and state
+    are swapped in together (:func:`~vidrec.utils.io.replace_dir`).
+    """
     directory = Path(directory)
-    tmp = directory.with_name(directory.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = fresh_tmp_dir(directory)
     save_file(state_dict_for_save(model), str(tmp / WEIGHTS), metadata={"format": "pt", "model": cfg.model.name})
-    cfg_dict = cfg.to_dict()
+    cfg_dict = absolute_paths(cfg).to_dict()
+    cfg_dict["data"]["generate"] = False  # a checkpoint reads its data; it never writes a dataset
     cfg_dict["_meta"] = {"git_revision": git_revision(), "vidrec_version": __import__("vidrec").__version__}
     write_text_atomic(tmp / CONFIG, yaml.safe_dump(cfg_dict, sort_keys=False))
     write_json_atomic(tmp / CLASSES, list(classes))
     write_json_atomic(tmp / METRICS, metrics or {})
-    # keep a resumable state that lives inside the directory (written separately by the trainer)
-    if (directory / "state").is_dir():
-        shutil.move(str(directory / "state"), str(tmp / "state"))
+    if state is not None:
+        state(tmp)
     return replace_dir(tmp, directory)
 
 
@@ -118,17 +122,33 @@ def read_checkpoint_meta(directory: str | Path) -> tuple[Config, list[str], dict
     for name in (WEIGHTS, CONFIG, CLASSES):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory}: missing {name}; this is not a complete vidrec checkpoint directory.")
+    from vidrec.models.registry import check_model_kwargs
+
     try:
-        tree = yaml.safe_load((directory / CONFIG).read_text())
+        tree = yaml.safe_load((directory / CONFIG).read_text(encoding="utf-8"))
+        if not isinstance(tree, dict):
+            raise ConfigError("expected a mapping of sections")
         tree.pop("_meta", None)
         cfg = config_from_dict(tree)
-        classes = json.loads((directory / CLASSES).read_text())
-        metrics = json.loads((directory / METRICS).read_text()) if (directory / METRICS).is_file() else {}
-    except (yaml.YAMLError, json.JSONDecodeError, ConfigError, AttributeError) as exc:
-        raise CheckpointError(f"{directory}: unreadable checkpoint metadata ({exc})") from exc
-    if not isinstance(classes, list) or not classes:
-        raise CheckpointError(f"{directory / CLASSES}: expected a non-empty JSON list of class names")
+        check_model_kwargs(cfg.model.name, cfg.model_kwargs)
+    except (yaml.YAMLError, UnicodeDecodeError, ConfigError) as exc:
+        raise CheckpointError(f"{directory / CONFIG}: {' '.join(str(exc).split())}") from None
+    classes = _read_json(directory / CLASSES)
+    metrics = _read_json(directory / METRICS) if (directory / METRICS).is_file() else {}
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{directory / CLASSES}: expected a non-empty JSON list of class names (strings)")
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{directory / METRICS}: expected a JSON object")
     return cfg, classes, metrics
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc})") from None
 
 
 def load_state_into(model: nn.Module, weights: Path, *, source: str) -> None:

@@ -6,22 +6,26 @@ also the Python API (``vidrec.engine.run.train(cfg)``).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
-from vidrec.config import Config
+from vidrec.config import Config, absolute_paths
 from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
+from vidrec.data.records import RecordSet
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.engine.evaluate import EvalResult, evaluate_model
-from vidrec.engine.trainer import FitResult, Trainer, TrainerState
-from vidrec.errors import ConfigError, VidrecError
+from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
+from vidrec.errors import ConfigError, DatasetError, VidrecError
 from vidrec.models.registry import build_model, get_model_entry
-from vidrec.utils.io import write_text_atomic
+from vidrec.utils.io import check_writable, link_tree, recover_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +52,36 @@ def create_model(cfg: Config, num_classes: int, *, with_weights: bool = True) ->
 
 
 def check_out_dir(out_dir: Path, *, resume: bool) -> None:
-    """Refuse to write a new run over an existing one (nothing is touched)."""
-    marker = [p for p in (out_dir / "metrics.jsonl", out_dir / "checkpoints") if p.exists()]
+    """Refuse to write a new run over an existing one, or into a path that cannot be a folder (nothing is touched)."""
+    check_writable(out_dir, what="--out", folder=True)
+    marker = [p for p in (out_dir / METRICS_LOG, out_dir / "checkpoints") if p.exists()]
     if marker and not resume:
         raise VidrecError(
             f"{out_dir} already holds a training run ({marker[0].name}). Use --resume to continue it, "
             "or choose another --out. Nothing was changed."
         )
+
+
+@contextmanager
+def run_log(path: Path) -> Iterator[None]:
+    """Copy what the console log shows (vidrec at INFO, libraries' warnings) into ``path`` (appending)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    except (VidrecError, KeyboardInterrupt) as exc:
+        msg = f"stopped: {exc}" if isinstance(exc, VidrecError) else "interrupted; continue with --resume"
+        handler.emit(logging.makeLogRecord({"name": "vidrec", "levelname": "ERROR", "levelno": logging.ERROR,
+                                            "msg": msg}))
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 @dataclass
@@ -64,22 +91,98 @@ class TrainOutcome:
     out_dir: Path
 
 
+def resume_plan(out_dir: Path, *, resume: bool, resume_from: str | Path | None) -> tuple[Path | None, Path | None]:
+    """(checkpoint to resume from, metrics.jsonl whose head continues the log) for ``--resume`` / ``--resume-from``.
+
+    ``--resume-from`` a checkpoint of the run in ``out_dir`` continues that run, unless the run has
+    already trained past it (two histories would mix: branch into a new ``--out`` instead); a
+    checkpoint of another run starts a new run in ``out_dir`` from its state, with its log so far.
+    """
+    if resume_from is None:
+        if not resume:
+            check_out_dir(out_dir, resume=False)
+            return None, None
+        check_out_dir(out_dir, resume=True)
+        last = out_dir / "checkpoints" / "last"
+        recover_dir(last)
+        read_trainer_state(last)
+        return last, None
+    src = Path(resume_from).expanduser().absolute()
+    if not src.is_dir():
+        raise VidrecError(
+            f"--resume-from {resume_from}: no such checkpoint directory (e.g. RUN/checkpoints/epoch_0007)"
+        )
+    recover_dir(src)
+    state = read_trainer_state(src)
+    src_run = src.parent.parent if src.parent.name == "checkpoints" else None
+    if src_run is not None and src_run.resolve() == out_dir.resolve():
+        last = out_dir / "checkpoints" / "last"
+        if recover_dir(last) is not None and last.resolve() != src.resolve() and (last / "state").is_dir():
+            latest = read_trainer_state(last)
+            if latest.get("global_step", 0) > state.get("global_step", 0):
+                raise VidrecError(
+                    f"{out_dir} has trained past {src.name} (its last state is at epoch {latest.get('epoch')}, step "
+                    f"{latest.get('global_step')}); continuing from {src.name} there would mix two histories. "
+                    f"Pass --out NEW_DIR to start a new run from it, or use --resume to continue the latest state."
+                )
+        return src, None
+    check_out_dir(out_dir, resume=False)
+    log_source = src_run / METRICS_LOG if src_run is not None and (src_run / METRICS_LOG).is_file() else None
+    return src, log_source
+
+
 def train(
     cfg: Config,
     *,
     resume: bool = False,
+    resume_from: str | Path | None = None,
     progress: bool = True,
     step_callback: Callable[[TrainerState], None] | None = None,
 ) -> TrainOutcome:
-    """Train ``cfg.model`` on ``cfg.data`` into ``cfg.train.out_dir``."""
+    """Train ``cfg.model`` on ``cfg.data`` into ``cfg.train.out_dir``.
+
+    ``resume``: continue the run there from ``checkpoints/last``; ``resume_from``: continue from any
+    checkpoint with a ``state/`` (``checkpoints/epoch_0007``). The run directory gets the resolved
+    config (absolute paths), ``metrics.jsonl``, ``tb/``, ``train.log`` and ``checkpoints/``.
+    """
+    cfg = absolute_paths(cfg)
+    if cfg.data.root is None and cfg.data.dataset == "synthetic":
+        cfg.data.root = cfg.train.out_dir / "data"
     out_dir = Path(cfg.train.out_dir)
-    check_out_dir(out_dir, resume=resume)
+    source, log_source = resume_plan(out_dir, resume=resume, resume_from=resume_from)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if source is not None and source.parent.parent.resolve() != out_dir.resolve():
+        _carry_best(source, out_dir)
+    with run_log(out_dir / "train.log"):
+        return _train(cfg, out_dir, source, log_source, progress=progress, step_callback=step_callback)
+
+
+def _carry_best(source: Path, out_dir: Path) -> None:
+    """A run started from another run's checkpoint keeps that run's best so far, when it is from before it."""
+    best = source.parent / "best"
+    try:
+        epoch = json.loads((best / "metrics.json").read_text(encoding="utf-8")).get("epoch")
+    except (OSError, ValueError, AttributeError):
+        return
+    if epoch is not None and read_trainer_state(source).get("best_epoch", -1) + 1 == epoch:
+        link_tree(best, out_dir / "checkpoints" / "best")
+
+
+def _train(
+    cfg: Config,
+    out_dir: Path,
+    source: Path | None,
+    log_source: Path | None,
+    *,
+    progress: bool,
+    step_callback: Callable[[TrainerState], None] | None,
+) -> TrainOutcome:
     torch.manual_seed(cfg.train.seed)
     rs = load_dataset(cfg)
     for p in rs.problems[:20]:
         log.warning("dataset: %s", p)
     classes = rs.classes
-    model = create_model(cfg, len(classes), with_weights=not resume)
+    model = create_model(cfg, len(classes), with_weights=source is None)
     spec = model.input_spec  # type: ignore[attr-defined]
     if cfg.task == "retrieval":  # video–caption pairs (see vidrec.engine.retrieval)
         from vidrec.engine.retrieval import build_retrieval_datasets
@@ -91,7 +194,6 @@ def train(
         val_ds = build_dataset(cfg, val_records, classes, spec, train=False, recordset=rs) if val_records else None
     train_loader = build_loader(cfg, train_ds, train=True)
     val_loader = build_loader(cfg, val_ds, train=False) if val_ds is not None else None
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "config.yaml", cfg.to_yaml())
     trainer = Trainer(cfg, model, train_loader, val_loader, classes, out_dir, step_callback=step_callback, progress=progress)
     log.info(
@@ -99,10 +201,25 @@ def train(
         cfg.model.name, cfg.data.dataset, len(train_ds), len(val_ds) if val_ds else 0, len(classes),
         trainer.accelerator.device, trainer.accelerator.mixed_precision,
     )
-    fit = trainer.fit(resume=resume)
+    fit = trainer.fit(resume_from=source, log_source=log_source)
     if fit.substituted:
         log.warning("%d training clips came from a stand-in video because their own failed to decode (see warnings above)", fit.substituted)
     return TrainOutcome(fit=fit, classes=classes, out_dir=out_dir)
+
+
+def load_subset_records(cfg: Config, subset: str) -> RecordSet:
+    """The dataset, for work on one ``subset``: with ``data.strict`` only that subset's problems stop it
+    (a broken line in the train list does not stop an evaluation of val)."""
+    if not cfg.data.strict:
+        return load_dataset(cfg)
+    lenient = cfg.model_copy(deep=True)
+    lenient.data.strict = False
+    rs = load_dataset(lenient)
+    problems = rs.problems_for(subset)
+    if problems:
+        more = f" ({len(problems) - 1} more problems concern it; vidrec data show lists them)" if len(problems) > 1 else ""
+        raise DatasetError(f"data.strict: {problems[0]}{more}")
+    return rs
 
 
 @dataclass
@@ -131,13 +248,13 @@ def evaluate_checkpoint(
     """Evaluate a checkpoint directory on a subset of its dataset (or of ``cfg``'s when given)."""
     ck = load_checkpoint(checkpoint, map_location=device)
     cfg = cfg or ck.cfg
-    rs = load_dataset(cfg)
+    subset = subset or cfg.eval.subset
+    rs = load_subset_records(cfg, subset)
     if rs.classes != ck.classes:
         raise VidrecError(
             f"the checkpoint's {len(ck.classes)} classes differ from dataset {cfg.data.dataset!r}'s {len(rs.classes)}; "
             "evaluate on the dataset it was trained on"
         )
-    subset = subset or cfg.eval.subset
     records = rs.subset(subset)
     spec = ck.model.input_spec  # type: ignore[attr-defined]
     n_views = views or cfg.eval.views or cfg.data.test_views

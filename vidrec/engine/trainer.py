@@ -8,9 +8,15 @@ runs data-parallel; only rank 0 writes.
 
 Exact resume: every sample's randomness is a function of (seed, epoch, index) (see
 :mod:`vidrec.data.dataset`); the state saved every ``train.checkpoint_every_steps`` optimiser
-steps and at each epoch end holds model, optimiser, scheduler, RNG and the position in the
-epoch, so a killed run resumed with ``--resume`` ends with the same weights as one that never
-stopped (single process).
+steps and at each epoch end holds model, optimiser, scheduler, RNG, the position in the epoch and
+the epoch's running loss/accuracy sums, so a killed run resumed with ``--resume`` ends with the
+same weights and the same ``metrics.jsonl`` as one that never stopped (single process).
+
+``checkpoints/last`` is one directory (weights, config, classes, metrics and ``state/``) written
+beside the old one and swapped in with :func:`~vidrec.utils.io.replace_dir`; resume first finishes
+a swap that a kill interrupted (:func:`~vidrec.utils.io.recover_dir`). The state is JSON and
+safetensors (:mod:`vidrec.engine.state`): accelerate runs the devices, precision and DDP, but its
+pickle-based ``save_state`` is not used, so nothing in a run directory is ever unpickled.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,14 +37,18 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vidrec.config import Config
-from vidrec.engine.checkpoint import save_checkpoint, unwrap
+from vidrec.engine.checkpoint import WEIGHTS, load_state_into, save_checkpoint, unwrap
+from vidrec.engine.state import load_state_dict, rng_state, save_state_dict, set_rng_state
 from vidrec.engine.tasks import Task, make_task
-from vidrec.errors import VidrecError
-from vidrec.utils.io import replace_dir, write_json_atomic
+from vidrec.errors import CheckpointError, VidrecError
+from vidrec.utils.io import head_lines, link_tree, recover_dir, torch_load_safely, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
+STATE_DIR = "state"
 STATE_FILE = "trainer_state.json"
+STATE_FORMAT = 2  # 1 (no "format" key): accelerate's save_state files, read with weights_only=True
+METRICS_LOG = "metrics.jsonl"
 
 
 class TrainingDiverged(VidrecError):
@@ -74,7 +84,7 @@ def resolve_precision(cfg: Config, model: nn.Module | None = None) -> str:
     p = cfg.train.precision
     if p != "auto":
         return p
-    if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available():
+    if (cfg.train.device == "auto" or cfg.train.device.startswith("cuda")) and torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
     if cfg.train.device == "mps" or (cfg.train.device == "auto" and torch.backends.mps.is_available()):
         return "no"
@@ -83,10 +93,32 @@ def resolve_precision(cfg: Config, model: nn.Module | None = None) -> str:
     return "bf16" if cpu_has_native_bf16() else "no"
 
 
+def select_cuda_device(device: str) -> None:
+    """Check ``cuda`` / ``cuda:N`` against the visible GPUs and make ``cuda:N`` the current device."""
+    import os
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        raise VidrecError(f"train.device={device} but no CUDA GPU is visible; use train.device=auto or cpu")
+    if ":" in device:
+        index = int(device.split(":", 1)[1])
+        if index >= n:
+            raise VidrecError(
+                f"train.device={device} but only {n} CUDA GPU{'s are' if n > 1 else ' is'} visible "
+                f"(cuda:0{f'..cuda:{n - 1}' if n > 1 else ''}); choose one of those or train.device=auto"
+            )
+        if int(os.environ.get("LOCAL_RANK", -1)) != -1:
+            raise VidrecError(
+                f"train.device={device}: under accelerate launch / torchrun every process takes its own GPU; "
+                "use train.device=auto (and CUDA_VISIBLE_DEVICES to choose GPUs)"
+            )
+        torch.cuda.set_device(index)  # accelerate's single-process device is "cuda", i.e. the current one
+
+
 def make_accelerator(cfg: Config, model: nn.Module | None = None) -> Accelerator:
     cpu = cfg.train.device == "cpu"
-    if cfg.train.device == "cuda" and not torch.cuda.is_available():
-        raise VidrecError("train.device=cuda but no CUDA GPU is visible; use train.device=auto or cpu")
+    if cfg.train.device.startswith("cuda"):
+        select_cuda_device(cfg.train.device)
     if cfg.train.device == "mps" and not torch.backends.mps.is_available():
         raise VidrecError("train.device=mps but MPS is not available on this machine; use train.device=auto or cpu")
     # accelerate keeps its state in a process-wide singleton; a second run in the same process (the
@@ -119,6 +151,34 @@ class TrainerState:
     train_seconds: float = 0.0
     substituted: int = 0
     finished: bool = False
+    # the epoch's running sums so far, so the record of an epoch resumed mid-way covers all of it
+    epoch_seen: int = 0
+    epoch_correct: int = 0
+    epoch_loss_sum: float = 0.0
+    log_lines: int = 0  # lines in metrics.jsonl when the state was saved: a resume cuts the log back to them
+
+    @classmethod
+    def from_json(cls, data: Any, *, source: str) -> "TrainerState":
+        """Rebuild from ``trainer_state.json``, checking every field's type (unknown keys are ignored)."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{source}: expected a JSON object")
+        kw: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            if name not in data:
+                continue
+            v, default = data[name], getattr(cls(), name)
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            ok = (
+                (isinstance(default, bool) and isinstance(v, bool))
+                or (type(default) is int and number and isinstance(v, int))
+                or (isinstance(default, float) and number)
+                or (isinstance(default, list) and isinstance(v, list))
+                or (name == "best" and (v is None or number))
+            )
+            if not ok:
+                raise CheckpointError(f"{source}: {name} has the wrong type ({type(v).__name__})")
+            kw[name] = v
+        return cls(**kw)
 
 
 @dataclass
@@ -130,6 +190,25 @@ class FitResult:
     train_seconds: float
     substituted: int
     stopped_early: bool
+
+
+def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """``state/trainer_state.json`` of a checkpoint (after finishing an interrupted swap), or a clear error."""
+    checkpoint = Path(checkpoint)
+    path = checkpoint / STATE_DIR / STATE_FILE
+    if not path.is_file():
+        raise VidrecError(
+            f"--resume: no resumable state in {checkpoint} (no {STATE_DIR}/{STATE_FILE}). "
+            "Start without --resume, or point --out at the run to continue."
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    TrainerState.from_json(data, source=str(path))  # type-check every field now, before any work
+    return data
 
 
 class Trainer:
@@ -175,64 +254,175 @@ class Trainer:
             model = torch.compile(model)  # type: ignore[assignment]
         self.model, self.optimizer, self.train_loader = self.accelerator.prepare(model, self.optimizer, train_loader)
         self.val_loader = self.accelerator.prepare(val_loader) if val_loader is not None else None
-        self.accelerator.register_for_checkpointing(self.scheduler)
         self.state = TrainerState()
         self.ckpt_dir = self.out_dir / "checkpoints"
         self._writer: Any = None
+        self._purge_step: int | None = None  # TensorBoard: on resume, hide what was logged after the saved step
+        self._replay: list[dict[str, Any]] = []  # records at the saved step, logged again after the purge
 
     # ------------------------------------------------------------------ persistence
     @property
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
-    def _state_dir(self) -> Path:
-        return self.ckpt_dir / "last" / "state"
+    def stateful(self) -> dict[str, Any]:
+        """What exact resume restores through ``state_dict()`` / ``load_state_dict()``, by file name in ``state/``.
 
-    def save_state(self) -> None:
-        """Everything needed for exact resume, into ``checkpoints/last/state`` (atomically swapped)."""
-        self.accelerator.wait_for_everyone()
-        target = self._state_dir()
-        tmp = target.with_name("state.tmp")
-        self.accelerator.save_state(str(tmp), safe_serialization=True)
+        Anything added here (another scheduler, an EMA of the weights) is saved as JSON + safetensors and
+        restored with no other change.
+        """
+        objs: dict[str, Any] = {"optimizer": self.optimizer, "scheduler": self.scheduler}
+        if self.accelerator.scaler is not None:
+            objs["scaler"] = self.accelerator.scaler
+        return objs
+
+    def save_state(self, metrics: dict[str, Any]) -> None:
+        """Write ``checkpoints/last``: weights, config, classes, ``metrics`` and ``state/``, swapped in whole."""
+        acc = self.accelerator
+        rngs = [rng_state()]
+        if acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            rngs = gather_object(rngs)  # every rank's RNG, in memory
         if self.is_main:
-            write_json_atomic(tmp / STATE_FILE, self.state.__dict__)
-            replace_dir(tmp, target)
-        self.accelerator.wait_for_everyone()
+            def write_state(tmp: Path) -> None:
+                d = tmp / STATE_DIR
+                d.mkdir()
+                for name, obj in self.stateful().items():
+                    save_state_dict(d, name, obj.state_dict())
+                for rank, rng in enumerate(rngs):
+                    save_state_dict(d, f"rng_{rank}", rng)
+                write_json_atomic(d / STATE_FILE, {"format": STATE_FORMAT, **asdict(self.state)})
 
-    def load_state(self) -> None:
-        target = self._state_dir()
-        if not (target / STATE_FILE).is_file():
-            raise VidrecError(
-                f"--resume: no resumable state in {target}. Start without --resume, or point --out at the run to continue."
-            )
-        self.accelerator.load_state(str(target))
-        data = json.loads((target / STATE_FILE).read_text())
-        self.state = TrainerState(**data)
-        log.info("resuming at epoch %d, step %d", self.state.epoch + 1, self.state.step_in_epoch)
+            save_checkpoint(self.ckpt_dir / "last", model=self.model, cfg=self.cfg, classes=self.classes,
+                            metrics=metrics, state=write_state)
+        acc.wait_for_everyone()
+
+    def load_state(self, checkpoint: Path) -> None:
+        """Restore what :meth:`save_state` wrote into ``checkpoint`` (``checkpoints/last`` or an ``epoch_NNNN``)."""
+        checkpoint = Path(checkpoint)
+        if self.is_main:
+            recover_dir(checkpoint)  # finish a swap that a kill interrupted
+        self.accelerator.wait_for_everyone()
+        d = checkpoint / STATE_DIR
+        path = d / STATE_FILE
+        data = read_trainer_state(checkpoint)
+        fmt = data.get("format")
+        if fmt == STATE_FORMAT:
+            load_state_into(self.model, checkpoint / WEIGHTS, source=str(checkpoint))
+            for name, obj in self.stateful().items():
+                _restore(obj, load_state_dict(d, name), d / f"{name}.json", name)
+            rng = f"rng_{self.accelerator.process_index}"
+            rng = rng if (d / f"{rng}.json").is_file() else "rng_0"
+            set_rng_state(load_state_dict(d, rng), source=str(d / f"{rng}.json"))
+        elif fmt is None:
+            self._load_accelerate_state(d)
+        else:
+            raise CheckpointError(f"{path}: state format {fmt!r}; this vidrec reads format {STATE_FORMAT}")
+        self.state = TrainerState.from_json(data, source=str(path))
+        self._legacy_log = "log_lines" not in data
+        log.info("resuming from %s at epoch %d, step %d", checkpoint, self.state.epoch + 1, self.state.step_in_epoch)
+
+    def _load_accelerate_state(self, d: Path) -> None:
+        """A state written before format 2, by accelerate's ``save_state``: read with ``weights_only=True``.
+
+        Its pickles (optimizer.bin, custom_checkpoint_0.pkl, random_states_N.pkl) are loaded only when
+        they hold nothing but tensors and numbers; anything else is refused, naming the file.
+        """
+        load_state_into(self.model, d / WEIGHTS, source=str(d))
+        files = {"optimizer": d / "optimizer.bin", "scheduler": d / "custom_checkpoint_0.pkl",
+                 "scaler": d / "scaler.pt"}
+        for name, obj in self.stateful().items():
+            _restore(obj, torch_load_safely(files[name], error=CheckpointError), files[name], name)
+        rng_file = d / f"random_states_{self.accelerator.process_index}.pkl"
+        rng_file = rng_file if rng_file.is_file() else d / "random_states_0.pkl"
+        r = torch_load_safely(rng_file, error=CheckpointError, allow_numpy=True)
+        if not isinstance(r, dict):
+            raise CheckpointError(f"{rng_file}: not a set of random states")
+        rng = {"python": r.get("random_state"), "numpy": r.get("numpy_random_seed"),
+               "torch": r.get("torch_manual_seed")}
+        if "torch_cuda_manual_seed" in r:
+            rng["cuda"] = r["torch_cuda_manual_seed"]
+        set_rng_state(rng, source=str(rng_file))
+
+    def rewind_log(self, source: Path | None = None) -> None:
+        """Cut ``metrics.jsonl`` back to what was logged when the state was saved (the rest is logged again).
+
+        ``source``: the log to take the lines from when the run continues in another directory.
+        TensorBoard hides events from the saved step on (``purge_step``); the kept records of that
+        step are written to it again.
+        """
+        if not self.is_main:
+            return
+        path = self.out_dir / METRICS_LOG
+        src = source or path
+        st = self.state
+        if getattr(self, "_legacy_log", False):  # a format-1 state: no line count, keep records up to its step
+            lines = head_lines(src, 1 << 62).splitlines(keepends=True)
+            kept = "".join(ln for ln in lines if _record_step(ln) is not None and _record_step(ln) <= st.global_step)
+        else:
+            kept = head_lines(src, st.log_lines)
+        if path.is_file() or kept:
+            write_text_atomic(path, kept)
+        st.log_lines = kept.count("\n")
+        self._purge_step = st.global_step
+        records = [r for r in map(_parse_record, kept.splitlines()) if r is not None]
+        self._replay = [r for r in records if r.get("step") == st.global_step]
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
             return
-        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        with open(self.out_dir / METRICS_LOG, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        self.state.log_lines += 1
+        self._scalars(record)
+
+    def _scalars(self, record: dict[str, Any]) -> None:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.out_dir / "tb"))
+            self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self._purge_step)
+            replay, self._replay = self._replay, []
+            for r in replay:
+                self._scalars(r)
         step = record.get("step", self.state.global_step)
         for k, v in record.items():
             if isinstance(v, (int, float)) and k not in ("step", "epoch"):
                 self._writer.add_scalar(k, v, step)
 
+    def _snapshot_epoch(self, source: Path | None = None) -> None:
+        """``checkpoints/epoch_NNNN`` (``train.keep_checkpoints``): ``source`` (last) at an epoch end, hard-linked."""
+        keep, st = self.cfg.train.keep_checkpoints, self.state
+        if not keep or not self.is_main or st.step_in_epoch or st.epoch == 0:
+            return
+        dst = self.ckpt_dir / f"epoch_{st.epoch:04d}"
+        source = source or self.ckpt_dir / "last"
+        if not dst.is_dir() and source.resolve() != dst.resolve():
+            link_tree(source, dst)
+        if keep != "all":
+            import re
+            import shutil
+
+            snaps = sorted((int(p.name[6:]), p) for p in self.ckpt_dir.iterdir() if re.fullmatch(r"epoch_\d+", p.name))
+            for _, p in snaps[: max(0, len(snaps) - int(keep))]:
+                shutil.rmtree(p)
+
     # ------------------------------------------------------------------ loop
-    def fit(self, *, resume: bool = False) -> FitResult:
+    def fit(self, *, resume_from: Path | None = None, log_source: Path | None = None) -> FitResult:
+        """Train to ``train.epochs`` (or an early stop); ``resume_from``: a checkpoint with ``state/`` to continue.
+
+        ``log_source``: the ``metrics.jsonl`` whose first lines continue here, when the run resumes from
+        another run's checkpoint into a new directory.
+        """
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         set_seed(cfg.train.seed)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        if resume:
-            self.load_state()
+        if resume_from is not None:
+            self.load_state(resume_from)
+            self.rewind_log(log_source)
+            self._snapshot_epoch(resume_from)  # a kill between last/ and its epoch copy, or another run's epoch
         st = self.state
         stopped_early = False
         while st.epoch < cfg.train.epochs and not st.finished:
@@ -248,14 +438,14 @@ class Trainer:
             else:
                 st.bad_epochs += 1
             st.epoch += 1
-            st.step_in_epoch = 0
+            st.step_in_epoch = st.epoch_seen = st.epoch_correct = 0
+            st.epoch_loss_sum = 0.0
             if cfg.train.early_stop_patience and st.bad_epochs >= cfg.train.early_stop_patience:
                 log.info("early stop: no improvement in %s for %d epochs", cfg.train.monitor, st.bad_epochs)
                 stopped_early = True
                 st.finished = True
-            if self.is_main:
-                save_checkpoint(self.ckpt_dir / "last", model=self.model, cfg=cfg, classes=self.classes, metrics=metrics)
-            self.save_state()
+            self.save_state(metrics)
+            self._snapshot_epoch()
         if self._writer is not None:
             self._writer.close()
         best = self.ckpt_dir / "best"
@@ -285,8 +475,10 @@ class Trainer:
             total=n, initial=start, desc=f"epoch {st.epoch + 1}/{cfg.train.epochs}", disable=not (self.progress and self.is_main),
             unit="batch", dynamic_ncols=True, leave=False,
         )
-        seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
-        stand_ins = 0  # clips of this epoch that came from a stand-in video (theirs failed to decode)
+        # the epoch's sums carry over a mid-epoch resume; the speed counts only this process's clips
+        seen, correct, loss_sum = (st.epoch_seen, st.epoch_correct, st.epoch_loss_sum) if start else (0, 0, 0.0)
+        seen_here, t0 = 0, time.perf_counter()
+        stand_ins = 0  # clips of this epoch (since a resume) that came from a stand-in video: theirs failed to decode
         t_mark = t0  # start of the not-yet-counted training time
         accum = cfg.train.accum_steps
         for i, batch in enumerate(loader, start=start):
@@ -312,6 +504,7 @@ class Trainer:
                 st.global_step += 1
             b = batch["label"].shape[0]
             seen += b
+            seen_here += b
             correct += int((logits.argmax(1) == batch["label"]).sum()) if logits is not None else 0
             loss_sum += float(loss.detach()) * b
             subs = int(batch["substituted"].sum()) if "substituted" in batch else 0
@@ -319,18 +512,22 @@ class Trainer:
             stand_ins += subs
             self._check_stand_ins(stand_ins)
             st.step_in_epoch = i + 1
+            st.epoch_seen, st.epoch_correct, st.epoch_loss_sum = seen, correct, loss_sum
             elapsed = time.perf_counter() - t0
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", clips_s=f"{seen / max(elapsed, 1e-9):.1f}")
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            clips_s=f"{seen_here / max(elapsed, 1e-9):.1f}")
             if (i + 1) % cfg.train.log_every == 0 or (i + 1) == n:
                 self._log({
                     "type": "train", "epoch": st.epoch + 1, "step": st.global_step, "train_loss": loss_sum / seen,
-                    "train_acc": correct / seen, "lr": self.scheduler.get_last_lr()[0], "clips_per_s": seen / max(elapsed, 1e-9),
+                    "train_acc": correct / seen, "lr": self.scheduler.get_last_lr()[0],
+                    "clips_per_s": seen_here / max(elapsed, 1e-9),
                 })
             if sync and cfg.train.checkpoint_every_steps and st.global_step % cfg.train.checkpoint_every_steps == 0 and (i + 1) < n:
                 now = time.perf_counter()
                 st.train_seconds += now - t_mark
-                self.save_state()
+                self.save_state({"epoch": st.epoch + 1, "step": st.global_step, "partial_epoch": True,
+                                 "train_loss": loss_sum / seen, "train_acc": correct / seen})
                 t_mark = time.perf_counter()
             if self.step_callback is not None:
                 self.step_callback(st)
@@ -338,7 +535,7 @@ class Trainer:
         st.train_seconds += time.perf_counter() - t_mark
         self._epoch_train = {
             "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-            "train_clips_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+            "train_clips_per_s": seen_here / max(time.perf_counter() - t0, 1e-9),
         }
 
     def _check_stand_ins(self, stand_ins: int) -> None:
@@ -386,3 +583,27 @@ def _set_epoch(loader: Any, epoch: int) -> None:
                 getattr(getattr(getattr(loader, "batch_sampler", None), "batch_sampler", None), "sampler", None)):
         if obj is not None and hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
+
+
+def _restore(obj: Any, state: Any, source: Path, name: str) -> None:
+    try:
+        obj.load_state_dict(state)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        why = (str(exc).splitlines() or [""])[0][:160]
+        raise CheckpointError(
+            f"{source}: does not fit this run's {name} ({type(exc).__name__}: {why}); "
+            "resume with the configuration the run was started with"
+        ) from None
+
+
+def _parse_record(line: str) -> dict[str, Any] | None:
+    try:
+        r = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return r if isinstance(r, dict) else None
+
+
+def _record_step(line: str) -> int | None:
+    r = _parse_record(line)
+    return r.get("step") if r is not None and isinstance(r.get("step"), int) else None

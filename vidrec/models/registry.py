@@ -105,15 +105,54 @@ def get_model_entry(name: str) -> ModelEntry:
 
 
 def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` naming the first ``model.<key>`` the builder does not accept."""
+    """Raise :class:`ConfigError` naming the first ``model.<key>`` the builder does not accept, or whose
+    value does not have the type the builder's signature gives (``model.hidden_size=abc``)."""
     entry = get_model_entry(name)
-    if entry.accepts_var_kwargs():
+    if not entry.accepts_var_kwargs():
+        accepted = entry.accepted_kwargs()
+        for key in kwargs:
+            if key not in accepted:
+                ok = ", ".join(sorted(k for k in accepted if k not in ("num_classes", "name_or_path")))
+                raise ConfigError(f"model.{key}: not an option of model {name!r}; its options are: {ok}")
+    hints = _type_hints(entry.builder)
+    for key, value in kwargs.items():
+        if key in hints:
+            _check_type(f"model.{key}", hints[key], value, name)
+
+
+def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve is simply not checked
+        return {}
+
+
+def _check_type(key: str, hint: Any, value: Any, model: str) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        adapter = TypeAdapter(hint)
+    except Exception:  # noqa: BLE001 - a type pydantic cannot check (an nn.Module, a callable) is not checked
         return
-    accepted = entry.accepted_kwargs()
-    for key in kwargs:
-        if key not in accepted:
-            ok = ", ".join(sorted(k for k in accepted if k not in ("num_classes", "name_or_path")))
-            raise ConfigError(f"model.{key}: not an option of model {name!r}; its options are: {ok}")
+    try:
+        adapter.validate_python(value, strict=isinstance(value, str) and hint in (int, float, bool))
+    except ValidationError as exc:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _valid(adapter, str(value)):
+            return  # YAML read `merge: 2` as a number; the builder takes the text "2"
+        msg = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        raise ConfigError(f"{key}: {msg} for model {model!r} (got {value!r})") from None
+
+
+def _valid(adapter: Any, value: Any) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def build_model(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 import re
 import zlib
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidrec.errors import ConfigError, WeightsError
+from vidrec.errors import ConfigError, UnsafeFileError, WeightsError
 from vidrec.models.base import InputSpec, VideoClassifier
 from vidrec.models.registry import register_model
 
@@ -142,6 +143,11 @@ def load_clip(source: str | Path) -> tuple[nn.Module, Any, str]:
             model = CLIPModel.from_pretrained(str(path))
         except (OSError, ValueError) as exc:
             raise WeightsError(f"{path}: cannot load the CLIP weights ({exc})") from exc
+        except pickle.UnpicklingError as exc:  # transformers reads *.bin with weights_only=True and refused it
+            from vidrec.utils.io import unpickle_refusal
+
+            weights = next((path / n for n in ("pytorch_model.bin", "model.bin") if (path / n).is_file()), path)
+            raise UnsafeFileError(unpickle_refusal(weights, exc)) from None
         fingerprint = f"dir:{path.resolve()}@{_fingerprint_dir(path)}"
         tokenizer: Any = None
         if (path / "tokenizer.json").is_file() or (path / "vocab.json").is_file():
