@@ -52,7 +52,7 @@ def data_show(
     """
     from vidrec.config import load_config
     from vidrec.data.records import load_records
-    from vidrec.data.show import dataset_report, format_report
+    from vidrec.data.show import dataset_report, format_report, loader_options
     from vidrec.errors import ConfigError
 
     import logging
@@ -62,7 +62,9 @@ def data_show(
     if cfg.data.root is None:
         raise ConfigError("data.root: which folder? e.g. --set data.root=/data/ucf101")
     rs = load_records(cfg.data.dataset, cfg.data.root, split=cfg.data.split, strict=strict or cfg.data.strict, **cfg.data_options)
-    report = dataset_report(rs, dataset=cfg.data.dataset, root=str(cfg.data.root), split=cfg.data.split)
+    options = loader_options(cfg.data.dataset, cfg.data_options)
+    report = dataset_report(rs, dataset=cfg.data.dataset, root=str(cfg.data.root), split=cfg.data.split,
+                            options=options)
     _echo(json.dumps(report, indent=2, default=str) if as_json else format_report(report))
 
 
