@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from vidrec.cli.app import CONFIG_HELP, SET_HELP, data_app, prepare_app
 
@@ -39,7 +41,18 @@ def _human_time(s: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- data show
-@data_app.command("show")
+class _DataShowCommand(TyperCommand):
+    """``data show --help`` ends with every dataset and its options, computed only when help is asked for."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.epilog is None:
+            from vidrec.data.show import datasets_help
+
+            self.epilog = datasets_help()
+        super().format_help(ctx, formatter)
+
+
+@data_app.command("show", cls=_DataShowCommand)
 def data_show(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),

@@ -9,6 +9,39 @@ from typing import Any, Mapping
 from vidrec.data.records import RecordSet, get_dataset_loader
 
 
+def datasets_help() -> str:
+    """Every built-in dataset with its ``data.*`` options, read from the loaders' source (``--help``: nothing imported).
+
+    Paragraphs (one per dataset) separated by blank lines, as typer renders an epilog.
+    """
+    import ast
+    from pathlib import Path
+
+    import vidrec
+    from vidrec.data.records import _LOADER_MODULES
+
+    package = Path(vidrec.__file__).parent
+    out = ["Datasets (--set data.dataset=NAME) and their options (--set data.OPTION=VALUE):"]
+    for name, module in sorted(_LOADER_MODULES.items()):
+        path = package.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Call) and d.args and isinstance(d.args[0], ast.Constant) and d.args[0].value == name
+                for d in node.decorator_list
+            ):
+                args = node.args
+                opts = [f"{a.arg}={ast.unparse(d) if d is not None else '?'}"
+                        for a, d in zip(args.kwonlyargs, args.kw_defaults) if a.arg not in ("split", "strict")]
+                out.append(f"{name}: {', '.join(opts) or 'no options'}")
+    out.append("Each loader's docstring and docs/datasets.md say what an option does; "
+               "vidrec data show prints the values it ran with.")
+    return "\n\n".join(out)
+
+
 def loader_options(dataset: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """Every ``data.*`` option of ``dataset``'s loader, with the value it runs with (given, else its default)."""
     params = inspect.signature(get_dataset_loader(dataset)).parameters
