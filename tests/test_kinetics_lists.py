@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.fixtures_datasets import K_CLASSES, K_TEST, K_TRAIN, K_VAL, kinetics_name, make_kinetics, snapshot, tiny_video
+from tests.fixtures_datasets import K_CLASSES, K_TRAIN, K_VAL, kinetics_name, make_kinetics, snapshot, tiny_video
 from tests.test_frames_only import positions, write_frames
 from vidrec.data.records import load_records
 from vidrec.errors import ConfigError, DatasetError
