@@ -235,6 +235,18 @@ def make_kinetics(root: Path, *, layout: str = "split_label") -> Path:
     return root
 
 
+def data_show_json(*sets: str) -> dict:
+    """``vidrec data show --set S ... --json``, through the CLI; the report as a dict (exit status 0 asserted)."""
+    from typer.testing import CliRunner
+
+    import vidrec.cli  # noqa: F401  (registers the verbs)
+    from vidrec.cli.app import app
+
+    res = CliRunner().invoke(app, ["data", "show", *[a for s in sets for a in ("--set", s)], "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every path under ``root`` with its size and mtime (to prove nothing was written there)."""
     out = {}

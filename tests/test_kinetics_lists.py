@@ -8,9 +8,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.fixtures_datasets import K_CLASSES, K_TRAIN, K_VAL, kinetics_name, make_kinetics, snapshot, tiny_video
+from tests.fixtures_datasets import (
+    K_CLASSES,
+    K_TRAIN,
+    K_VAL,
+    data_show_json,
+    kinetics_name,
+    make_kinetics,
+    snapshot,
+    tiny_video,
+)
 from tests.test_frames_only import positions, write_frames
 from vidrec.data.records import load_records
 from vidrec.errors import ConfigError, DatasetError
@@ -20,15 +28,6 @@ from vidrec.video.decode import AutoDecoder
 @pytest.fixture(scope="module")
 def k400(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_kinetics(tmp_path_factory.mktemp("data") / "kinetics400")
-
-
-def _show(*sets: str) -> dict:
-    import vidrec.cli  # noqa: F401  (registers the verbs)
-    from vidrec.cli.app import app
-
-    res = CliRunner().invoke(app, ["data", "show", *[a for s in sets for a in ("--set", s)], "--json"])
-    assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)
 
 
 # ------------------------------------------------------------------------------------------ Kinetics
@@ -112,13 +111,13 @@ def test_kinetics_errors(tmp_path: Path) -> None:
         load_records("kinetics", tmp_path, split=2)
 
 
-def test_kinetics_config_and_data_show(k400: Path) -> None:
+def test_kinetics_config_and_datadata_show_json(k400: Path) -> None:
     from vidrec.config import load_config
 
     config = Path(__file__).resolve().parents[1] / "configs" / "kinetics400.yaml"
     cfg = load_config(config, overrides=[f"data.root={k400}"], environ={})
     assert cfg.data.dataset == "kinetics"
-    rep = _show(f"data.root={k400}", *(f"data.{k}={v}" for k, v in [("dataset", "kinetics")]))
+    rep = data_show_json(f"data.root={k400}", *(f"data.{k}={v}" for k, v in [("dataset", "kinetics")]))
     assert rep["subsets"] == {"train": 6, "val": 3, "test": 2} and rep["classes"] == K_CLASSES
     assert rep["options"]["label_map"] is None and "annotations" in rep["options"]
 
@@ -203,7 +202,7 @@ def test_mmaction2_list_problems_and_names(mm: Path, tmp_path: Path) -> None:
     assert "bad.txt: line 9: expected '<path> <label>'" in text
     assert rs.subsets["train"][-1].path.name == "clip 01.mp4" and rs.subsets["train"][-1].label == 2
     # no class names at all: classes are named by their index, and data show says so
-    rep = _show("data.dataset=list", f"data.root={mm}", "data.train_list=videos.txt", "data.prefix=data")
+    rep = data_show_json("data.dataset=list", f"data.root={mm}", "data.train_list=videos.txt", "data.prefix=data")
     assert rep["classes"] == ["0", "1", "2", "3"] and "name them with data.label_map" in rep["info"]["notes"][0]
     with pytest.raises(ConfigError, match="data.train_list / data.val_list: name MMAction2's annotation lists"):
         load_records("list", mm)

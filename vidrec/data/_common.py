@@ -41,6 +41,13 @@ class Problems:
         return len(self.items)
 
 
+def user_path(root: Path, value: str | os.PathLike[str]) -> Path:
+    """A path from a ``data.*`` option: ``~`` expanded; a relative path that does not exist from the
+    working directory is taken relative to the dataset root."""
+    p = Path(value).expanduser()
+    return root / p if not p.is_absolute() and not p.exists() else p
+
+
 def check_split(split: int, dataset: str) -> int:
     """The official splits are 1, 2, 3; anything else is a user error."""
     try:

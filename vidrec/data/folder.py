@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vidrec.data._common import Problems, RecordFinder, finish_records
+from vidrec.data._common import Problems, RecordFinder, finish_records, user_path
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.video.decode import FRAME_SUFFIXES, VIDEO_SUFFIXES
@@ -223,9 +223,7 @@ def load_folder(
         return path, meta
 
     if list_file is not None:
-        lpath = Path(list_file).expanduser()
-        if not lpath.is_absolute() and not lpath.exists():
-            lpath = root / lpath
+        lpath = user_path(root, list_file)
         if not lpath.is_file():
             raise DatasetError(f"data.list_file: {list_file} not found (also looked in {root}).")
         for row in _read_list(lpath, problems):

@@ -38,6 +38,7 @@ from vidrec.data._common import (
     read_lines,
     remap_info,
     select_classes,
+    user_path,
 )
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import ConfigError, DatasetError
@@ -65,9 +66,7 @@ def clip_key(stem: str) -> ClipKey | str:
 def find_csvs(root: Path, annotations: str | os.PathLike[str] | None) -> dict[str, Path]:
     """subset -> CSV file, from ``annotations`` (a folder) or searched under ``root`` (two levels)."""
     if annotations is not None:
-        folder = Path(annotations).expanduser()
-        if not folder.is_absolute() and not folder.exists():
-            folder = root / folder
+        folder = user_path(root, annotations)
         if not folder.is_dir():
             raise DatasetError(f"data.annotations: {folder} is not a folder. "
                                "Point it at the folder with train.csv / validate.csv.")
@@ -180,9 +179,7 @@ def load_kinetics(
     csvs = find_csvs(root, annotations)
     parsed = {sub: _read_csv(path) for sub, path in csvs.items()}
     if label_map is not None:
-        lpath = Path(label_map).expanduser()
-        if not lpath.is_absolute() and not lpath.exists():
-            lpath = root / lpath
+        lpath = user_path(root, label_map)
         if not lpath.is_file():
             raise DatasetError(f"data.label_map: {label_map} not found (also looked in {root}). "
                                "One class name per line.")

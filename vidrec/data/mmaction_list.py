@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from vidrec.data._common import DirListing, Problems, RecordFinder, finish_records, read_lines
+from vidrec.data._common import DirListing, Problems, RecordFinder, finish_records, read_lines, user_path
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.video.decode import VIDEO_SUFFIXES
@@ -83,9 +83,7 @@ def _entries_from_json(path: Path, problems: Problems) -> list[tuple[str, str, l
 
 
 def _list_path(root: Path, value: str | os.PathLike[str], key: str) -> Path:
-    p = Path(value).expanduser()
-    if not p.is_absolute() and not p.exists():
-        p = root / p
+    p = user_path(root, value)
     if not p.is_file():
         raise DatasetError(f"data.{key}: {value} not found (relative paths resolve against {root}).")
     return p
@@ -131,9 +129,7 @@ def load_list(
                           "--set data.train_list=ucf101_train_split_1_videos.txt "
                           "--set data.val_list=ucf101_val_split_1_videos.txt")
     lists = {k: _list_path(root, v, f"{k}_list") for k, v in given.items()}
-    base = Path(prefix).expanduser() if prefix is not None else root
-    if not base.is_absolute() and prefix is not None and not base.exists():
-        base = root / base
+    base = user_path(root, prefix) if prefix is not None else root
     if not base.is_dir():
         raise DatasetError(f"data.prefix: {base} is not a folder. Point it at the folder the lists' paths start from.")
     names: list[str] | None = None

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vidrec.data._common import Problems, find_dir, finish_records
+from vidrec.data._common import Problems, find_dir, finish_records, user_path
 from vidrec.data.boxes import PART_GLOB, open_box_store
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.data.ssv2 import class_name, load_ssv2
@@ -50,9 +50,7 @@ def _read_json(path: Path) -> Any:
 def find_split_dir(root: Path, split_set: str, splits_dir: str | os.PathLike[str] | None) -> Path:
     """``<splits_dir>/<split_set>/`` (or ``splits_dir`` itself), else searched under ``root``."""
     if splits_dir is not None:
-        d = Path(splits_dir).expanduser()
-        if not d.is_absolute() and not d.exists():
-            d = root / d
+        d = user_path(root, splits_dir)
         for cand in (d / split_set, d):
             if (cand / "train.json").is_file():
                 return cand
@@ -68,9 +66,7 @@ def find_split_dir(root: Path, split_set: str, splits_dir: str | os.PathLike[str
 
 def _find_boxes(root: Path, boxes: str | os.PathLike[str] | None) -> Path | None:
     if boxes is not None:
-        p = Path(boxes).expanduser()
-        if not p.is_absolute() and not p.exists():
-            p = root / p
+        p = user_path(root, boxes)
         if not p.exists():
             raise DatasetError(f"data.boxes: {boxes} not found. Merge the parts with `vidrec prepare something-else PARTS --out FILE`.")
         return p

@@ -27,7 +27,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from vidrec.data._common import LeftOut, Problems, finish_records, frames_root_dir, remap_info, select_classes
+from vidrec.data._common import (
+    LeftOut,
+    Problems,
+    finish_records,
+    frames_root_dir,
+    remap_info,
+    select_classes,
+    user_path,
+)
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.video.decode import VIDEO_SUFFIXES
@@ -76,9 +84,7 @@ def _find_file(ann_dir: Path, key: str) -> Path | None:
 
 def _find_annotations(root: Path, annotations: str | os.PathLike[str] | None) -> Path:
     if annotations is not None:
-        ann = Path(annotations).expanduser()
-        if not ann.is_absolute() and not ann.exists():
-            ann = root / ann
+        ann = user_path(root, annotations)
         if not ann.is_dir():
             raise DatasetError(f"ssv2 annotations: {ann} is not a folder. Point data.annotations at the folder with {FILES['labels'][0]}.")
         if _find_file(ann, "labels") is None:
@@ -97,9 +103,7 @@ def _find_annotations(root: Path, annotations: str | os.PathLike[str] | None) ->
 
 def _find_videos(root: Path, videos: str | os.PathLike[str] | None, frames: bool) -> Path:
     if videos is not None:
-        v = Path(videos).expanduser()
-        if not v.is_absolute() and not v.exists():
-            v = root / v
+        v = user_path(root, videos)
         if not v.is_dir():
             raise DatasetError(f"ssv2 videos: {v} is not a folder. Point data.videos at the folder with <id>.webm files.")
         return v
