@@ -248,6 +248,12 @@ def load_kinetics(
                          f"{MAX_LISTED_MISSING} named above); they were skipped.")
         subsets[sub] = recs
         missing[sub] = n_missing
+    for sub in ("train", "val"):
+        if sub not in csvs:
+            names_ = " or ".join(f"{n}.csv" for n in SUBSET_NAMES[sub])
+            problems.add(f"no {names_} found beside {next(iter(csvs.values())).name}; the {sub} subset is empty. "
+                         "Download it with the others.")
+            subsets[sub] = []
     if index is not None:
         subsets = finish_records(subsets, index=index, problems=problems)
     info: dict[str, Any] = {"dataset": "kinetics", "annotations": {k: str(v) for k, v in csvs.items()},

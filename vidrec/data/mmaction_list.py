@@ -190,6 +190,7 @@ def load_list(
     num_classes = len(names) if names is not None else largest + 1
     class_names = names if names is not None else [str(i) for i in range(num_classes)]
     subsets: dict[str, list[VideoRecord]] = {}
+    notes: list[str] = []
     n_multi = 0
     for sub, rows in raw.items():
         recs = []
@@ -210,12 +211,13 @@ def load_list(
             recs.append(VideoRecord(found, labels[0], vid, meta=extra))
         subsets[sub] = recs
     for sub in ("train", "val"):
-        subsets.setdefault(sub, [])
+        if sub not in subsets:
+            subsets[sub] = []
+            notes.append(f"no data.{sub}_list: the {sub} subset is empty")
     if "test" not in subsets:
         subsets["test"] = subsets["val"]
     if index is not None:
         subsets = finish_records(subsets, index=index, problems=problems)
-    notes = []
     if names is None:
         notes.append(f"the lists give label indices only: classes are named 0..{num_classes - 1}; "
                      "name them with data.label_map=FILE (one name per line) or data.classes=[...]")
