@@ -60,6 +60,17 @@ def test_ssv2_frame_folders_without_videos(tmp_path: Path) -> None:
     assert positions(clip) == [2, 0, 1]
 
 
+def test_ssv2_data_frames_without_videos(tmp_path: Path) -> None:
+    """data.frames=true reads 20bn-something-something-v2-frames/<id>/ under the root, with no video left."""
+    root = write_ssv2(tmp_path / "ssv2")
+    shutil.rmtree(root / "20bn-something-something-v2")
+    for e in TRAIN + VAL + TEST:
+        write_frames(root / "20bn-something-something-v2-frames" / e["id"], 2, "{:04d}.jpg")
+    rs = load_records("ssv2", root, frames=True)
+    assert rs.problems == [] and {k: len(v) for k, v in rs.subsets.items()} == {"train": 4, "val": 2, "test": 2}
+    assert all(r.path.is_dir() for r in rs.subsets["val"])
+
+
 def test_ssv2_frames_root_remembers_the_video_when_it_is_there(tmp_path: Path) -> None:
     root = write_ssv2(tmp_path / "ssv2")
     (root / "20bn-something-something-v2" / "11.webm").unlink()

@@ -120,13 +120,13 @@ def test_kinetics_errors(tmp_path: Path) -> None:
         load_records("kinetics", tmp_path, split=2)
 
 
-def test_kinetics_config_and_datadata_show_json(k400: Path) -> None:
+def test_kinetics_config_and_data_show(k400: Path) -> None:
     from vidrec.config import load_config
 
     config = Path(__file__).resolve().parents[1] / "configs" / "kinetics400.yaml"
     cfg = load_config(config, overrides=[f"data.root={k400}"], environ={})
     assert cfg.data.dataset == "kinetics"
-    rep = data_show_json(f"data.root={k400}", *(f"data.{k}={v}" for k, v in [("dataset", "kinetics")]))
+    rep = data_show_json("data.dataset=kinetics", f"data.root={k400}")
     assert rep["subsets"] == {"train": 6, "val": 3, "test": 2} and rep["classes"] == K_CLASSES
     assert rep["options"]["label_map"] is None and "annotations" in rep["options"]
 
