@@ -206,6 +206,7 @@ def load_kinetics(
     subsets: dict[str, list[VideoRecord]] = {}
     missing: dict[str, int] = {}
     for sub, (rows, labelled) in parsed.items():
+        problems.subset = sub  # the problems below concern this subset (eval --strict looks at its own only)
         path = csvs[sub]
         recs: list[VideoRecord] = []
         n_missing = 0
@@ -248,11 +249,12 @@ def load_kinetics(
                          f"{MAX_LISTED_MISSING} named above); they were skipped.")
         subsets[sub] = recs
         missing[sub] = n_missing
+    problems.subset = None
     for sub in ("train", "val"):
         if sub not in csvs:
             names_ = " or ".join(f"{n}.csv" for n in SUBSET_NAMES[sub])
             problems.add(f"no {names_} found beside {next(iter(csvs.values())).name}; the {sub} subset is empty. "
-                         "Download it with the others.")
+                         "Download it with the others.", subset=sub)
             subsets[sub] = []
     if index is not None:
         subsets = finish_records(subsets, index=index, problems=problems)
@@ -262,7 +264,8 @@ def load_kinetics(
     info.update(remap_info(chosen, base=0, source=source))
     info.update(left_out.info())
     log.info("kinetics: %s (%d classes)", {k: len(v) for k, v in subsets.items()}, len(class_names))
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info)
+    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info,
+                     problem_subsets=problems.subsets)
 
 
 def _frame_folders(frames_root: Path, *, depth: int = 4) -> dict[ClipKey | str, Path]:

@@ -145,6 +145,7 @@ def load_list(
     formats: dict[str, str] = {}
     raw: dict[str, list[tuple[str, Path, int | None, list[int], dict[str, str]]]] = {}
     for sub, lpath in lists.items():
+        problems.subset = sub  # the problems below concern this subset (eval --strict looks at its own only)
         reader = _entries_from_json if lpath.suffix.lower() == ".json" else _entries_from_text
         entries = reader(lpath, problems)
         fmt = list_format if list_format != "auto" else _detect(entries, base)
@@ -193,6 +194,7 @@ def load_list(
     notes: list[str] = []
     n_multi = 0
     for sub, rows in raw.items():
+        problems.subset = sub
         recs = []
         for where, found, total, labels, meta in rows:
             bad = [x for x in labels if x >= num_classes]
@@ -210,6 +212,7 @@ def load_list(
             vid = found.name if found.is_dir() else found.stem
             recs.append(VideoRecord(found, labels[0], vid, meta=extra))
         subsets[sub] = recs
+    problems.subset = None
     for sub in ("train", "val"):
         if sub not in subsets:
             subsets[sub] = []
@@ -226,7 +229,8 @@ def load_list(
                      "all are in record.meta['labels']")
     info: dict[str, Any] = {"dataset": "list", "lists": {k: str(v) for k, v in lists.items()}, "formats": formats,
                             "prefix": str(base), "notes": notes}
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info)
+    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info,
+                     problem_subsets=problems.subsets)
 
 
 def _detect(entries: list[tuple[str, str, list[str]]], base: Path) -> str:
