@@ -194,6 +194,59 @@ def make_something_else(root: Path, *, ids: tuple[str, ...] = ("101", "102", "10
     return {"root": root, "parts": parts, "splits": splits}
 
 
+# ---------------------------------------------------------------------------------------- Kinetics
+
+K_CLASSES = ["abseiling", "air drumming", "passing American football (in game)"]  # sorted, as the label map
+# YouTube ids are 11 characters and may hold '-' and '_'
+K_TRAIN = [("--07WQ2iBlw", 1, 11, 0), ("a_b-c_d_e_f", 30, 40, 0), ("0wR5jVB-WPk", 417, 427, 1),
+           ("3caPS4FHFF8", 36, 46, 1), ("ZZ_-9aX_3rQ", 5, 15, 2), ("-zbOBl8rU8Q", 0, 10, 2)]
+K_VAL = [("4YDv9kCE4xM", 42, 52, 0), ("b_X-7mYy_Bo", 12, 22, 1), ("DnR1yPa-Yqk", 100, 110, 2)]
+K_TEST = [("aaaaaaaaaaa", 3, 13), ("b-b-b-b-b-b", 7, 17)]
+
+
+def kinetics_name(yt: str, start: int, end: int, *, padded: bool = True) -> str:
+    return f"{yt}_{start:06d}_{end:06d}.mp4" if padded else f"{yt}_{start}_{end}.mp4"
+
+
+def make_kinetics(root: Path, *, layout: str = "split_label") -> Path:
+    """Kinetics-400 as downloaded: the official CSVs in ``annotations/`` and the clips.
+
+    ``layout``: ``split_label`` writes ``<split>/<label>/<id>_<start:06d>_<end:06d>.mp4`` (ActivityNet's
+    downloader; one class folder spelled with underscores, as MMAction2's renaming script leaves it),
+    ``flat`` writes every clip into ``videos/`` with unpadded times (``<id>_<start>_<end>.mp4``).
+    """
+    ann = root / "annotations"
+    ann.mkdir(parents=True, exist_ok=True)
+    head = "label,youtube_id,time_start,time_end,split,is_cc"
+    for name, split, rows in (("train.csv", "train", K_TRAIN), ("validate.csv", "val", K_VAL)):
+        lines = [head] + [f'"{K_CLASSES[c]}",{yt},{s},{e},{split},0' for yt, s, e, c in rows]
+        (ann / name).write_text("\n".join(lines) + "\n")
+    (ann / "test.csv").write_text("youtube_id,time_start,time_end,split\n" + "".join(f"{yt},{s},{e},test\n" for yt, s, e in K_TEST))
+    for split, rows in (("train", K_TRAIN), ("val", K_VAL), ("test", [(*r, None) for r in K_TEST])):
+        for i, (yt, s, e, c) in enumerate(rows):
+            if layout == "flat":
+                dst = root / "videos" / kinetics_name(yt, s, e, padded=False)
+            elif c is None:  # the test clips have no label: one folder
+                dst = root / "test" / kinetics_name(yt, s, e)
+            else:
+                folder = K_CLASSES[c].replace(" ", "_") if c == 1 else K_CLASSES[c]
+                dst = root / split / folder / kinetics_name(yt, s, e)
+            tiny_video(dst, seed=40 + i % 2)
+    return root
+
+
+def data_show_json(*sets: str) -> dict:
+    """``vidrec data show --set S ... --json``, through the CLI; the report as a dict (exit status 0 asserted)."""
+    from typer.testing import CliRunner
+
+    import vidrec.cli  # noqa: F401  (registers the verbs)
+    from vidrec.cli.app import app
+
+    res = CliRunner().invoke(app, ["data", "show", *[a for s in sets for a in ("--set", s)], "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every path under ``root`` with its size and mtime (to prove nothing was written there)."""
     out = {}

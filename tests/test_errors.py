@@ -91,6 +91,13 @@ def _hostile_legacy_run(env: Env) -> str:
     return str(run_dir)
 
 
+def _hostile_file(env: Env, name: str) -> str:
+    path = env.root / "hostile" / name
+    path.parent.mkdir(exist_ok=True)
+    torch.save({"state_dict": _Payload(env.marker)}, path)
+    return str(path)
+
+
 def _hostile_clip_dir(env: Env) -> str:
     from tests.test_video_clip import write_tiny_clip
 
@@ -150,6 +157,8 @@ CASES = [
     Case("train-resume-from-missing", lambda e: ["train", "--resume-from", str(e.root / "nope")], "no such checkpoint directory"),
     Case("train-resume-from-weights-only", lambda e: ["train", "--resume-from", str(e.ck), "--out", str(e.root / "t4")],
          "no resumable state"),
+    Case("train-hostile-weights", lambda e: ["train", *e.sets, "--set", f"model.weights={_hostile_file(e, 'evil.pth')}",
+                                             "--out", str(e.root / "t5")], "evil.pth: refused", _no_marker),
     Case("train-resume-hostile-optimizer-bin", lambda e: ["train", "--quiet", "--resume", "--out", _hostile_legacy_run(e)],
          "optimizer.bin: refused", _no_marker),
     # eval

@@ -20,6 +20,8 @@ from tests.full_size import (
 )
 from vidrec.data.records import load_records
 
+pytestmark = pytest.mark.slow  # about 7 s on 2 cores: 20,000 hard links and nine full loads
+
 
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

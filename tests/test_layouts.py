@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.fixtures_datasets import HMDB_CLASSES, UCF_CLASSES, UCF_CLIPS, UCF_GROUPS, make_hmdb51, make_ucf101
+from tests.fixtures_datasets import (
+    HMDB_CLASSES,
+    UCF_CLASSES,
+    UCF_CLIPS,
+    UCF_GROUPS,
+    data_show_json,
+    make_hmdb51,
+    make_ucf101,
+)
 from tests.test_ssv2 import _write as write_ssv2
 from vidrec.data.records import load_records
 from vidrec.errors import ConfigError
@@ -23,15 +29,6 @@ def ucf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def hmdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_hmdb51(tmp_path_factory.mktemp("data") / "hmdb51")
-
-
-def _show(*sets: str) -> dict:
-    import vidrec.cli  # noqa: F401  (registers the verbs)
-    from vidrec.cli.app import app
-
-    res = CliRunner().invoke(app, ["data", "show", *[a for s in sets for a in ("--set", s)], "--json"])
-    assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)
 
 
 # ------------------------------------------------------------------------------------------ documented layouts
@@ -91,13 +88,12 @@ def test_ucf101_trimmed_class_ind_keeps_original_ids(ucf: Path, tmp_path: Path) 
     assert rs.info["remapped_ids"] == {"source": "classInd.txt", "map": {"1": 0, "3": 1}}
     assert rs.info["left_out"] == {"train": per_split, "test": len(UCF_CLIPS)}
     assert rs.info["left_out_classes"] == ["ApplyEyeMakeup"]
-    import vidrec.cli  # noqa: F401
-    from vidrec.cli.app import app
+    from vidrec.data.show import format_report
 
-    res = CliRunner().invoke(app, ["data", "show", "--set", "data.dataset=ucf101", "--set", f"data.root={root}"])
-    assert res.exit_code == 0, res.output
-    assert "class ids remapped: labels are 0..1 in the order below; classInd.txt id -> label: 1->0, 3->1" in res.stdout
-    assert f"class subset: left out train {per_split}, test {len(UCF_CLIPS)} annotated videos of 1 other class(es): ApplyEyeMakeup" in res.stdout
+    text = format_report(data_show_json("data.dataset=ucf101", f"data.root={root}"))  # what `vidrec data show` prints
+    assert "class ids remapped: labels are 0..1 in the order below; classInd.txt id -> label: 1->0, 3->1" in text
+    assert (f"class subset: left out train {per_split}, test {len(UCF_CLIPS)} annotated videos of 1 other class(es): "
+            "ApplyEyeMakeup") in text
 
 
 def test_ucf101_full_class_ind_is_not_remapped(ucf: Path) -> None:
@@ -106,7 +102,7 @@ def test_ucf101_full_class_ind_is_not_remapped(ucf: Path) -> None:
 
 
 def test_ucf101_data_classes_selects_by_name_in_the_given_order(ucf: Path) -> None:
-    rep = _show("data.dataset=ucf101", f"data.root={ucf}", "data.classes=[handstandpushups, Basketball]")
+    rep = data_show_json("data.dataset=ucf101", f"data.root={ucf}", "data.classes=[handstandpushups, Basketball]")
     assert rep["classes"] == ["HandstandPushups", "Basketball"]  # the given order, the file's spelling
     assert rep["info"]["remapped_ids"]["map"] == {"3": 0, "1": 1}
     assert rep["per_class"]["test"] == {"HandstandPushups": len(UCF_CLIPS), "Basketball": len(UCF_CLIPS)}

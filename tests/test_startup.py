@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_datasets import make_hmdb51, make_something_else, make_ucf101, tiny_video
+from tests.fixtures_datasets import make_hmdb51, make_kinetics, make_something_else, make_ucf101, tiny_video
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "transformers", "timm", "accelerate", "gradio")
@@ -89,8 +89,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for c in range(2):
         for g in range(1, 3):
             tiny_video(base / "folder" / f"class_{c}" / f"clip_g{g:02d}_c01.mp4", seed=c)
+    (base / "folder" / "list.txt").write_text("class_0/clip_g01_c01.mp4 0\nclass_1/clip_g01_c01.mp4 1\n")  # MMAction2's
     return {"ucf101": make_ucf101(base / "ucf101"), "hmdb51": make_hmdb51(base / "hmdb51"), "ssv2": sse["root"],
-            "something_else": sse["root"], "splits": sse["splits"], "parts": sse["parts"], "folder": base / "folder"}
+            "something_else": sse["root"], "splits": sse["splits"], "parts": sse["parts"], "folder": base / "folder",
+            "kinetics": make_kinetics(base / "kinetics"), "list": base / "folder"}
 
 
 # `data show` on every loader (extra settings per dataset)
@@ -100,6 +102,8 @@ DATA_SHOW = {
     "ssv2": [],
     "something_else": ["data.splits_dir={splits}", "data.boxes={parts}"],
     "folder": [],
+    "kinetics": [],
+    "list": ["data.train_list=list.txt"],
 }
 
 
@@ -178,3 +182,23 @@ def test_config_show_checks_model_options_with_check(capsys: pytest.CaptureFixtu
     assert "data.group_regex: unknown key for dataset 'ucf101'" in capsys.readouterr().err
     assert run("config", "show", "--set", "data.dataset=nope") == 2
     assert "unknown dataset 'nope'; known: folder, hmdb51" in capsys.readouterr().err
+
+
+def test_data_show_help_lists_every_dataset_and_its_options(tmp_path: Path) -> None:
+    """The options in `vidrec data show --help` (read from the source, nothing imported) are the loaders' own."""
+    import inspect
+
+    from vidrec.data.records import get_dataset_loader, list_datasets
+    from vidrec.data.show import datasets_help
+
+    res = run_cli(["data", "show", "--help"], cwd=tmp_path)
+    assert res["codes"] == [0] and res["heavy"] == []
+    text = " ".join(res["stdout"].replace("│", " ").split())
+    assert "kinetics: annotations=None, label_map=None, classes=None, frames_root=None, index=None" in text
+    lines = {p.split(":")[0]: p.split(": ", 1)[1] for p in datasets_help().split("\n\n")[1:-1]}
+    for name in list_datasets():
+        if name not in lines:  # registered by a test, not built in
+            continue
+        params = inspect.signature(get_dataset_loader(name)).parameters
+        shown = [opt.split("=")[0] for opt in lines[name].split(", ")] if lines[name] != "no options" else []
+        assert shown == [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n not in ("split", "strict")]

@@ -32,7 +32,7 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)  # extras → loader options
 
-    dataset: str = "synthetic"  # registered loader: synthetic, ucf101, hmdb51, ssv2, something_else, folder
+    dataset: str = "synthetic"  # a registered loader: ucf101, kinetics, list, folder, ... (data show --help)
     root: Path | None = None  # dataset folder (synthetic, unset: <train.out_dir>/data)
     generate: bool = False  # synthetic only: write the dataset into data.root when it is not there (else an error)
     split: int = Field(1, ge=1, le=3)  # official split for UCF101 / HMDB51

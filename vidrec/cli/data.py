@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from vidrec.cli.app import CONFIG_HELP, SET_HELP, data_app, prepare_app
 
@@ -39,7 +41,18 @@ def _human_time(s: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- data show
-@data_app.command("show")
+class _DataShowCommand(TyperCommand):
+    """``data show --help`` ends with every dataset and its options, computed only when help is asked for."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.epilog is None:
+            from vidrec.data.show import datasets_help
+
+            self.epilog = datasets_help()
+        super().format_help(ctx, formatter)
+
+
+@data_app.command("show", cls=_DataShowCommand)
 def data_show(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
@@ -52,7 +65,7 @@ def data_show(
     """
     from vidrec.config import load_config
     from vidrec.data.records import load_records
-    from vidrec.data.show import dataset_report, format_report
+    from vidrec.data.show import dataset_report, format_report, loader_options
     from vidrec.errors import ConfigError
 
     import logging
@@ -62,7 +75,9 @@ def data_show(
     if cfg.data.root is None:
         raise ConfigError("data.root: which folder? e.g. --set data.root=/data/ucf101")
     rs = load_records(cfg.data.dataset, cfg.data.root, split=cfg.data.split, strict=strict or cfg.data.strict, **cfg.data_options)
-    report = dataset_report(rs, dataset=cfg.data.dataset, root=str(cfg.data.root), split=cfg.data.split)
+    options = loader_options(cfg.data.dataset, cfg.data_options)
+    report = dataset_report(rs, dataset=cfg.data.dataset, root=str(cfg.data.root), split=cfg.data.split,
+                            options=options)
     _echo(json.dumps(report, indent=2, default=str) if as_json else format_report(report))
 
 

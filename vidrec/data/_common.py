@@ -8,7 +8,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -40,6 +39,13 @@ class Problems:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def user_path(root: Path, value: str | os.PathLike[str]) -> Path:
+    """A path from a ``data.*`` option: ``~`` expanded; a relative path that does not exist from the
+    working directory is taken relative to the dataset root."""
+    p = Path(value).expanduser()
+    return root / p if not p.is_absolute() and not p.exists() else p
 
 
 def check_split(split: int, dataset: str) -> int:
@@ -188,51 +194,64 @@ def find_file(root: Path, name: str, *, depth: int = 3) -> Path | None:
     return None
 
 
-def frames_path(frames_root: Path, video_root: Path, path: Path, video_id: str) -> Path | None:
-    """Where ``vidrec prepare frames`` (or a user) put the JPEG folder for a video, if it exists.
+def frames_root_dir(frames_root: str | os.PathLike[str]) -> Path:
+    """``data.frames_root`` as a folder, or a clear error."""
+    froot = Path(frames_root).expanduser()
+    if not froot.is_dir():
+        raise DatasetError(f"data.frames_root: {froot} is not a folder. Run `vidrec prepare frames` first or fix the path.")
+    return froot
 
-    Tried in order: ``frames_root/<path relative to video_root (or its parent, or grandparent),
-    without suffix>``, ``frames_root/<video_id>``, ``frames_root/<file stem>``.
+
+class RecordFinder:
+    """Find the file behind an annotation line: the video, or with ``frames_root`` its frame folder.
+
+    With ``frames_root`` a record is found when its frame folder exists, whatever the video (many
+    users delete the videos once the frames are extracted). The folder is looked up as the line's
+    path without its suffix below the frames folder that holds the class folders (``vidrec prepare
+    frames`` keeps the dataset's tree, run on the root or on the video folder), else as
+    ``<frames_root>/<video id>/``. Frame files may be named in any pattern (``000001.jpg``,
+    ``0001.jpg``, ``img_00001.jpg``): they are read in sorted order.
     """
-    cands = []
-    for base in (video_root, video_root.parent, video_root.parent.parent):
-        try:
-            cands.append(frames_root / path.relative_to(base).with_suffix(""))
-        except ValueError:
-            pass
-    cands += [frames_root / video_id, frames_root / path.stem]
-    for c in cands:
-        if c.is_dir():
-            return c
-    return None
+
+    def __init__(
+        self, video_root: Path | None, frames_root: str | os.PathLike[str] | None = None, *, classes: Iterable[str] = ()
+    ) -> None:
+        self.video_root = video_root
+        self.videos = DirListing(video_root) if video_root is not None else None
+        self.frames_root = frames_root_dir(frames_root) if frames_root is not None else None
+        self.frames: DirListing | None = None
+        self.flat: DirListing | None = None
+        if self.frames_root is not None:
+            base = find_class_dir(self.frames_root, classes) if classes else None
+            self.frames = DirListing(base or self.frames_root)
+            self.flat = DirListing(self.frames_root)
+
+    def find(self, rel: str, video_id: str) -> tuple[Path | None, dict[str, str]]:
+        """(path to read or ``None``, meta): with frames, meta names the video when it is there too."""
+        video = self.videos.resolve(rel) if self.videos is not None else None
+        if self.frames is None or self.flat is None:
+            return video, {}
+        folder = self.frames.resolve(os.path.splitext(rel)[0]) or self.flat.resolve(video_id)
+        if folder is None:
+            return None, {}
+        return folder, ({"video_path": str(video)} if video is not None else {})
+
+    def missing(self, rel: str, video_id: str, *, fix: str = "Re-download it or remove the line.") -> str:
+        """The problem text for a line whose file was not found (``fix``: what to do about a missing video)."""
+        if self.frames is not None:
+            return (f"no frame folder for {rel} under {self.frames_root} (looked for {os.path.splitext(rel)[0]}/ and "
+                    f"{video_id}/). Run `vidrec prepare frames` for it.")
+        return f"video {rel} not found under {self.video_root}. {fix}"
 
 
 def finish_records(
     subsets: Mapping[str, list[VideoRecord]],
     *,
-    video_root: Path,
-    frames_root: str | os.PathLike[str] | None,
     index: str | os.PathLike[str] | None,
     problems: Problems,
 ) -> dict[str, list[VideoRecord]]:
-    """Point records at frame folders (``frames_root``) and fill frames/fps from a scan index (``index``)."""
+    """Fill frames/fps/frame size from a scan index (``index``); videos it found unreadable become problems."""
     out: dict[str, list[VideoRecord]] = {k: list(v) for k, v in subsets.items()}
-    if frames_root is not None:
-        froot = Path(frames_root).expanduser()
-        if not froot.is_dir():
-            raise DatasetError(f"data.frames_root: {froot} is not a folder. Run `vidrec prepare frames` first or fix the path.")
-        for name, recs in out.items():
-            new = []
-            for r in recs:
-                p = frames_path(froot, video_root, r.path, r.video_id)
-                if p is None:
-                    problems.add(
-                        f"{name}: video {r.video_id}: no frame folder under {froot} "
-                        f"(looked for {r.video_id}/000001.jpg). Run `vidrec prepare frames` for it.", subset=name
-                    )
-                    continue
-                new.append(replace(r, path=p, meta={**r.meta, "video_path": str(r.path)}))
-            out[name] = new
     if index is not None:
         from vidrec.data.scan import load_index
 
@@ -249,7 +268,8 @@ def finish_records(
                     new.append(r)
                     continue
                 if not ok[i]:
-                    problems.add(f"{name}: video {r.video_id} ({src}) is unreadable per the scan index: {idx.column('error')[i]}")
+                    problems.add(f"{name}: video {r.video_id} ({src}) is unreadable per the scan index: "
+                                 f"{idx.column('error')[i]}", subset=name)
                     continue
                 meta: dict[str, Any] = {**r.meta, "frame_size": (width[i], height[i])}
                 if src is r.path:  # a frame folder has its own count; keep the decoder's

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vidrec.data._common import Problems, finish_records
+from vidrec.data._common import Problems, RecordFinder, finish_records, user_path
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.video.decode import FRAME_SUFFIXES, VIDEO_SUFFIXES
@@ -201,26 +201,42 @@ def load_folder(
     except re.error as exc:
         raise ConfigError(f"data.group_regex: {group_regex!r} is not a valid regular expression ({exc})") from exc
     problems = Problems(strict=strict)
-    # (path, class name, explicit subset or None, where)
-    found: list[tuple[Path, str, str | None, str]] = []
+    finder = RecordFinder(root, frames_root)
+    # (path, class name, explicit subset or None, where, meta)
+    found: list[tuple[Path, str, str | None, str, dict[str, str]]] = []
+
+    def locate(p: Path, where: str, written: str = "") -> tuple[Path | None, dict[str, str]]:
+        """The video, or with frames_root its frame folder (the video need not exist then)."""
+        if finder.frames is None:
+            if p.exists():
+                return p, {}
+            problems.add(f"{where}: video {written or p} not found (relative paths resolve against {root}). Fix the path.")
+            return None, {}
+        try:
+            rel = p.relative_to(root).as_posix()
+        except ValueError:
+            rel = p.name
+        vid = p.stem if p.suffix.lower() in VIDEO_SUFFIXES else p.name
+        path, meta = finder.find(rel, vid)
+        if path is None:
+            problems.add(f"{where}: {finder.missing(rel, vid)}")
+        return path, meta
+
     if list_file is not None:
-        lpath = Path(list_file).expanduser()
-        if not lpath.is_absolute() and not lpath.exists():
-            lpath = root / lpath
+        lpath = user_path(root, list_file)
         if not lpath.is_file():
             raise DatasetError(f"data.list_file: {list_file} not found (also looked in {root}).")
         for row in _read_list(lpath, problems):
             where = f"{lpath}: line {row['_line']}" if isinstance(row["_line"], int) else f"{lpath}: {row['_line']}"
             p = Path(str(row["path"])).expanduser()
-            p = p if p.is_absolute() else root / p
-            if not p.exists():
-                problems.add(f"{where}: video {row['path']} not found (relative paths resolve against {root}). Fix the path.")
+            path, meta = locate(p if p.is_absolute() else root / p, where, str(row["path"]))
+            if path is None:
                 continue
             sub = str(row.get("subset") or "").strip() or None
             if sub is not None and sub not in ("train", "val", "test"):
                 problems.add(f"{where}: subset {sub!r} must be train, val or test")
                 continue
-            found.append((p, str(row["label"]).strip(), sub, where))
+            found.append((path, str(row["label"]).strip(), sub, where, meta))
     else:
         class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not class_dirs:
@@ -230,19 +246,22 @@ def load_folder(
             if not vids:
                 problems.add(f"{cdir}: the class folder holds no videos; class {cdir.name!r} is left out. Add videos or remove the folder.")
                 continue
-            found.extend((v, cdir.name, None, str(cdir)) for v in vids)
+            for v in vids:
+                path, meta = locate(v, str(cdir))
+                if path is not None:
+                    found.append((path, cdir.name, None, str(cdir), meta))
     if classes is not None:
         class_list = [str(c) for c in classes]
     else:
-        class_list = sorted({c for _, c, _, _ in found})
+        class_list = sorted({c for _, c, _, _, _ in found})
     to_label = {c: i for i, c in enumerate(class_list)}
     items: list[tuple[VideoRecord, str | None]] = []
-    for p, cname, sub, where in found:
+    for p, cname, sub, where, meta in found:
         if cname not in to_label:
             problems.add(f"{where}: unknown class {cname!r}; known: {', '.join(class_list[:10])}. Fix the label or data.classes.")
             continue
         vid = p.stem if p.is_file() else p.name
-        rec = VideoRecord(path=p, label=to_label[cname], video_id=vid, meta={"group": group_of(vid, pattern)})
+        rec = VideoRecord(path=p, label=to_label[cname], video_id=vid, meta={**meta, "group": group_of(vid, pattern)})
         items.append((rec, sub))
     if not items:
         raise DatasetError(f"{root}: no usable videos found" + (f" ({len(problems)} problems)" if len(problems) else ""))
@@ -262,7 +281,7 @@ def load_folder(
         subsets["val"] += [auto[i] for i in va]
     if "test" not in subsets:
         subsets["test"] = subsets["val"]
-    subsets = finish_records(subsets, video_root=root, frames_root=frames_root, index=index, problems=problems)
+    subsets = finish_records(subsets, index=index, problems=problems)
     info = {"dataset": "folder", "val_fraction": val_fraction, "seed": seed, "group_regex": pattern.pattern,
             "list_file": str(list_file) if list_file else None}
     return RecordSet(subsets=subsets, classes=class_list, problems=problems.items, info=info)

@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from vidrec.data._common import (
-    DirListing,
     LeftOut,
     Problems,
+    RecordFinder,
     check_split,
     find_class_dir,
     find_dir,
@@ -64,8 +64,9 @@ def load_hmdb51(
 
     Args:
         classes: only these classes, labelled 0..K-1 in this order (``data.classes=[brush_hair, climb]``).
-        frames_root: read pre-extracted JPEG folders instead of videos (``<frames_root>/<class>/<video stem>/``
-            as written by ``vidrec prepare frames``, or ``<frames_root>/<video stem>/``).
+        frames_root: read pre-extracted frame folders instead of videos, whether or not the videos are still there
+            (``<frames_root>/[<video folder>/]<class>/<video stem>/`` as written by ``vidrec prepare frames``, or
+            ``<frames_root>/<video stem>/``; frame files in any naming, read sorted).
         index: a scan index from ``vidrec prepare scan``.
     """
     split = check_split(split, "hmdb51")
@@ -102,12 +103,12 @@ def load_hmdb51(
                 if flag in ("1", "2"):
                     left_out.add("train" if flag == "1" else "test", cls)
     videos = find_class_dir(root, class_names, exclude=[split_dir])
-    if videos is None:
+    if videos is None and frames_root is None:  # with frame folders the videos may be gone
         raise DatasetError(
             f"{root}: no folder with the class folders ({', '.join(class_names[:3])}, ...) found. "
             "Unpack hmdb51_org.rar and each class's .rar inside the dataset root."
         )
-    listing = DirListing(videos)
+    finder = RecordFinder(videos, frames_root, classes=class_names)
     subsets: dict[str, list[VideoRecord]] = {"train": [], "test": []}
     unused = 0
     for label, cls in enumerate(class_names):
@@ -115,14 +116,15 @@ def load_hmdb51(
         if fpath is None:
             problems.add(f"{split_dir}: no {cls}_test_split{split}.txt; class {cls!r} has no videos in split {split}.")
             continue
-        cdir = listing.resolve(cls)
-        names = listing.names(cdir) if cdir is not None else None
-        if names is None:
-            problems.add(f"{videos}: class folder {cls!r} is missing (named by {fpath.name}). Unpack {cls}.rar there.")
-            continue
-        if not names:
-            problems.add(f"{cdir}: the class folder is empty. Unpack {cls}.rar into it.")
-            continue
+        if finder.frames is None and finder.videos is not None:  # one clear line for a class not unpacked
+            cdir = finder.videos.resolve(cls)
+            entries = finder.videos.names(cdir) if cdir is not None else None
+            if entries is None:
+                problems.add(f"{videos}: class folder {cls!r} is missing (named by {fpath.name}). Unpack {cls}.rar there.")
+                continue
+            if not entries:
+                problems.add(f"{cdir}: the class folder is empty. Unpack {cls}.rar into it.")
+                continue
         for n, line in read_lines(fpath):
             parts = line.split()
             where = f"{fpath}: line {n}"
@@ -133,17 +135,19 @@ def load_hmdb51(
             if parts[1] == "0":
                 unused += 1
                 continue
-            path = listing.resolve(f"{cls}/{parts[0]}")
+            stem, rel = os.path.splitext(parts[0])[0], f"{cls}/{parts[0]}"
+            path, meta = finder.find(rel, stem)
             if path is None:
-                problems.add(f"{where}: video {cls}/{parts[0]} not found under {videos}. Re-extract {cls}.rar or remove the line.")
+                problems.add(f"{where}: {finder.missing(rel, stem, fix=f'Re-extract {cls}.rar or remove the line.')}")
                 continue
             subset = "train" if parts[1] == "1" else "test"
-            subsets[subset].append(VideoRecord(path=path, label=label, video_id=Path(parts[0]).stem, meta={"class_folder": cls}))
+            subsets[subset].append(VideoRecord(path=path, label=label, video_id=stem, meta={**meta, "class_folder": cls}))
     problems.subset = None
     subsets["val"] = subsets["test"]
-    subsets = finish_records(subsets, video_root=videos, frames_root=frames_root, index=index, problems=problems)
-    info = {"dataset": "hmdb51", "split": split, "video_root": str(videos), "splits_dir": str(split_dir),
-            "unused": unused, "val_is_test": True}
+    subsets = finish_records(subsets, index=index, problems=problems)
+    info: dict[str, Any] = {"dataset": "hmdb51", "split": split, "video_root": str(videos) if videos else None,
+                            "frames_root": str(finder.frames_root) if finder.frames_root else None,
+                            "splits_dir": str(split_dir), "unused": unused, "val_is_test": True}
     info.update(remap_info(chosen, base=0, source="the sorted class list"))
     info.update(left_out.info())
     return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets)

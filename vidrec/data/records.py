@@ -69,6 +69,8 @@ _LOADER_MODULES: dict[str, str] = {
     "ssv2": "vidrec.data.ssv2",
     "something_else": "vidrec.data.something_else",
     "folder": "vidrec.data.folder",
+    "kinetics": "vidrec.data.kinetics",
+    "list": "vidrec.data.mmaction_list",
     "msrvtt": "vidrec.engine.retrieval",  # captioned videos in the MSR-VTT JSON layout
 }
 

@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
-from typing import Any
+from typing import Any, Mapping
 
-from vidrec.data.records import RecordSet
+from vidrec.data.records import RecordSet, get_dataset_loader
 
 
-def dataset_report(rs: RecordSet, *, dataset: str = "", root: str = "", split: int | None = None) -> dict[str, Any]:
-    """A JSON-ready summary of a loader's result."""
+def datasets_help() -> str:
+    """Every built-in dataset with its ``data.*`` options, read from the loaders' source (``--help``: nothing imported).
+
+    Paragraphs (one per dataset) separated by blank lines, as typer renders an epilog.
+    """
+    import ast
+    from pathlib import Path
+
+    import vidrec
+    from vidrec.data.records import _LOADER_MODULES
+
+    package = Path(vidrec.__file__).parent
+    out = ["Datasets (--set data.dataset=NAME) and their options (--set data.OPTION=VALUE):"]
+    for name, module in sorted(_LOADER_MODULES.items()):
+        path = package.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Call) and d.args and isinstance(d.args[0], ast.Constant) and d.args[0].value == name
+                for d in node.decorator_list
+            ):
+                args = node.args
+                opts = [f"{a.arg}={ast.unparse(d) if d is not None else '?'}"
+                        for a, d in zip(args.kwonlyargs, args.kw_defaults) if a.arg not in ("split", "strict")]
+                out.append(f"{name}: {', '.join(opts) or 'no options'}")
+    out.append("Each loader's docstring and docs/datasets.md say what an option does; "
+               "vidrec data show prints the values it ran with.")
+    return "\n\n".join(out)
+
+
+def loader_options(dataset: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every ``data.*`` option of ``dataset``'s loader, with the value it runs with (given, else its default)."""
+    params = inspect.signature(get_dataset_loader(dataset)).parameters
+    return {n: given.get(n, p.default) for n, p in params.items()
+            if p.kind is p.KEYWORD_ONLY and n not in ("split", "strict")}
+
+
+def dataset_report(
+    rs: RecordSet,
+    *,
+    dataset: str = "",
+    root: str = "",
+    split: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready summary of a loader's result (``options``: the loader options it ran with)."""
     per_class: dict[str, dict[str, int]] = {}
     same_as: dict[str, str] = {}
     names = list(rs.subsets)
@@ -30,6 +78,8 @@ def dataset_report(rs: RecordSet, *, dataset: str = "", root: str = "", split: i
         "dataset": dataset,
         "root": root,
         "split": split,
+        "options": {k: (v if isinstance(v, (int, float, bool, type(None), list)) else str(v))
+                    for k, v in (options or {}).items()},
         "classes": list(rs.classes),
         "num_classes": len(rs.classes),
         "subsets": {k: len(v) for k, v in rs.subsets.items()},
@@ -45,6 +95,8 @@ def format_report(report: dict[str, Any], *, max_problems: int | None = None) ->
     lines = []
     head = f"dataset {report['dataset']}" + (f" (split {report['split']})" if report.get("split") else "")
     lines.append(f"{head} at {report['root']}")
+    if report.get("options"):
+        lines.append("options: " + ", ".join(f"data.{k}={v}" for k, v in report["options"].items()))
     subsets = list(report["subsets"])
     lines.append(f"{report['num_classes']} classes; " + ", ".join(f"{k}: {n} videos" for k, n in report["subsets"].items()))
     for k, other in report.get("same_records", {}).items():
@@ -76,7 +128,7 @@ def format_report(report: dict[str, Any], *, max_problems: int | None = None) ->
 
 def _subset_notes(info: dict[str, Any], *, shown: int = 12) -> list[str]:
     """Lines saying that labels were remapped and which annotation lines a class subset left out."""
-    out = []
+    out = [f"note: {n}" for n in info.get("notes", [])]
     remap = info.get("remapped_ids")
     if remap:
         pairs = [f"{o}->{k}" for o, k in remap["map"].items()]

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vidrec.data._common import Problems, find_dir, finish_records
+from vidrec.data._common import Problems, find_dir, finish_records, user_path
 from vidrec.data.boxes import PART_GLOB, open_box_store
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.data.ssv2 import class_name, load_ssv2
@@ -50,9 +50,7 @@ def _read_json(path: Path) -> Any:
 def find_split_dir(root: Path, split_set: str, splits_dir: str | os.PathLike[str] | None) -> Path:
     """``<splits_dir>/<split_set>/`` (or ``splits_dir`` itself), else searched under ``root``."""
     if splits_dir is not None:
-        d = Path(splits_dir).expanduser()
-        if not d.is_absolute() and not d.exists():
-            d = root / d
+        d = user_path(root, splits_dir)
         for cand in (d / split_set, d):
             if (cand / "train.json").is_file():
                 return cand
@@ -68,9 +66,7 @@ def find_split_dir(root: Path, split_set: str, splits_dir: str | os.PathLike[str
 
 def _find_boxes(root: Path, boxes: str | os.PathLike[str] | None) -> Path | None:
     if boxes is not None:
-        p = Path(boxes).expanduser()
-        if not p.is_absolute() and not p.exists():
-            p = root / p
+        p = user_path(root, boxes)
         if not p.exists():
             raise DatasetError(f"data.boxes: {boxes} not found. Merge the parts with `vidrec prepare something-else PARTS --out FILE`.")
         return p
@@ -128,7 +124,8 @@ def load_something_else(
     else:
         lists = {k: Path(v).expanduser() for k, v in (("train", train_list), ("val", val_list)) if v is not None}
         labels_path = Path(labels_file).expanduser() if labels_file else None  # type: ignore[assignment]
-    ssv2 = load_ssv2(root, strict=False, annotations=annotations, videos=videos, frames=frames)
+    # with frames_root, SSv2 finds each record by its frame folder (Something-Else ships <id>/0001.jpg), whatever the video
+    ssv2 = load_ssv2(root, strict=False, annotations=annotations, videos=videos, frames=frames, frames_root=frames_root)
     by_id: dict[str, VideoRecord] = {r.video_id: r for recs in ssv2.subsets.values() for r in recs}
     if labels_path is not None and labels_path.is_file():
         raw = _read_json(labels_path)
@@ -174,8 +171,9 @@ def load_something_else(
             if rec is None:
                 n_missing += 1
                 if n_missing <= _MAX_LISTED or strict:
-                    problems.add(f"{where}: video {vid} is not among the SSv2 videos found (file missing, or id absent "
-                                 "from the SSv2 annotation files). Download it or remove the entry.")
+                    what, fix = ("frame folders", "Extract its frames") if frames_root is not None else ("videos", "Download it")
+                    problems.add(f"{where}: video {vid} is not among the SSv2 {what} found (missing, or id absent "
+                                 f"from the SSv2 annotation files). {fix} or remove the entry.")
                 continue
             meta = {**rec.meta, "template": entry["template"], "placeholders": list(entry.get("placeholders") or []),
                     "split_set": split_set}
@@ -189,7 +187,7 @@ def load_something_else(
     if "val" in subsets:
         subsets["test"] = subsets["val"]
     video_root = Path(ssv2.info.get("videos", root))
-    subsets = finish_records(subsets, video_root=video_root, frames_root=frames_root, index=index, problems=problems)
+    subsets = finish_records(subsets, index=index, problems=problems)
     if box_path is not None:
         _check_boxes(box_path, subsets, problems, with_sizes=index is not None)
     info = {"dataset": "something_else", "split_set": split_set, "lists": {k: str(v) for k, v in lists.items()},

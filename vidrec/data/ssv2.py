@@ -23,10 +23,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from vidrec.data._common import LeftOut, Problems, finish_records, remap_info, select_classes
+from vidrec.data._common import (
+    LeftOut,
+    Problems,
+    finish_records,
+    frames_root_dir,
+    remap_info,
+    select_classes,
+    user_path,
+)
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.video.decode import VIDEO_SUFFIXES
@@ -75,9 +84,7 @@ def _find_file(ann_dir: Path, key: str) -> Path | None:
 
 def _find_annotations(root: Path, annotations: str | os.PathLike[str] | None) -> Path:
     if annotations is not None:
-        ann = Path(annotations).expanduser()
-        if not ann.is_absolute() and not ann.exists():
-            ann = root / ann
+        ann = user_path(root, annotations)
         if not ann.is_dir():
             raise DatasetError(f"ssv2 annotations: {ann} is not a folder. Point data.annotations at the folder with {FILES['labels'][0]}.")
         if _find_file(ann, "labels") is None:
@@ -96,9 +103,7 @@ def _find_annotations(root: Path, annotations: str | os.PathLike[str] | None) ->
 
 def _find_videos(root: Path, videos: str | os.PathLike[str] | None, frames: bool) -> Path:
     if videos is not None:
-        v = Path(videos).expanduser()
-        if not v.is_absolute() and not v.exists():
-            v = root / v
+        v = user_path(root, videos)
         if not v.is_dir():
             raise DatasetError(f"ssv2 videos: {v} is not a folder. Point data.videos at the folder with <id>.webm files.")
         return v
@@ -130,6 +135,12 @@ def _list_videos(video_dir: Path, frames: bool) -> dict[str, str]:
     return found
 
 
+def _list_frame_folders(frames_root: Path) -> dict[str, str]:
+    """One listing of ``frames_root``: video id -> its frame folder's name."""
+    with os.scandir(frames_root) as it:
+        return {e.name: e.name for e in it if not e.name.startswith(".") and not e.name.endswith(".tmp") and e.is_dir()}
+
+
 def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, int]]:
     data = _read_json(path)
     if not isinstance(data, dict):
@@ -159,7 +170,11 @@ def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, i
 def _read_subset(
     path: Path, subset: str, labelled: bool, index: dict[str, int], labels_path: Path,
     video_dir: Path, listing: dict[str, str], problems: Problems, left_out: LeftOut, all_classes: set[str],
+    frame_folders: bool = False,
 ) -> tuple[list[VideoRecord], int]:
+    """Records of one annotation file; ``listing`` maps an id to its file (or, ``frame_folders``, its frame folder)."""
+    what, fix = ("frame folder", "Extract its frames (vidrec prepare frames), or point data.frames_root at the folder "
+                 "holding <id>/") if frame_folders else ("video", "Download it, or point data.videos at the folder that holds it")
     try:
         data = _read_json(path)
     except DatasetError as exc:
@@ -201,14 +216,12 @@ def _read_subset(
         if fname is None:
             missing += 1
             if missing <= MAX_LISTED_MISSING or problems.strict:
-                problems.add(
-                    f"{video_dir}: video {vid} (listed in {path.name}, entry {i}) is missing; the record is skipped. "
-                    "Download it, or point data.videos at the folder that holds it."
-                )
+                problems.add(f"{video_dir}: {what} {vid} (listed in {path.name}, entry {i}) is missing; the record is skipped. {fix}.")
             continue
         append(VideoRecord(video_dir / fname, label, vid, meta=meta))
     if missing > MAX_LISTED_MISSING:
-        problems.add(f"{video_dir}: {missing} videos listed in {path} are missing in all (first {MAX_LISTED_MISSING} named above); they were skipped.")
+        problems.add(f"{video_dir}: {missing} {what}s for {path} are missing in all (first {MAX_LISTED_MISSING} named above); "
+                     "they were skipped.")
     return records, missing
 
 
@@ -235,7 +248,8 @@ def load_ssv2(
         annotations: folder with the label/train/validation/test JSON files (default: searched under root).
         videos: folder with ``<id>.webm`` files or ``<id>/`` frame folders (default: searched under root).
         frames: prefer pre-extracted frame folders (``20bn-something-something-v2-frames/<id>/000001.jpg``).
-        frames_root: read frame folders ``<frames_root>/<id>/`` (e.g. from ``vidrec prepare frames``) instead of videos.
+        frames_root: read frame folders ``<frames_root>/<id>/`` (e.g. from ``vidrec prepare frames``, or Something-Else's
+            ``<id>/0001.jpg``) instead of videos: a record is found when its frame folder is, whatever the video.
         index: a ``vidrec prepare scan`` index: frame counts, fps and sizes come from it (no probing at train time),
             and videos it found unreadable are left out with a problem each.
     """
@@ -252,7 +266,11 @@ def load_ssv2(
     label_index = {c: k for k, c in enumerate(class_names)}
     left_out = LeftOut()
     video_dir = _find_videos(root, videos, frames)
-    listing = _list_videos(video_dir, frames)
+    if frames_root is not None:  # a record is there when its frame folder is, whatever the video
+        record_dir = frames_root_dir(frames_root)
+        listing = _list_frame_folders(record_dir)
+    else:
+        record_dir, listing = video_dir, _list_videos(video_dir, frames)
     subsets: dict[str, list[VideoRecord]] = {}
     missing: dict[str, int] = {}
     files: dict[str, Path] = {"labels": labels_path}
@@ -265,14 +283,23 @@ def load_ssv2(
             continue
         files[subset] = path
         subsets[subset], missing[subset] = _read_subset(
-            path, subset, labelled, label_index, labels_path, video_dir, listing, problems, left_out, set(all_index)
+            path, subset, labelled, label_index, labels_path, record_dir, listing, problems, left_out, set(all_index),
+            frame_folders=frames_root is not None,
         )
     problems.subset = None
     if not listing and any(missing.values()):
-        problems.add(f"{video_dir}: holds no videos at all. Point data.videos at the folder with the <id>.webm files.")
-    if frames_root is not None or index is not None:
-        subsets = finish_records(subsets, video_root=video_dir, frames_root=frames_root, index=index, problems=problems)
-    info: dict[str, Any] = {"annotations": ann_dir, "videos": video_dir, "files": files, "missing": missing}
+        what = "frame folders (<id>/)" if frames_root is not None else "videos. Point data.videos at the folder with the <id>.webm files"
+        problems.add(f"{record_dir}: holds no {what} at all.")
+    if frames_root is not None:  # frame folders remember their video, when it is there (a scan index knows videos)
+        names = _list_videos(video_dir, False) if video_dir.is_dir() else {}
+        for recs in subsets.values():
+            for i, r in enumerate(recs):
+                if r.video_id in names:
+                    recs[i] = replace(r, meta={**r.meta, "video_path": str(video_dir / names[r.video_id])})
+    if index is not None:
+        subsets = finish_records(subsets, index=index, problems=problems)
+    info: dict[str, Any] = {"annotations": ann_dir, "videos": video_dir, "files": files, "missing": missing,
+                            "frames_root": str(record_dir) if frames_root is not None else None}
     info.update(remap_info(chosen, base=0, source=labels_path.name))
     info.update(left_out.info())
     log.info("ssv2: %s (%d classes) from %s", {k: len(v) for k, v in subsets.items()}, len(class_names), ann_dir)

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from vidrec.data._common import (
-    DirListing,
     LeftOut,
     Problems,
+    RecordFinder,
     check_split,
     find_class_dir,
     find_dir,
@@ -81,9 +81,9 @@ def load_ucf101(
     Args:
         classes: only these classes, labelled 0..K-1 in this order (``data.classes=[Basketball, Diving]``).
             A trimmed ``classInd.txt`` selects a subset too (labels 0..K-1 in its index order).
-        frames_root: read pre-extracted JPEG folders from here instead of the videos
-            (``<frames_root>/<Class>/<video stem>/`` as written by ``vidrec prepare frames``, or
-            ``<frames_root>/<video stem>/``).
+        frames_root: read pre-extracted frame folders from here instead of the videos, whether or not the
+            videos are still there (``<frames_root>/[UCF-101/]<Class>/<video stem>/`` as written by
+            ``vidrec prepare frames``, or ``<frames_root>/<video stem>/``; frame files in any naming, read sorted).
         index: a scan index from ``vidrec prepare scan`` (frame counts and fps without opening files).
     """
     split = check_split(split, "ucf101")
@@ -111,21 +111,22 @@ def load_ucf101(
     # are counted, not problems; a line whose folder and index disagree is a problem.
     left_out = LeftOut()
     videos = find_class_dir(root, names, prefer=VIDEO_DIRS, exclude=[lists])
-    if videos is None:
+    if videos is None and frames_root is None:  # with frame folders the videos may be gone
         raise DatasetError(
             f"{root}: no folder holding the class folders ({', '.join(names[:3])}, ...) found (searched two levels "
             "down). Unpack UCF101.rar into the dataset root: <root>/UCF-101/<Class>/v_<Class>_gNN_cMM.avi."
         )
-    listing = DirListing(videos)
+    finder = RecordFinder(videos, frames_root, classes=names)
 
     def record(rel: str, label: int, where: str) -> VideoRecord | None:
-        path = listing.resolve(rel)
-        if path is None:
-            problems.add(f"{where}: video {rel} not found under {videos}. Re-download it or remove the line.")
-            return None
         stem = os.path.splitext(rel.rsplit("/", 1)[-1])[0]
+        path, meta = finder.find(rel, stem)
+        if path is None:
+            problems.add(f"{where}: {finder.missing(rel, stem)}")
+            return None
         m = _NAME.search(stem)
-        meta = {"group": f"g{m.group(1)}", "clip": f"c{m.group(2)}"} if m else {}
+        if m:
+            meta = {**meta, "group": f"g{m.group(1)}", "clip": f"c{m.group(2)}"}
         return VideoRecord(path=path, label=label, video_id=stem, meta=meta)
 
     subsets: dict[str, list[VideoRecord]] = {}
@@ -171,8 +172,9 @@ def load_ucf101(
         subsets[subset] = recs
     problems.subset = None
     subsets["val"] = subsets["test"]  # the official protocol reports accuracy on the test list
-    subsets = finish_records(subsets, video_root=videos, frames_root=frames_root, index=index, problems=problems)
-    info: dict[str, Any] = {"dataset": "ucf101", "split": split, "video_root": str(videos), "lists": str(lists),
+    subsets = finish_records(subsets, index=index, problems=problems)
+    info: dict[str, Any] = {"dataset": "ucf101", "split": split, "video_root": str(videos) if videos else None,
+                            "frames_root": str(finder.frames_root) if finder.frames_root else None, "lists": str(lists),
                             "val_is_test": True}
     info.update(remap_info([ids[i] for i in chosen], base=1, source=class_file.name))
     info.update(left_out.info())

@@ -25,7 +25,8 @@ _EXPORTS = {
     "QueryError": "search",
     "EncoderMismatch": "store", "Hit": "store", "Moment": "store", "Store": "store", "StoreError": "store",
 }
-__all__ = list(_EXPORTS)
+__all__ = ["extract", "Store", "EmbedSummary", "Hit", "Moment", "Encoder", "load_encoder", "StoreError",
+           "EncoderMismatch", "EncoderError", "QueryError"]
 
 
 def __getattr__(name: str) -> Any:

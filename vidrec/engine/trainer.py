@@ -259,6 +259,7 @@ class Trainer:
         self._writer: Any = None
         self._purge_step: int | None = None  # TensorBoard: on resume, hide what was logged after the saved step
         self._replay: list[dict[str, Any]] = []  # records at the saved step, logged again after the purge
+        self._legacy_log = False  # resumed from a format-1 state, whose log is cut back by step
 
     # ------------------------------------------------------------------ persistence
     @property
@@ -357,8 +358,8 @@ class Trainer:
         path = self.out_dir / METRICS_LOG
         src = source or path
         st = self.state
-        if getattr(self, "_legacy_log", False):  # a format-1 state: no line count, keep records up to its step
-            lines = head_lines(src, 1 << 62).splitlines(keepends=True)
+        if self._legacy_log:  # a format-1 state: no line count, keep records up to its step
+            lines = src.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True) if src.is_file() else []
             kept = "".join(ln for ln in lines if _record_step(ln) is not None and _record_step(ln) <= st.global_step)
         else:
             kept = head_lines(src, st.log_lines)

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from vidrec.errors import ConfigError, WeightsError
+from vidrec.errors import ConfigError, UnsafeFileError, WeightsError
 from vidrec.models.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, VideoClassifier
 from vidrec.models.registry import register_model
 
@@ -142,6 +143,11 @@ def _from_pretrained(source: str, *, local: bool, num_labels: int | None = None)
         return AutoModelForVideoClassification.from_pretrained(source, local_files_only=local, **kwargs)
     except (OSError, ValueError) as exc:
         raise WeightsError(f"hf:{source}: cannot load ({exc})") from exc
+    except pickle.UnpicklingError as exc:  # transformers reads *.bin with weights_only=True and refused it
+        from vidrec.utils.io import unpickle_refusal
+
+        weights = next((Path(source) / n for n in ("pytorch_model.bin", "model.bin") if (Path(source) / n).is_file()), source)
+        raise UnsafeFileError(unpickle_refusal(weights, exc)) from None
     finally:
         transformers.logging.set_verbosity(verbosity)
         if bars:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from vidrec.errors import WeightsError
+from vidrec.errors import UnsafeFileError, WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,13 @@ def _read_file(path: Path) -> StateDict:
     if suffix in (".pth", ".pt", ".bin", ".ckpt"):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:  # a pickle of more than tensors: refused, never run
+            from vidrec.utils.io import unpickle_refusal
+
+            raise UnsafeFileError(
+                f"{unpickle_refusal(path, exc)} torch.load(weights_only=True) reads plain state dicts; re-save it as one "
+                "or as .safetensors"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad pickle
             raise WeightsError(
                 f"{path}: cannot be read with torch.load(weights_only=True) ({type(exc).__name__}: "
