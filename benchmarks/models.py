@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidrec.models.registry import build_model, list_models  # noqa: E402
+from vidrec.models.registry import create_model, list_models  # noqa: E402
 
 BASELINE = "frame_avg"
 MARK_START, MARK_END = "<!-- models-benchmark:start -->", "<!-- models-benchmark:end -->"
@@ -54,6 +54,7 @@ QUICK: dict[str, tuple[dict[str, Any], int, int]] = {
     "cnn_rnn_r50": ({"hidden_size": 16}, 4, 32),
     "frame_avg": ({}, 4, 32),
     "r3d_18": ({}, 4, 32),
+    "mc3_18": ({}, 4, 32),
     "r3d_34": ({}, 4, 32),
     "r3d_50": ({}, 4, 32),
     "r2plus1d_18": ({}, 4, 32),
@@ -87,12 +88,12 @@ class Row:
 
 
 def _hf_base(name: str, quick: bool) -> tuple[nn.Module, int, int]:
-    from vidrec.models.hf_video import scratch_hf_video
+    from vidrec.models.hf_video import HFVideoClassifier
 
     kind, frames = HF_BASE[name]
     size = dict(num_frames=4, image_size=32, hidden_size=32, depth=1, num_heads=2) if quick else \
         dict(num_frames=frames, image_size=224, hidden_size=768, depth=12, num_heads=12)  # fmt: skip
-    model = scratch_hf_video(kind, num_classes=NUM_CLASSES, dropout=0.0, **size)  # type: ignore[arg-type]
+    model = HFVideoClassifier.from_config(model_type=kind, num_classes=NUM_CLASSES, dropout=0.0, **size)  # type: ignore[arg-type]
     return model, size["num_frames"], size["image_size"]
 
 
@@ -102,8 +103,8 @@ def build(name: str, args: argparse.Namespace) -> tuple[nn.Module, int, int]:
         return _hf_base(name, args.quick)
     if args.quick:
         kwargs, frames, size = QUICK.get(name, ({}, 4, 32))
-        return build_model(name, num_classes=5, **kwargs), frames, size
-    model = build_model(name, num_classes=NUM_CLASSES)
+        return create_model(name, num_classes=5, **kwargs), frames, size
+    model = create_model(name, num_classes=NUM_CLASSES)
     return model, model.input_spec.num_frames, model.input_spec.image_size
 
 

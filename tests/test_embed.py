@@ -179,10 +179,10 @@ def test_bad_input_messages(videos, tmp_path, clip_dir, monkeypatch):
 def test_classifier_checkpoint_as_encoder(videos, tmp_path):
     from vidrec.config import load_config
     from vidrec.engine.checkpoint import save_checkpoint
-    from vidrec.models.registry import build_model
+    from vidrec.models.registry import create_model
 
     cfg = load_config(overrides=["model.name=frame_avg", "model.dropout=0.0"])
-    model = build_model("frame_avg", num_classes=3, dropout=0.0)
+    model = create_model("frame_avg", num_classes=3, dropout=0.0)
     ck = save_checkpoint(tmp_path / "ck", model=model, cfg=cfg, classes=["a", "b", "c"])
     store = tmp_path / "store"
     s = extract(videos, store, model=ck, workers=0, num_frames=4)
