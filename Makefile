@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+HANDS  := .venv-hands
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup hands-env demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,17 +15,27 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# MediaPipe 0.10.21 (the last wheel with solutions.hands and its models) needs numpy<2 and protobuf<5: it gets an
+# environment of its own, which `vidrec prepare hands` drives through a subprocess (docs/multistream.md).
+# ~20 s of installing, 409 MB; --no-deps: requirements-hands.txt pins every package solutions.hands imports.
+$(HANDS)/.installed: requirements-hands.txt
+	test -x $(HANDS)/bin/python || $(PYTHON) -m venv $(HANDS)
+	$(HANDS)/bin/python -m pip install --quiet --no-deps -r requirements-hands.txt
+	touch $@
+
+hands-env: $(HANDS)/.installed
+
 demo: setup
 	$(VENV)/bin/vidrec demo --out $(OUT)
 
-test: setup
+test: setup hands-env
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup
+test-slow: setup hands-env
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]
 
 bench: setup
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(HANDS) runs .pytest_cache

@@ -51,7 +51,12 @@ class MViT(VideoClassifier):
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1) (got {dropout})")
         net = getattr(tvv, arch)(num_classes=num_classes, stochastic_depth_prob=drop_path)
-        self.conv_proj, self.pos_encoding, self.blocks, self.norm = net.conv_proj, net.pos_encoding, net.blocks, net.norm
+        self.conv_proj, self.pos_encoding, self.blocks, self.norm = (
+            net.conv_proj,
+            net.pos_encoding,
+            net.blocks,
+            net.norm,
+        )
         self.drop = nn.Dropout(dropout)
         self.head: nn.Linear = net.head[1]
         self.num_features = self.head.in_features
@@ -89,8 +94,9 @@ class MViT(VideoClassifier):
 
 
 def _k400(enum: str, top1: float) -> list[PretrainedCfg]:
-    return [PretrainedCfg("kinetics400", f"torchvision:{enum}.KINETICS400_V1", num_frames=16, image_size=224,
-                          mean=MVIT_MEAN, std=MVIT_STD, num_classes=400, dataset="Kinetics-400", top1=top1)]  # fmt: skip
+    source = f"torchvision:{enum}.KINETICS400_V1"
+    return [PretrainedCfg("kinetics400", source, num_frames=16, image_size=224, mean=MVIT_MEAN, std=MVIT_STD,
+                          num_classes=400, dataset="Kinetics-400", top1=top1)]  # fmt: skip
 
 
 @register_model("mvit_v1_b", input=_SPEC, pretrained=_k400("MViT_V1_B_Weights", 78.477))

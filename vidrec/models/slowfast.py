@@ -64,12 +64,17 @@ class Bottleneck(nn.Module):
         return self.act(y + (x if self.proj is None else self.proj(x)))
 
 
-def res_stage(dim_in: int, dim_inner: int, dim_out: int, depth: int, *, temporal_kernel: int, stride: int) -> nn.Sequential:
+def res_stage(
+    dim_in: int, dim_inner: int, dim_out: int, depth: int, *, temporal_kernel: int, stride: int
+) -> nn.Sequential:
     """``depth`` bottlenecks; the first changes the width and strides."""
-    return nn.Sequential(*(
-        Bottleneck(dim_in if i == 0 else dim_out, dim_inner, dim_out, temporal_kernel=temporal_kernel, stride=stride if i == 0 else 1)
+    blocks = [
+        Bottleneck(
+            dim_out if i else dim_in, dim_inner, dim_out, temporal_kernel=temporal_kernel, stride=1 if i else stride
+        )
         for i in range(depth)
-    ))  # fmt: skip
+    ]
+    return nn.Sequential(*blocks)
 
 
 class Stem(nn.Sequential):
@@ -87,7 +92,9 @@ class FuseFastToSlow(nn.Module):
 
     def __init__(self, dim_fast: int, *, ratio: int, kernel: int, alpha: int) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(dim_fast, dim_fast * ratio, (kernel, 1, 1), (alpha, 1, 1), (kernel // 2, 0, 0), bias=False)
+        self.conv = nn.Conv3d(
+            dim_fast, dim_fast * ratio, (kernel, 1, 1), (alpha, 1, 1), (kernel // 2, 0, 0), bias=False
+        )
         self.norm = nn.BatchNorm3d(dim_fast * ratio)
         self.act = nn.ReLU(inplace=True)
 
@@ -113,8 +120,10 @@ class SlowFast(VideoClassifier):
     ) -> None:
         super().__init__()
         if len(layers) != 4 or alpha < 1 or beta_inv < 1 or not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"SlowFast: model.layers must have 4 entries, alpha and beta_inv be >= 1, dropout in [0, 1) "
-                              f"(got {layers}, {alpha}, {beta_inv}, {dropout})")  # fmt: skip
+            raise ConfigError(
+                "SlowFast: model.layers must have 4 entries, alpha and beta_inv be >= 1, dropout in [0, 1) "
+                f"(got {layers}, {alpha}, {beta_inv}, {dropout})"
+            )
         self.alpha = alpha
         slow_w = [64, 256, 512, 1024, 2048]  # stem, res2..res5 outputs
         fast_w = [w // beta_inv for w in slow_w]
@@ -127,8 +136,12 @@ class SlowFast(VideoClassifier):
         for i in range(4):
             stride = 1 if i == 0 else 2
             slow_in = slow_w[i] + fast_w[i] * fusion_ratio  # the fused fast channels ride along
-            self.slow_layers.append(res_stage(slow_in, inner[i], slow_w[i + 1], layers[i], temporal_kernel=1 if i < 2 else 3, stride=stride))
-            self.fast_layers.append(res_stage(fast_w[i], inner[i] // beta_inv, fast_w[i + 1], layers[i], temporal_kernel=3, stride=stride))
+            self.slow_layers.append(
+                res_stage(slow_in, inner[i], slow_w[i + 1], layers[i], temporal_kernel=1 if i < 2 else 3, stride=stride)
+            )
+            self.fast_layers.append(
+                res_stage(fast_w[i], inner[i] // beta_inv, fast_w[i + 1], layers[i], temporal_kernel=3, stride=stride)
+            )
         self.num_features = slow_w[-1] + fast_w[-1]
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.num_features, num_classes)
@@ -140,7 +153,9 @@ class SlowFast(VideoClassifier):
         """``(B, C, T, H, W)`` → slow ``(B, C, T/α, H, W)`` (evenly spaced frames) and fast (the clip itself)."""
         t = video.shape[2]
         if t % self.alpha:
-            raise ConfigError(f"SlowFast: clips of {t} frames are not a multiple of alpha={self.alpha}; set data.num_frames")
+            raise ConfigError(
+                f"SlowFast: clips of {t} frames are not a multiple of alpha={self.alpha}; set data.num_frames"
+            )
         index = torch.linspace(0, t - 1, t // self.alpha, device=video.device).long()
         return video.index_select(2, index), video
 

@@ -47,7 +47,12 @@ class Swin3D(VideoClassifier):
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1) (got {dropout})")
         net = getattr(tvv, arch)(num_classes=num_classes)  # stochastic depth 0.1, as torchvision sets it
-        self.patch_embed, self.pos_drop, self.features, self.norm = net.patch_embed, net.pos_drop, net.features, net.norm
+        self.patch_embed, self.pos_drop, self.features, self.norm = (
+            net.patch_embed,
+            net.pos_drop,
+            net.features,
+            net.norm,
+        )
         self.drop = nn.Dropout(dropout)
         self.head: nn.Linear = net.head
         self.num_features = self.head.in_features

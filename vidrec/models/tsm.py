@@ -57,9 +57,19 @@ class TemporalShiftConv2d(nn.Conv2d):
     """A convolution that shifts its input in time first; its parameters are the wrapped convolution's."""
 
     def __init__(self, conv: nn.Conv2d, fold_div: int) -> None:
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
-                         conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
-                         device=conv.weight.device, dtype=conv.weight.dtype)  # fmt: skip
+        super().__init__(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,  # type: ignore[arg-type]
+            conv.stride,  # type: ignore[arg-type]
+            conv.padding,  # type: ignore[arg-type]
+            conv.dilation,  # type: ignore[arg-type]
+            conv.groups,
+            conv.bias is not None,
+            conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
         self.weight, self.bias = conv.weight, conv.bias  # the same tensors: names, values and init kept
         self.fold_div = fold_div
         self.num_segments = 1  # set by the model from each clip's length
@@ -96,7 +106,9 @@ class TSM(FrameAverage):
                 block.conv1 = TemporalShiftConv2d(conv, shift_div)
                 self.shifts.append(block.conv1)
         if not self.shifts:
-            raise ConfigError(f"model.backbone: {backbone!r} has no ResNet blocks (layerN.M.conv1) to shift in; use a timm ResNet")
+            raise ConfigError(
+                f"model.backbone: {backbone!r} has no ResNet blocks (layerN.M.conv1) to shift in; use a timm ResNet"
+            )
 
     def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         for conv in self.shifts:

@@ -64,7 +64,9 @@ class X3DBlock(nn.Module):
         self.se = SqueezeExcite3d(dim_inner, round_width(dim_inner, se_ratio)) if se_ratio > 0 else None
         self.conv_c, self.norm_c = conv_norm(dim_inner, dim_out, (1, 1, 1))
         # As PyTorchVideo: a strided shortcut is a convolution; it gets a BN only when the width changes.
-        self.proj_conv = nn.Conv3d(dim_in, dim_out, 1, (1, stride, stride), bias=False) if dim_in != dim_out or stride > 1 else None
+        self.proj_conv = (
+            nn.Conv3d(dim_in, dim_out, 1, (1, stride, stride), bias=False) if dim_in != dim_out or stride > 1 else None
+        )
         self.proj_norm = nn.BatchNorm3d(dim_out) if dim_in != dim_out else None
         self.act, self.swish = nn.ReLU(inplace=True), nn.SiLU()
 
