@@ -24,6 +24,7 @@ receives frames and returns joints (:class:`SubprocessHands`, protocol in :mod:`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -283,7 +284,8 @@ class SubprocessHands:
         self._log.close()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter exit the subprocess module may be gone already
+            self.close()
 
 
 def hands_python() -> str | None:

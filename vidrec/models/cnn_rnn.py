@@ -209,8 +209,6 @@ class CNNRNN(VideoClassifier):
             x = self.attention(x)  # (B, T, 2*hidden)
         return x.mean(dim=1)  # (B, 2*hidden)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.encoder.trainable_parameters()

@@ -60,8 +60,6 @@ class FrameAverage(VideoClassifier):
     def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         return self.encoder(video).mean(dim=1)  # (B, T, D) → (B, D)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.encoder.trainable_parameters()

@@ -112,8 +112,6 @@ class HFVideoClassifier(VideoClassifier):
         pixel_values = video.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W) → (B, T, C, H, W)
         return self.net(pixel_values=pixel_values).logits  # (B, D): classifier is Identity
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.net.parameters()  # the head lives outside ``net``

@@ -160,8 +160,6 @@ class LSViT(VideoClassifier):
         x = self.lmi(x)  # (B, T, D)
         return self.norm(x.mean(dim=1))  # (B, D)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         """The (ImageNet-initialised) ViT; SMIF, LMI and the head train from the start."""

@@ -339,8 +339,6 @@ class MultiStream(VideoClassifier):
         out, _ = self.lstm(x)  # (B, T, 2*hidden)
         return out.mean(dim=1)  # (B, 2*hidden)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))  # type: ignore[no-any-return]
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         for name in ("context_encoder", "object_encoder"):

@@ -18,7 +18,7 @@ size is refused with the settings to change.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -76,14 +76,6 @@ class MViT(VideoClassifier):
         for block in self.blocks:
             x, thw = block(x, thw)  # the grid shrinks, the width grows
         return self.norm(x)[:, 0]  # (B, 768): the class token
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
-
-    def backbone_parameters(self) -> Iterator[nn.Parameter]:
-        for name, p in self.named_parameters():
-            if not name.startswith("head."):
-                yield p
 
     def no_weight_decay(self) -> set[str]:
         return {n for n, _ in self.named_parameters() if n.startswith("pos_encoding.") or ".rel_pos_" in n}

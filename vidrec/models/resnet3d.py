@@ -19,7 +19,7 @@ basic and bottleneck blocks. These models benefit from ``train.channels_last`` o
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -83,13 +83,7 @@ class ResNet3D(VideoClassifier):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 512·e, T', H', W')
         return self.avgpool(x).flatten(1)  # (B, 512·e)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
-    def backbone_parameters(self) -> Iterator[nn.Parameter]:
-        for name, p in self.named_parameters():
-            if not name.startswith("head."):
-                yield p
 
     def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """torchvision's ``fc.*`` is vidrec's ``head.*``."""

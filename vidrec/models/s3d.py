@@ -17,7 +17,7 @@ windows' features first, the classifier being linear. Smaller clips, whose last 
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -59,12 +59,6 @@ class S3D(VideoClassifier):
         window = tuple(min(k, s) for k, s in zip(_POOL, x.shape[2:]))
         x = F.avg_pool3d(x, window, stride=1)  # (B, 1024, t, h, w): the 2×7×7 windows
         return x.mean(dim=(2, 3, 4))  # (B, 1024)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
-
-    def backbone_parameters(self) -> Iterator[nn.Parameter]:
-        return self.features.parameters()
 
     def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """torchvision's ``classifier.1`` convolution ``(K, 1024, 1, 1, 1)`` → ``head`` ``(K, 1024)``."""

@@ -22,7 +22,7 @@ keys (``blocks.N.multipathway_blocks.P...``) to these modules.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -168,14 +168,6 @@ class SlowFast(VideoClassifier):
             if i < 3:
                 slow = self.fusions[i + 1](slow, fast)
         return torch.cat([slow.mean(dim=(2, 3, 4)), fast.mean(dim=(2, 3, 4))], dim=1)  # (B, 2048 + 256)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
-
-    def backbone_parameters(self) -> Iterator[nn.Parameter]:
-        for name, p in self.named_parameters():
-            if not name.startswith("head."):
-                yield p
 
     def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """PyTorchVideo's ``create_slowfast`` keys → these modules (other keys pass through)."""

@@ -17,7 +17,7 @@ input here, like the other transformers).
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -62,14 +62,6 @@ class Swin3D(VideoClassifier):
         x = self.pos_drop(self.patch_embed(video))  # (B, T/2, H/4, W/4, C)
         x = self.norm(self.features(x))  # (B, T/2, H/32, W/32, 8C)
         return x.mean(dim=(1, 2, 3))  # (B, 8C): global average pool
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
-
-    def backbone_parameters(self) -> Iterator[nn.Parameter]:
-        for name, p in self.named_parameters():
-            if not name.startswith("head."):
-                yield p
 
     def no_weight_decay(self) -> set[str]:
         return {n for n, _ in self.named_parameters() if "relative_position_bias_table" in n}

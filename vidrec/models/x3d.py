@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -144,14 +144,6 @@ class X3D(VideoClassifier):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 192, T, H/32, W/32)
         x = self.act(self.norm5(self.conv5(x))).mean(dim=(2, 3, 4))  # (B, 432)
         return self.act(self.fc1(x))  # (B, 2048)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
-
-    def backbone_parameters(self) -> Iterator[nn.Parameter]:
-        for name, p in self.named_parameters():
-            if not name.startswith("head."):
-                yield p
 
     def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """PyTorchVideo's ``create_x3d`` keys → these modules; its 1×1×1 ``post_conv`` becomes ``fc1``."""
