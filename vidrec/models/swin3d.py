@@ -27,6 +27,7 @@ from vidrec.models.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, VideoClas
 from vidrec.models.registry import PretrainedCfg, build_variant, register_model
 
 _SPEC = InputSpec(num_frames=16, image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+_TV_DROP_PATH = 0.1  # what torchvision's swin3d_t / _s / _b builders set
 
 
 class Swin3D(VideoClassifier):
@@ -40,13 +41,18 @@ class Swin3D(VideoClassifier):
         arch: Literal["swin3d_t", "swin3d_s", "swin3d_b"],
         num_classes: int,
         dropout: float = 0.0,
+        drop_path: float = 0.1,  # stochastic depth of the last block (linear from 0), torchvision's 0.1
     ) -> None:
         super().__init__()
         import torchvision.models.video as tvv
+        from torchvision.ops import StochasticDepth
 
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1) (got {dropout})")
-        net = getattr(tvv, arch)(num_classes=num_classes)  # stochastic depth 0.1, as torchvision sets it
+        if not 0.0 <= dropout < 1.0 or not 0.0 <= drop_path < 1.0:
+            raise ConfigError(f"model.dropout and model.drop_path must be in [0, 1) (got {dropout}, {drop_path})")
+        net = getattr(tvv, arch)(num_classes=num_classes)  # torchvision's builders fix stochastic depth at 0.1 ...
+        for m in net.modules():
+            if isinstance(m, StochasticDepth):
+                m.p = m.p / _TV_DROP_PATH * drop_path  # ... so its linear schedule is rescaled here
         self.patch_embed, self.pos_drop, self.features, self.norm = (
             net.patch_embed,
             net.pos_drop,
