@@ -5,12 +5,12 @@ PY     := $(VENV)/bin/python
 HANDS  := .venv-hands
 OUT    ?= runs/demo
 
-.PHONY: setup hands-env demo test test-slow bench clean
+.PHONY: setup hands-env browser demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -25,13 +25,23 @@ $(HANDS)/.installed: requirements-hands.txt
 
 hands-env: $(HANDS)/.installed
 
+# The browser tests (tests/test_serve_browser.py, slow): selenium, and Debian's chromium + chromium-driver when missing.
+$(VENV)/.installed-browser: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,browser]"
+	touch $@
+
+browser: $(VENV)/.installed-browser
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 demo: setup
 	$(VENV)/bin/vidrec demo --out $(OUT)
 
 test: setup hands-env
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup hands-env
+test-slow: setup hands-env browser
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]
 
 bench: setup

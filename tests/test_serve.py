@@ -184,6 +184,15 @@ def test_previews_are_playable_mp4(resources, library, tiny_dataset, tmp_path):
     hit = render_hit(row, tmp_path / "hit.mp4")
     hit_info = AutoDecoder().info(hit)
     assert 0 < hit_info.num_frames <= AutoDecoder().info(row.path).num_frames and hit_info.height == 256
+    # the caption is drawn at the bottom: the top left, where the player puts its label, shows the video itself
+    from vidrec.serve.app import _preview_frames
+
+    start, end = row.moments[0][:2]
+    raw = torch.from_numpy(_preview_frames(Path(row.path), max(0.0, start - 1.0), end + 1.0)[0]).float()
+    drawn = _frames(hit).float()
+    assert drawn.shape == raw.shape
+    top, bottom = ((drawn[:, rows, :80] - raw[:, rows, :80]).abs().mean() for rows in (slice(0, 30), slice(-30, None)))
+    assert top < 6 < bottom, (top, bottom)
     # many previews: old files are removed, the folder stays small
     paths = [resources.preview_path("x") for _ in range(3)]
     assert len(set(paths)) == 3 and all(p.parent == resources.preview_dir for p in paths)
@@ -353,6 +362,45 @@ def test_uploads_are_limited_and_deleted_on_close(served, resources, tiny_datase
     assert found["success"] and preview.is_file() and page.fetch(hit["url"]).status_code == 200
     demo.close(verbose=False)
     assert not stored.exists() and not preview.exists()  # this app's uploads and previews are deleted when it closes
+
+
+@pytest.mark.slow
+def test_cli_serve_stops_on_sigterm_and_deletes_uploads(library, tmp_path):
+    """`vidrec serve` as a process: it answers, refuses an upload over --max-upload-mb, and on SIGTERM
+    stops and deletes what was uploaded."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("gradio")
+    from tests.gradio_http import GradioHTTP, free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "vidrec", "serve", "--store", str(library[0]), "--port", str(port),
+                             "--device", "cpu", "--max-upload-mb", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    try:
+        lines = []
+        while not any("serving Search on" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        page = GradioHTTP(f"http://127.0.0.1:{port}/")
+        big = tmp_path / "big.mp4"
+        big.write_bytes(b"\0" * (1024 * 1024 + 1))
+        assert page.upload(big).status_code == 413
+        uploaded = Path(page.upload(library[1] / "red.mp4").json()[0])
+        assert uploaded.is_file()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "stopped; uploads and previews deleted" in out and "Traceback" not in out, out
+    assert not uploaded.exists()
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -79,8 +79,10 @@ def render_clip(
     streams: dict[str, np.ndarray] | None = None,
     frame_indices: Sequence[int] | None = None,
     min_size: int = 256,
+    at_bottom: bool = False,
 ) -> np.ndarray:
-    """Frames ``T×H×W×3`` → annotated frames, upscaled so the short side is at least ``min_size``.
+    """Frames ``T×H×W×3`` → annotated frames, upscaled so the short side is at least ``min_size``;
+    the top-k lines at the top left (bottom left with ``at_bottom``).
 
     ``streams``: arrays of a stream-cache file (``hand_boxes``, ``hand_joints``, ``object_boxes``,
     ...); row ``r`` belongs to frame ``hands_frames[r]`` / ``objects_frames[r]``; ``frame_indices``
@@ -116,7 +118,7 @@ def render_clip(
                 if streams["object_mask"][r, s]:
                     label = ids[s] if s < len(ids) and ids[s] else f"obj {s}"
                     boxes.append((streams["object_boxes"][r, s], label, OBJECT_COLOURS[s % len(OBJECT_COLOURS)]))
-        out[k] = draw_frame(big, lines=lines, boxes=boxes, hands=hands)
+        out[k] = draw_frame(big, lines=lines, boxes=boxes, hands=hands, at_bottom=at_bottom)
     return out
 
 

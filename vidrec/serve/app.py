@@ -227,6 +227,20 @@ def _named(path: Path, shown: str | None = None) -> Iterator[None]:
         yield
     except VideoError as exc:
         raise _page_error(exc, path, shown or path.name) from None
+    except VidrecError as exc:  # another library error that names the file: the name only, no errno noise
+        if str(path) not in str(exc):
+            raise
+        raise type(exc)(_ERRNO.sub("", str(exc)).replace(str(path), shown or path.name)) from None
+
+
+def _probe(path: Path) -> None:
+    """Decode the first frame of an upload, so a file that is not a video gets the page's message."""
+    from vidrec.video.decode import AutoDecoder
+
+    decoder = AutoDecoder()
+    if decoder.info(path).num_frames <= 0:
+        raise VideoError(f"{path}: the video has no frames")
+    decoder.decode(path, [0])
 
 
 def classify(predictor: Optional["Predictor"], video_path: PathLike | None, topk: int = 5) -> list[tuple[str, float]]:
@@ -272,6 +286,7 @@ def video_search(store: Optional["Store"], video_path: PathLike | None, *, k: in
     st = _need_store(store)
     path = _uploaded(video_path)
     with _named(path):
+        _probe(path)
         return _rows(search_by_video(st, path, k=int(k), moments=int(moments)))
 
 
@@ -316,7 +331,7 @@ def render_prediction(video_path: PathLike, topk: Sequence[tuple[str, float]], o
     path = _uploaded(video_path)
     with _named(path):
         frames, indices, _, fps = _preview_frames(path)
-    drawn = render_clip(frames, topk=topk, frame_indices=indices, min_size=min(frames.shape[1:3]))
+    drawn = render_clip(frames, topk=topk, frame_indices=indices, min_size=min(frames.shape[1:3]), at_bottom=True)  # clear of the label
     return write_video(out, drawn, fps=fps)
 
 
@@ -337,11 +352,12 @@ def render_hit(row: SearchRow, out: PathLike, *, context_s: float = MOMENT_CONTE
             frames, indices, video_fps, fps = _preview_frames(path)
         else:
             frames, indices, video_fps, fps = _preview_frames(path, max(0.0, start - context_s), end + context_s)
+    moment = "" if end is None else f"best moment {fmt_span(start, end).replace('–', '-')} s"  # the font has no en dash
     drawn = []
     for frame, i in zip(frames, indices):
         t = i / video_fps
         inside = end is not None and start <= t < max(end, start + 1.0 / video_fps)
-        lines = [caption, f"best moment {fmt_span(start, end)} s" if inside else f"{t:.2f} s"]  # type: ignore[arg-type]
+        lines = [caption, moment if inside else f"{t:.2f} s"]
         drawn.append(draw_frame(frame, lines=lines, at_bottom=True))
     return write_video(out, np.stack(drawn), fps=fps)
 
@@ -456,7 +472,8 @@ def build_app(
             else:
                 ck = res.predictor.ck
                 gr.HTML(f"Model <code>{html.escape(ck.cfg.model.name)}</code> from "
-                        f"<code>{_tip(_short_path(ck.path), str(Path(ck.path).resolve()))}</code>, {len(classes)} classes.")
+                        f"<code>{_tip(_short_path(ck.path), str(Path(ck.path).resolve()))}</code>, {len(classes)} classes.",
+                        elem_id="classify-header")
             with gr.Row(equal_height=False):
                 with gr.Column():
                     video_in = gr.File(label=f"video ({VIDEO_FORMATS}; {limit})", height=110, elem_id="classify-upload")
@@ -468,9 +485,10 @@ def build_app(
                     label_out = gr.Label(num_top_classes=max(1, len(classes)), label="classes", elem_id="classify-label")
                     overlay_out = gr.Video(label="prediction drawn on the video", interactive=False, height=VIDEO_HEIGHT,
                                            elem_id="classify-overlay")
-            video_in.upload(ui(on_upload), [video_in], [seen_out], api_visibility="private")
+            video_in.upload(ui(on_upload), [video_in], [seen_out], api_visibility="private", show_progress="minimal")
             video_in.clear(lambda: None, None, [seen_out], api_visibility="private")
-            classify_btn.click(ui(on_classify), [video_in, top_in, overlay_in], [label_out, overlay_out], api_name="classify")
+            classify_btn.click(ui(on_classify), [video_in, top_in, overlay_in], [label_out, overlay_out], api_name="classify",
+                               show_progress="minimal", show_progress_on=[label_out])
         with gr.Tab("Search"):
             if res.store is None:
                 gr.Markdown("No store loaded: start `vidrec serve --store DIR` (built by `vidrec embed`) to search videos.")
@@ -478,21 +496,23 @@ def build_app(
                 src = str(res.store.encoder_description.get("source", "?"))
                 under = f" under <code>{_tip(root.name + '/', str(root))}</code>" if root is not None else ""
                 gr.HTML(f"Store <code>{_tip(res.store.path.name, str(res.store.path.resolve()))}</code>: "
-                        f"{res.store.count()} videos{under}, encoder <code>{_tip(_short_source(src), src)}</code>.")
+                        f"{res.store.count()} videos{under}, encoder <code>{_tip(_short_source(src), src)}</code>.", elem_id="search-header")
             with gr.Row():
                 query_in = gr.Textbox(label="describe what happens", placeholder="a person pours water into a cup", scale=4,
                                       elem_id="search-query")
                 search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
             with gr.Row():
-                k_in = gr.Slider(1, 50, value=k, step=1, label="videos")
-                m_in = gr.Slider(0, 10, value=moments, step=1, label="moments per video")
+                k_in = gr.Slider(1, 50, value=k, step=1, label="videos", elem_id="search-count")
+                m_in = gr.Slider(0, 10, value=moments, step=1, label="moments per video", elem_id="search-moments")
             with gr.Accordion("or find videos like an uploaded one", open=False, elem_id="similar-accordion"):
                 gr.Markdown("As `vidrec search --video` does, a video the store already holds (the same file) is "
                             "left out of its own results; any other video is embedded by the store's encoder.")
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=False):
                     like_in = gr.File(label=f"video ({VIDEO_FORMATS}; {limit})", height=110, scale=4, elem_id="similar-upload")
                     like_btn = gr.Button("Find similar videos", scale=1, elem_id="similar-button")
-            status_out = gr.Markdown(elem_id="search-status")
+            with gr.Row(equal_height=True):
+                status_out = gr.Markdown(elem_id="search-status", scale=6)
+                busy = gr.HTML("", elem_id="search-busy", min_height=36, scale=1, min_width=100)  # progress and errors are marked here
             with gr.Row(equal_height=False):
                 table_out = gr.Dataframe(headers=TABLE_HEADERS, datatype=TABLE_TYPES, column_widths=TABLE_WIDTHS, wrap=True,
                                          type="array", interactive=False, label="results", scale=3, min_width=560,
@@ -501,10 +521,10 @@ def build_app(
             issued = gr.State([])  # the rows shown, per session, on the server: what a click may play
             outputs = [table_out, hit_out, issued, status_out]
             # a failed search leaves the previous results in place: its error shows as one message, and
-            # the progress (and error) marker is drawn on the status line, not over the table
-            search_btn.click(ui(on_search), [query_in, k_in, m_in], outputs, api_name="search", show_progress_on=[status_out])
-            query_in.submit(ui(on_search), [query_in, k_in, m_in], outputs, api_visibility="private", show_progress_on=[status_out])
-            like_btn.click(ui(on_similar), [like_in, k_in, m_in], outputs, api_name="similar", show_progress_on=[status_out])
+            # the progress (and error) marker is drawn beside the status line, not over the table
+            search_btn.click(ui(on_search), [query_in, k_in, m_in], outputs, api_name="search", show_progress_on=[busy])
+            query_in.submit(ui(on_search), [query_in, k_in, m_in], outputs, api_visibility="private", show_progress_on=[busy])
+            like_btn.click(ui(on_similar), [like_in, k_in, m_in], outputs, api_name="similar", show_progress_on=[busy])
             table_out.select(ui(on_select), [issued], [hit_out], api_visibility="private")
     demo.vidrec_max_upload_mb = max_upload_mb  # type: ignore[attr-defined]  # read by launch_app
     return demo
