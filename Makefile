@@ -2,29 +2,50 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+HANDS  := .venv-hands
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup hands-env browser demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx]"
 	touch $@
 
 setup: $(VENV)/.installed
 
+# MediaPipe 0.10.21 (the last wheel with solutions.hands and its models) needs numpy<2 and protobuf<5: it gets an
+# environment of its own, which `vidrec prepare hands` drives through a subprocess (docs/multistream.md).
+# ~20 s of installing, 409 MB; --no-deps: requirements-hands.txt pins every package solutions.hands imports.
+$(HANDS)/.installed: requirements-hands.txt
+	test -x $(HANDS)/bin/python || $(PYTHON) -m venv $(HANDS)
+	$(HANDS)/bin/python -m pip install --quiet --no-deps -r requirements-hands.txt
+	touch $@
+
+hands-env: $(HANDS)/.installed
+
+# The browser tests (tests/test_serve_browser.py, slow): selenium, and Debian's chromium + chromium-driver when missing.
+$(VENV)/.installed-browser: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,browser]"
+	touch $@
+
+browser: $(VENV)/.installed-browser
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 demo: setup
 	$(VENV)/bin/vidrec demo --out $(OUT)
 
-test: setup
+test: setup hands-env
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup
+test-slow: setup hands-env browser
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]
 
 bench: setup
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(HANDS) runs .pytest_cache

@@ -113,7 +113,7 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
     from vidrec.data.build import load_dataset
     from vidrec.data.synthetic import generate
     from vidrec.engine.retrieval import build_retrieval_datasets, evaluate_retrieval, retrieval_step
-    from vidrec.models.registry import build_model
+    from vidrec.models.registry import create_model
 
     root = work / "synth"
     generate(root, videos_per_class=per_class, val_per_class=4, test_per_class=0, size=48, num_frames=12,
@@ -121,7 +121,7 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
     cfg = load_config(overrides=["task=retrieval", f"data.root={root}", "data.num_frames=4", "data.image_size=32",
                                  "data.num_workers=0", "model.name=clip_video_tiny"])
     torch.manual_seed(0)
-    model = build_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2)
+    model = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2)
     train_ds, val_ds = build_retrieval_datasets(cfg, load_dataset(cfg), model.input_spec)
     train_ds.clips.train, train_ds.train = False, False
 

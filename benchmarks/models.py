@@ -10,6 +10,9 @@ so no hub is needed. ``--flops-only`` counts parameters and FLOPs on the meta de
     .venv/bin/python benchmarks/models.py --quick          # tiny sizes: proves the script works
     .venv/bin/python benchmarks/models.py --flops-only     # standard sizes, params + FLOPs, no timing
     .venv/bin/python benchmarks/models.py --models r3d_18 frame_avg --no-write
+    .venv/bin/python benchmarks/models.py --update benchmarks/results/models.json --models x3d_xs tsm_r18 frame_avg
+        # re-time only these models (the baseline too, for its ratios) and merge them into the saved
+        # rows: the other rows, the doc table and the JSON keep their earlier numbers
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` for one clip's forward pass
 (a multiply-add counts as 2 FLOPs); LSTMs, whose fused CPU kernel it does not see, are added by
@@ -41,7 +44,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidrec.models.registry import build_model, list_models  # noqa: E402
+from vidrec.models.registry import create_model, list_models  # noqa: E402
 
 BASELINE = "frame_avg"
 MARK_START, MARK_END = "<!-- models-benchmark:start -->", "<!-- models-benchmark:end -->"
@@ -54,6 +57,19 @@ QUICK: dict[str, tuple[dict[str, Any], int, int]] = {
     "cnn_rnn_r50": ({"hidden_size": 16}, 4, 32),
     "frame_avg": ({}, 4, 32),
     "r3d_18": ({}, 4, 32),
+    "mc3_18": ({}, 4, 32),
+    "s3d": ({}, 8, 32),
+    "mvit_v1_b": ({}, 16, 224),  # only 16×224² clips
+    "mvit_v2_s": ({}, 16, 224),
+    "swin3d_t": ({}, 2, 32),
+    "swin3d_s": ({}, 2, 32),
+    "swin3d_b": ({}, 2, 32),
+    "tsm_r18": ({}, 4, 32),
+    "tsm_r50": ({}, 2, 32),
+    "slowfast_r50": ({"layers": [1, 1, 1, 1]}, 8, 32),
+    "x3d_xs": ({}, 4, 32),
+    "x3d_s": ({"depth_factor": 1.0}, 4, 32),
+    "x3d_m": ({"depth_factor": 1.0}, 4, 32),
     "r3d_34": ({}, 4, 32),
     "r3d_50": ({}, 4, 32),
     "r2plus1d_18": ({}, 4, 32),
@@ -87,12 +103,12 @@ class Row:
 
 
 def _hf_base(name: str, quick: bool) -> tuple[nn.Module, int, int]:
-    from vidrec.models.hf_video import scratch_hf_video
+    from vidrec.models.hf_video import HFVideoClassifier
 
     kind, frames = HF_BASE[name]
     size = dict(num_frames=4, image_size=32, hidden_size=32, depth=1, num_heads=2) if quick else \
         dict(num_frames=frames, image_size=224, hidden_size=768, depth=12, num_heads=12)  # fmt: skip
-    model = scratch_hf_video(kind, num_classes=NUM_CLASSES, dropout=0.0, **size)  # type: ignore[arg-type]
+    model = HFVideoClassifier.from_config(model_type=kind, num_classes=NUM_CLASSES, dropout=0.0, **size)  # type: ignore[arg-type]
     return model, size["num_frames"], size["image_size"]
 
 
@@ -102,8 +118,8 @@ def build(name: str, args: argparse.Namespace) -> tuple[nn.Module, int, int]:
         return _hf_base(name, args.quick)
     if args.quick:
         kwargs, frames, size = QUICK.get(name, ({}, 4, 32))
-        return build_model(name, num_classes=5, **kwargs), frames, size
-    model = build_model(name, num_classes=NUM_CLASSES)
+        return create_model(name, num_classes=5, **kwargs), frames, size
+    model = create_model(name, num_classes=NUM_CLASSES)
     return model, model.input_spec.num_frames, model.input_spec.image_size
 
 
@@ -232,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md", help="Markdown file to update")
     ap.add_argument("--json", type=Path, help="also write the rows (and the measurement line) as JSON here")
     ap.add_argument("--rows", type=Path, help="re-render the table from a --json file (no measuring), e.g. with new --accuracy")
+    ap.add_argument("--update", type=Path, help="measure only --models and merge them into this --json file "
+                    "(other rows kept); the file and the doc table are rewritten")
+    ap.add_argument("--note", default="", help="a note on the measured rows, shown beside the model name "
+                    "(e.g. 'shared machine')")
     ap.add_argument("--no-write", action="store_true", help="print only; leave the doc alone")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -253,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [Row(**r) for r in saved["rows"] if not args.models or r["model"] in args.models]
         return finish(rows, accuracy, saved["footer"], args)
 
+    if args.update and not args.models:
+        ap.error("--update needs --models: the models to measure again")
     rows: list[Row] = []
     for name in names:
         try:
@@ -273,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
             print(f"{name}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
             continue
+        row.note = args.note
         rows.append(row)
         print(f"{name:22s} {_fmt_params(row.params):>7s} {row.gflops:9.2f} GFLOPs {row.latency_ms:9.1f} ms/clip "
               f"{row.train_clips_s:7.2f} train clips/s", flush=True)  # fmt: skip
@@ -286,7 +309,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{' — parameters and FLOPs only (no timing)' if args.flops_only else ''}; latency = median of {args.repeats} single-clip forwards; training = {args.train_steps} AdamW steps of "
         f"batch {args.batch_size}, all parameters trainable. Command: `{cmd}`."
     )
+    if args.update:
+        return finish(merge_rows(args.update, rows, footer), accuracy, _merged_footer(args.update, footer), args)
     return finish(rows, accuracy, footer, args)
+
+
+def merge_rows(path: Path, measured: list[Row], footer: str) -> list[Row]:
+    """The rows saved in ``path`` with ``measured`` in place of (or beside) theirs, baseline first."""
+    saved = [Row(**r) for r in json.loads(path.read_text())["rows"]] if path.exists() else []
+    new = {r.model: r for r in measured}
+    rows = [new.pop(r.model, r) for r in saved] + list(new.values())
+    return sorted(rows, key=lambda r: (r.model != BASELINE, r.model))
+
+
+def _merged_footer(path: Path, footer: str) -> str:
+    earlier = json.loads(path.read_text())["footer"] if path.exists() else ""
+    return f"{earlier} Updated rows: {footer}" if earlier else footer
 
 
 def finish(rows: list[Row], accuracy: dict[str, float], footer: str, args: argparse.Namespace) -> int:
@@ -296,8 +334,8 @@ def finish(rows: list[Row], accuracy: dict[str, float], footer: str, args: argpa
         block += " Synthetic top-1: `python benchmarks/accuracy.py` (see below the table)."
     print()
     print(block)
-    if args.json:
-        args.json.write_text(json.dumps({"footer": footer, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+    for out in {p for p in (args.json, args.update) if p}:
+        out.write_text(json.dumps({"footer": footer, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
     if not args.no_write:
         write_doc(args.doc, block)
         print(f"\nwrote {args.doc}")

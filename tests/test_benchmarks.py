@@ -36,8 +36,9 @@ def test_every_accuracy_recipe_is_a_valid_config_for_its_model(name: str, tmp_pa
     overrides = accuracy.common_overrides(tmp_path, epochs=8, seed=42, workers=2) + extra
     cfg = load_config(ROOT / "configs" / config, overrides=overrides, environ={})
     entry = get_model_entry(cfg.model.name)
-    assert set(cfg.model_kwargs) <= set(entry.accepted_kwargs())  # what `vidrec train` would build
-    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.batch_size, cfg.train.epochs) == (8, 64, 16, 8)
+    assert set(cfg.model_kwargs) <= set(entry.options())  # what `vidrec train` would build
+    budget = (16, 224, 4, 8) if name in accuracy.NOT_COMMON else (8, 64, 16, 8)  # MViT: torchvision's fixed input
+    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.batch_size, cfg.train.epochs) == budget
     assert cfg.train.early_stop_patience is None and not cfg.model.pretrained
     if name.startswith("cnn_rnn_"):  # recorded under the registry name: the same builder with that backbone
         assert cfg.model_kwargs["backbone"] == "resnet" + name.rsplit("_r", 1)[1]
@@ -85,3 +86,18 @@ def test_models_table_measures_and_rerenders_with_accuracy(tmp_path: Path) -> No
     line = next(x for x in text.splitlines() if x.startswith("| videomae_small "))
     assert line.endswith("| 0.875 |")
     assert saved["footer"] in text  # the measurement line is kept, not re-dated
+
+
+def test_models_table_retimes_only_the_models_named(tmp_path: Path) -> None:
+    """--update FILE --models A: A is measured again, every other saved row is kept as it was."""
+    rows, doc = tmp_path / "rows.json", tmp_path / "models.md"
+    old = [models_bench.Row("frame_avg", 11, 4, 32, 1.0, 10.0, 5.0), models_bench.Row("r3d_18", 33, 4, 32, 3.0, 30.0, 1.0)]
+    rows.write_text(json.dumps({"footer": "Measured long ago.", "rows": [vars(r) for r in old]}))
+    assert models_bench.main(["--quick", "--update", str(rows), "--models", "videomae_small", "--repeats", "1",
+                              "--train-steps", "1", "--note", "shared machine", "--doc", str(doc)]) == 0  # fmt: skip
+    saved = json.loads(rows.read_text())
+    assert [r["model"] for r in saved["rows"]] == ["frame_avg", "r3d_18", "videomae_small"]  # baseline first
+    assert saved["rows"][1] == vars(old[1])  # untouched
+    assert saved["rows"][2]["note"] == "shared machine" and saved["rows"][2]["latency_ms"] > 0
+    assert saved["footer"].startswith("Measured long ago. Updated rows: Measured ")
+    assert "| videomae_small (shared machine) |" in doc.read_text()

@@ -156,7 +156,7 @@ def test_failing_training_video_is_skipped_and_counted(tiny_dataset, tmp_path):
 
 
 def test_progressive_unfreezing_keeps_backbone_fixed_while_frozen(tiny_dataset, tmp_path):
-    from vidrec.engine.run import create_model
+    from vidrec.engine.run import model_from_config
 
     def run(epochs: int, name: str) -> torch.nn.Module:
         cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / name, **{"train.epochs": epochs, "train.freeze_backbone_epochs": 1}))
@@ -165,7 +165,7 @@ def test_progressive_unfreezing_keeps_backbone_fixed_while_frozen(tiny_dataset, 
 
     cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "init"))
     torch.manual_seed(cfg.train.seed)  # train() seeds the same way before building the model
-    init = dict(create_model(cfg, 2).named_parameters())
+    init = dict(model_from_config(cfg, 2).named_parameters())
     after1, after2 = run(1, "one"), run(2, "two")
     changed = lambda m, prefix: [n for n, p in m.named_parameters() if n.startswith(prefix) and not torch.equal(p, init[n])]  # noqa: E731
     assert changed(after1, "head"), "the head must train while the backbone is frozen"
@@ -193,14 +193,14 @@ def test_bf16_autocast_on_cpu(tiny_dataset, tmp_path):
 def test_auto_precision_keeps_3d_convolutions_in_fp32_on_cpu(monkeypatch):
     """bf16 autocast of Conv3d on the CPU gave NaN losses at random steps (benchmarks/accuracy.py runs)."""
     from vidrec.engine import trainer as trainer_mod
-    from vidrec.models.registry import build_model
+    from vidrec.models.registry import create_model
 
     monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     cfg = load_config(environ={})
-    r3d = build_model("r3d_18", num_classes=3)
-    frame_cnn = build_model("frame_avg", num_classes=3, backbone="test_resnet")
+    r3d = create_model("r3d_18", num_classes=3)
+    frame_cnn = create_model("frame_avg", num_classes=3, backbone="test_resnet")
     assert trainer_mod.resolve_precision(cfg, r3d) == "no"
     assert trainer_mod.resolve_precision(cfg, frame_cnn) == "bf16"
     assert trainer_mod.resolve_precision(cfg) == "bf16"

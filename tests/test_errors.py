@@ -62,12 +62,12 @@ class Env:
 def env(tiny_dataset, tmp_path_factory) -> Env:
     from vidrec.config import load_config
     from vidrec.engine.checkpoint import save_checkpoint
-    from vidrec.models.registry import build_model
+    from vidrec.models.registry import create_model
 
     root = tmp_path_factory.mktemp("errors")
     overrides = tiny_overrides(tiny_dataset, root / "run")
     cfg = load_config(overrides=overrides, environ={})
-    model = build_model(cfg.model.name, num_classes=len(TINY_CLASSES), **cfg.model_kwargs)
+    model = create_model(cfg.model.name, num_classes=len(TINY_CLASSES), **cfg.model_kwargs)
     ck = save_checkpoint(root / "ck", model=model, cfg=cfg, classes=TINY_CLASSES)
     file = root / "a-file.txt"
     file.write_text("not a folder")

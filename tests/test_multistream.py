@@ -18,7 +18,7 @@ from vidrec.models.multistream import (
     SkeletonConv,
     hand_adjacency,
 )
-from vidrec.models.registry import build_model, check_model_kwargs
+from vidrec.models.registry import create_model, check_model_kwargs
 
 torch.set_num_threads(1)
 
@@ -44,7 +44,7 @@ def tiny(streams: list[str] | None = None, **kw: Any) -> MultiStream:
     args = dict(TINY, **kw)
     if streams is not None:
         args["streams"] = streams
-    model = build_model("multistream", num_classes=5, **args)
+    model = create_model("multistream", num_classes=5, **args)
     assert isinstance(model, MultiStream)
     return model.eval()
 
@@ -206,13 +206,13 @@ def test_missing_input_is_a_clear_error() -> None:
 )
 def test_bad_options(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        build_model("multistream", num_classes=3, **dict(TINY, **kwargs))
+        create_model("multistream", num_classes=3, **dict(TINY, **kwargs))
 
 
 def test_ablation_is_a_config_override() -> None:
     cfg = load_config(overrides=["model.name=multistream", "model.streams=[context,objects]"], environ={}, validate=False)
     check_model_kwargs(cfg.model.name, cfg.model_kwargs)
-    model = build_model(cfg.model.name, num_classes=3, **dict(TINY, **cfg.model_kwargs))
+    model = create_model(cfg.model.name, num_classes=3, **dict(TINY, **cfg.model_kwargs))
     assert model.streams == ("context", "objects") and not hasattr(model, "hand_encoder")
     with pytest.raises(ConfigError, match="model.stream"):
         check_model_kwargs("multistream", {"stream": ["context"]})
@@ -220,7 +220,7 @@ def test_ablation_is_a_config_override() -> None:
 
 def test_standard_size_parameter_count() -> None:
     """The default (ResNet-34 + MobileNetV2 + GNN + fusion + BiLSTM) at SSv2's 174 classes; seed 000 reports 29.9M."""
-    model = build_model("multistream", num_classes=174)
+    model = create_model("multistream", num_classes=174)
     n = sum(p.numel() for p in model.parameters())
     assert 25.0e6 < n < 26.5e6, n
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from vidrec.errors import ConfigError, WeightsError
-from vidrec.models.registry import build_model, get_model_entry
+from vidrec.models.registry import create_model, get_model_entry
 from vidrec.models.video_clip import (
     HashTokenizer,
     TemporalFusion,
@@ -52,7 +52,7 @@ def clip_dir(tmp_path_factory):
 def test_merging_off_is_exactly_plain_clip(clip_dir):
     from transformers import CLIPModel
 
-    model = build_model("clip_video", num_classes=0, clip=str(clip_dir), merge="off", num_frames=6).eval()
+    model = create_model("clip_video", num_classes=0, clip=str(clip_dir), merge="off", num_frames=6).eval()
     ref = CLIPModel.from_pretrained(clip_dir).eval()
     torch.manual_seed(1)
     video = torch.randn(2, 3, 6, 32, 32)  # (B, C, T, H, W)
@@ -68,7 +68,7 @@ def test_merging_off_is_exactly_plain_clip(clip_dir):
 def test_text_tower_matches_clip_with_its_tokenizer(clip_dir):
     from transformers import CLIPModel, CLIPTokenizer
 
-    model = build_model("clip_video", num_classes=0, clip=str(clip_dir), merge="off").eval()
+    model = create_model("clip_video", num_classes=0, clip=str(clip_dir), merge="off").eval()
     assert not isinstance(model.tokenizer, HashTokenizer)
     ref = CLIPModel.from_pretrained(clip_dir).eval()
     tok = CLIPTokenizer.from_pretrained(clip_dir)
@@ -81,8 +81,8 @@ def test_text_tower_matches_clip_with_its_tokenizer(clip_dir):
 
 
 def test_merging_compresses_frames_progressively(clip_dir):
-    model = build_model("clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="2-2-2", merge_layers=[1, 2, 3]).eval()
-    plain = build_model("clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="off").eval()
+    model = create_model("clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="2-2-2", merge_layers=[1, 2, 3]).eval()
+    plain = create_model("clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="off").eval()
     video = torch.randn(1, 3, 12, 32, 32)
     with torch.no_grad():
         enc = model.encode_video(video)
@@ -112,7 +112,7 @@ def test_bipartite_soft_matching_preserves_mass():
 
 
 def test_prompts_and_seqtransf_train(clip_dir):
-    model = build_model(
+    model = create_model(
         "clip_video", num_classes=3, clip=str(clip_dir), num_frames=4, merge="2", merge_layers=[2], num_prompts=2, fusion="seqTransf"
     )
     video = torch.randn(2, 3, 4, 32, 32)
@@ -133,7 +133,7 @@ def test_untrained_seqtransf_equals_meanp():
 
 
 def test_training_modes_select_parameter_groups():
-    model = build_model("clip_video_tiny", num_classes=0, num_prompts=2)
+    model = create_model("clip_video_tiny", num_classes=0, num_prompts=2)
     assert isinstance(model, VideoCLIP)
     groups = {g["name"]: g for g in model.param_groups("joint", clip_lr=1e-5, module_lr=1e-3)}
     assert groups["clip"]["lr"] == 1e-5 and groups["modules"]["lr"] == 1e-3
@@ -153,11 +153,11 @@ def test_schedules_and_bad_options(clip_dir, tmp_path):
     assert default_merge_layers(12, 3) == (6, 8, 10)
     assert default_merge_layers(4, 3) == (1, 2, 3)
     with pytest.raises(ConfigError, match="merge_layers"):
-        build_model("clip_video", num_classes=0, clip=str(clip_dir), merge="2-2", merge_layers=[2, 9])
+        create_model("clip_video", num_classes=0, clip=str(clip_dir), merge="2-2", merge_layers=[2, 9])
     with pytest.raises(ConfigError, match="fusion"):
-        build_model("clip_video_tiny", num_classes=0, fusion="lstm")
+        create_model("clip_video_tiny", num_classes=0, fusion="lstm")
     with pytest.raises(ConfigError, match="merge_keep"):
-        build_model("clip_video_tiny", num_classes=0, merge_keep=1.5)
+        create_model("clip_video_tiny", num_classes=0, merge_keep=1.5)
     with pytest.raises(ConfigError, match="merge schedule"):
         parse_schedule("two-two")
     with pytest.raises(WeightsError, match="no config.json"):
@@ -253,7 +253,7 @@ def test_contrastive_training_reaches_recall_far_above_chance(synth_root):
 
     torch.manual_seed(0)
     cfg = _retrieval_cfg(synth_root)
-    model = build_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2)
+    model = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2)
     train_ds, _ = build_retrieval_datasets(cfg, load_dataset(cfg), model.input_spec)
     train_ds.clips.train = False  # fixed, centred clips: decoded once
     train_ds.train = False
@@ -293,8 +293,8 @@ def test_vidrec_train_and_eval_with_a_retrieval_config(synth_root, tmp_path):
 
 def test_set_merge_schedule_on_a_built_model():
     torch.manual_seed(0)
-    merged = build_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=0).eval()
-    plain = build_model("clip_video_tiny", num_classes=0, num_frames=4, merge="off", num_prompts=0).eval()
+    merged = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=0).eval()
+    plain = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="off", num_prompts=0).eval()
     plain.load_state_dict({k: v for k, v in merged.state_dict().items() if not k.startswith("merge_pos")})
     video = torch.randn(1, 3, 4, 32, 32)
     merged.set_merge_schedule("off")

@@ -13,8 +13,8 @@ from safetensors.torch import save_file
 from tests.test_models import HF_MEAN, HF_NUM_FRAMES, HF_SIZE, make_tiny_hf_dir
 from vidrec.errors import ConfigError, WeightsError
 from vidrec.models import weights as W
-from vidrec.models.registry import build_model
-from vidrec.models.weights import create_model, load_weights, read_state_dict
+from vidrec.models.registry import create_model
+from vidrec.models.weights import load_weights, read_state_dict
 
 torch.set_num_threads(1)
 
@@ -43,16 +43,16 @@ def test_parameter_counts_match_upstream() -> None:
     from torchvision.models.video import r2plus1d_18, r3d_18
 
     with torch.device("meta"):  # shapes only: no memory, no init cost
-        assert _count(build_model("r3d_18", num_classes=400)) == _count(r3d_18()) == 33_371_472
-        assert _count(build_model("r2plus1d_18", num_classes=400)) == _count(r2plus1d_18()) == 31_505_325
-        cnn = build_model("cnn_rnn", num_classes=174)
+        assert _count(create_model("r3d_18", num_classes=400)) == _count(r3d_18()) == 33_371_472
+        assert _count(create_model("r2plus1d_18", num_classes=400)) == _count(r2plus1d_18()) == 31_505_325
+        cnn = create_model("cnn_rnn", num_classes=174)
         assert _count(cnn.encoder) == _count(timm.create_model("resnet18", num_classes=0)) == 11_176_512
-        r50 = build_model("cnn_rnn_r50", num_classes=174)
+        r50 = create_model("cnn_rnn_r50", num_classes=174)
         assert _count(r50.encoder) == _count(timm.create_model("resnet50", num_classes=0))
-        lsvit = build_model("lsvit", num_classes=174)
+        lsvit = create_model("lsvit", num_classes=174)
         assert _count(lsvit.vit) == _count(timm.create_model("vit_base_patch16_224", num_classes=0)) == 85_798_656
         # r3d_34 / r3d_50: the [3, 4, 6, 3] basic / bottleneck layouts
-        r34, r50_3d = build_model("r3d_34", num_classes=400), build_model("r3d_50", num_classes=400)
+        r34, r50_3d = create_model("r3d_34", num_classes=400), create_model("r3d_50", num_classes=400)
         assert [len(getattr(r34, f"layer{i}")) for i in range(1, 5)] == [3, 4, 6, 3]
         assert [len(getattr(r50_3d, f"layer{i}")) for i in range(1, 5)] == [3, 4, 6, 3]
         assert r50_3d.num_features == 2048 and r34.num_features == 512
@@ -69,7 +69,7 @@ def test_torchvision_r3d_18_checkpoint_gives_the_same_output(tmp_path: Path) -> 
     upstream = r3d_18().eval()
     path = tmp_path / "r3d_18.pth"
     torch.save(upstream.state_dict(), path)  # torchvision's own format: fc.*, stem.*, layer*.*
-    model = build_model("r3d_18", num_classes=400)
+    model = create_model("r3d_18", num_classes=400)
     report = load_weights(model, path, strict=True)
     assert report.ok and "head.weight" in report.loaded
     video = torch.randn(1, 3, 2, 16, 16)
@@ -82,7 +82,7 @@ def test_kinetics_head_is_skipped_for_another_label_set(tmp_path: Path) -> None:
     from torchvision.models.video import r2plus1d_18
 
     with torch.device("meta"):  # values do not matter here, only names and shapes: skip the init
-        upstream, model = r2plus1d_18(), build_model("r2plus1d_18", num_classes=7)
+        upstream, model = r2plus1d_18(), create_model("r2plus1d_18", num_classes=7)
     path = tmp_path / "k400.pt"
     torch.save({"model": upstream.to_empty(device="cpu").state_dict(), "epoch": 3}, path)  # a training-script wrapper
     model.to_empty(device="cpu")
@@ -93,17 +93,18 @@ def test_kinetics_head_is_skipped_for_another_label_set(tmp_path: Path) -> None:
 
 
 def test_kinetics_metadata_matches_torchvision() -> None:
-    from torchvision.models.video import R2Plus1D_18_Weights, R3D_18_Weights
+    from torchvision.models import get_weight
 
     from vidrec.models.registry import get_model_entry
 
-    for name, weights in (("r3d_18", R3D_18_Weights.KINETICS400_V1), ("r2plus1d_18", R2Plus1D_18_Weights.KINETICS400_V1)):
-        info = get_model_entry(name).pretrained["kinetics400"]
+    for name in ("r3d_18", "mc3_18", "r2plus1d_18"):
+        cfg = get_model_entry(name).pretrained["kinetics400"]
+        weights = get_weight(cfg.source.split(":", 1)[1])
         t = weights.transforms()
-        assert list(info["mean"]) == pytest.approx(list(t.mean)) and list(info["std"]) == pytest.approx(list(t.std))
-        assert info["input_size"] == t.crop_size[0]
-        assert info["source"] == f"torchvision:{type(weights).__name__}.{weights.name}"
-        assert build_model(name, num_classes=3).input_spec.mean == info["mean"]
+        assert list(cfg.mean) == pytest.approx(list(t.mean)) and list(cfg.std) == pytest.approx(list(t.std))
+        assert cfg.image_size == t.crop_size[0] and cfg.num_classes == len(weights.meta["categories"]) == 400
+        assert cfg.top1 == weights.meta["_metrics"]["Kinetics-400"]["acc@1"]
+        assert create_model(name, num_classes=3).input_spec.mean == cfg.mean
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def test_timm_vit_loads_into_lsvit_with_keys_mapped(tmp_path: Path) -> None:
     upstream = VisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=1, num_heads=2, num_classes=10)
     path = tmp_path / "vit.safetensors"
     save_file(upstream.state_dict(), str(path))
-    model = build_model("lsvit", num_classes=3, image_size=32, embed_dim=32, depth=1, num_heads=2)
+    model = create_model("lsvit", num_classes=3, image_size=32, embed_dim=32, depth=1, num_heads=2)
     report = load_weights(model, path)
     assert "vit.blocks.0.attn.qkv.weight" in report.loaded and "vit.cls_token" in report.loaded
     assert report.unexpected == ["vit.head.bias", "vit.head.weight"]  # ImageNet classifier: reported, not loaded
@@ -128,7 +129,7 @@ def test_timm_vit_loads_into_lsvit_with_keys_mapped(tmp_path: Path) -> None:
 
 
 def test_lsvit_motion_modules() -> None:
-    model = build_model("lsvit", num_classes=3, image_size=32, embed_dim=32, depth=1, num_heads=2, smif_window=3)
+    model = create_model("lsvit", num_classes=3, image_size=32, embed_dim=32, depth=1, num_heads=2, smif_window=3)
     x = torch.randn(1, 1, 4, 32).repeat(1, 4, 1, 1)  # (B, T, L, D): 4 identical frames, no motion
     assert model.smif.motion(x).abs().max() == 0
     moving = x.clone()
@@ -141,9 +142,9 @@ def test_lsvit_motion_modules() -> None:
     with pytest.raises(ConfigError, match="not a multiple of the patch size"):
         model(torch.randn(1, 3, 2, 40, 40))
     with pytest.raises(ConfigError, match="multiple of model.patch_size"):
-        build_model("lsvit", num_classes=3, image_size=40)
+        create_model("lsvit", num_classes=3, image_size=40)
     with pytest.raises(ConfigError, match="smif_window"):
-        build_model("lsvit", num_classes=3, image_size=32, embed_dim=32, depth=1, num_heads=2, smif_window=0)
+        create_model("lsvit", num_classes=3, image_size=32, embed_dim=32, depth=1, num_heads=2, smif_window=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_hf_videomae_dir_through_hf_prefix(tmp_path: Path) -> None:
     from transformers import VideoMAEForVideoClassification
 
     directory = make_tiny_hf_dir("videomae", tmp_path / "vmae", num_labels=3)
-    model = build_model(f"hf:{directory}", num_classes=5)
+    model = create_model(f"hf:{directory}", num_classes=5)
     assert model.head.out_features == 5  # resized from 3 (ignore_mismatched_sizes)
     spec = model.input_spec
     assert (spec.num_frames, spec.image_size, spec.mean) == (HF_NUM_FRAMES, HF_SIZE, HF_MEAN)
@@ -165,7 +166,7 @@ def test_hf_videomae_dir_through_hf_prefix(tmp_path: Path) -> None:
         expected = upstream.fc_norm(upstream.videomae(video.permute(0, 2, 1, 3, 4)).last_hidden_state.mean(1))
         torch.testing.assert_close(model.forward_features(video), expected)
     # the same directory through model.weights: keys mapped (videomae.* → net.*), the 3-way head skipped
-    fresh = build_model(f"hf:{make_tiny_hf_dir('videomae', tmp_path / 'other', num_labels=5)}", num_classes=5)
+    fresh = create_model(f"hf:{make_tiny_hf_dir('videomae', tmp_path / 'other', num_labels=5)}", num_classes=5)
     report = load_weights(fresh, directory)
     assert report.skipped == ["head.bias", "head.weight"] and not report.unexpected and not report.missing
     with pytest.raises(ConfigError, match="data.num_frames=4"):
@@ -174,15 +175,15 @@ def test_hf_videomae_dir_through_hf_prefix(tmp_path: Path) -> None:
 
 def test_hf_bad_names(tmp_path: Path, offline: None) -> None:
     with pytest.raises(WeightsError, match="no such directory"):
-        build_model(f"hf:{tmp_path / 'missing'}", num_classes=3)
+        create_model(f"hf:{tmp_path / 'missing'}", num_classes=3)
     (tmp_path / "empty").mkdir()
     with pytest.raises(WeightsError, match="config.json"):
-        build_model(f"hf:{tmp_path / 'empty'}", num_classes=3)
+        create_model(f"hf:{tmp_path / 'empty'}", num_classes=3)
     with pytest.raises(ConfigError, match="needs a hub id"):
-        build_model("hf:", num_classes=3)
+        create_model("hf:", num_classes=3)
     start = time.perf_counter()
     with pytest.raises(WeightsError, match="model.name=hf:DIR"):
-        build_model("hf:MCG-NJU/videomae-base", num_classes=3)
+        create_model("hf:MCG-NJU/videomae-base", num_classes=3)
     assert time.perf_counter() - start < 5
 
 
@@ -191,10 +192,10 @@ def test_hf_bad_names(tmp_path: Path, offline: None) -> None:
 
 
 def test_wrappers_and_prefixes_are_unwrapped(tmp_path: Path) -> None:
-    model = build_model("frame_avg", num_classes=3, backbone="resnet10t")
+    model = create_model("frame_avg", num_classes=3, backbone="resnet10t")
     sd = {f"module.{k}": v for k, v in model.state_dict().items()}  # DDP-saved
     torch.save({"state_dict": sd, "optimizer": {"lr": 0.1}}, tmp_path / "ddp.pth")
-    fresh = build_model("frame_avg", num_classes=3, backbone="resnet10t")
+    fresh = create_model("frame_avg", num_classes=3, backbone="resnet10t")
     report = load_weights(fresh, tmp_path / "ddp.pth", strict=True)
     assert report.ok
     torch.testing.assert_close(fresh.head.weight, model.head.weight)
@@ -205,15 +206,15 @@ def test_wrappers_and_prefixes_are_unwrapped(tmp_path: Path) -> None:
 
 
 def test_shape_mismatch_names_the_tensor(tmp_path: Path) -> None:
-    small = build_model("cnn_rnn", num_classes=3, backbone="resnet10t", hidden_size=8)
+    small = create_model("cnn_rnn", num_classes=3, backbone="resnet10t", hidden_size=8)
     save_file(small.state_dict(), str(tmp_path / "small.safetensors"))
-    big = build_model("cnn_rnn", num_classes=3, backbone="resnet10t", hidden_size=16)
+    big = create_model("cnn_rnn", num_classes=3, backbone="resnet10t", hidden_size=16)
     with pytest.raises(WeightsError, match=r"'attention\.key\.weight' has shape \(256, 16\) in the file but \(256, 32\)"):
         load_weights(big, tmp_path / "small.safetensors")
 
 
 def test_strict_and_unrelated_weights(tmp_path: Path) -> None:
-    model = build_model("frame_avg", num_classes=3, backbone="resnet10t")
+    model = create_model("frame_avg", num_classes=3, backbone="resnet10t")
     partial = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
     save_file(partial, str(tmp_path / "partial.safetensors"))
     with pytest.raises(WeightsError, match="missing"):
@@ -224,7 +225,7 @@ def test_strict_and_unrelated_weights(tmp_path: Path) -> None:
 
 
 def test_bad_files(tmp_path: Path) -> None:
-    model = build_model("frame_avg", num_classes=3, backbone="resnet10t")
+    model = create_model("frame_avg", num_classes=3, backbone="resnet10t")
     with pytest.raises(WeightsError, match="does not exist"):
         load_weights(model, tmp_path / "nope.pth")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
@@ -242,7 +243,7 @@ def test_bad_files(tmp_path: Path) -> None:
 
 
 def test_create_model_applies_local_weights(tmp_path: Path) -> None:
-    src = build_model("cnn_rnn", num_classes=4, backbone="resnet10t", hidden_size=8)
+    src = create_model("cnn_rnn", num_classes=4, backbone="resnet10t", hidden_size=8)
     save_file(src.state_dict(), str(tmp_path / "model.safetensors"))
     model = create_model("cnn_rnn", num_classes=4, backbone="resnet10t", hidden_size=8, weights=tmp_path / "model.safetensors")
     torch.testing.assert_close(model.head.weight, src.head.weight)

@@ -14,14 +14,14 @@ def model_rows(num_classes: int = 174) -> list[dict[str, Any]]:
     """One row per registered model, parameters counted at the standard size (on the meta device)."""
     import torch
 
-    from vidrec.models.registry import build_model, list_models
+    from vidrec.models.registry import create_model, list_models
 
     rows = []
     for entry in list_models():
         params: int | None = None
         if not entry.prefix_match:  # "hf:" needs a hub id or directory to have a size
             with torch.device("meta"):  # shapes only: no memory, no initialisation
-                model = build_model(entry.name, num_classes=num_classes)
+                model = create_model(entry.name, num_classes=num_classes)
             params = sum(p.numel() for p in model.parameters())
         spec = entry.input
         rows.append(
@@ -34,7 +34,7 @@ def model_rows(num_classes: int = 174) -> list[dict[str, Any]]:
                 "mean": list(spec.mean),
                 "std": list(spec.std),
                 "side_inputs": list(spec.side_inputs),
-                "pretrained": {tag: (info["source"] if isinstance(info, dict) else info) for tag, info in entry.pretrained.items()},
+                "pretrained": {tag: cfg.source for tag, cfg in entry.pretrained.items()},
                 "description": entry.description,
             }
         )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from vidrec.cli.app import app
-from vidrec.errors import VidrecError
 
 log = logging.getLogger("vidrec")
 
@@ -28,6 +28,9 @@ def serve(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps: where the model and the text encoder run."),
     topk: int = typer.Option(5, "--topk", help="Classes shown by default (the page has a slider)."),
     k: int = typer.Option(5, "-n", "--top", help="Videos returned by default (the page has a slider)."),
+    max_upload_mb: int = typer.Option(
+        500, "--max-upload-mb", min=0, help="Largest upload the server accepts, in MB (0: no limit). Uploads are deleted when it stops."
+    ),
 ) -> None:
     # the backslash in \[serve] keeps rich markup in --help from swallowing "[serve]"
     r"""Web demo in the browser: upload a video to see its top-k classes, and search a video library with text.
@@ -35,19 +38,23 @@ def serve(
     Give --checkpoint, --store, or both; the model and the store are loaded once, at startup.
     Needs gradio: pip install 'vidrec\[serve]'. Stop it with Ctrl+C.
     """
-    from vidrec.serve import build_app, load_resources, require_gradio
+    from vidrec.serve import build_app, launch_app, load_resources, require_gradio
 
     if checkpoint is None and store is None:
         load_resources(None, None)  # the "nothing to serve" error, before anything is loaded
     require_gradio()  # a missing gradio is reported before the model is loaded
     resources = load_resources(checkpoint, store, device=device)
-    demo = build_app(resources=resources, topk=topk, k=k)
-    try:
-        _, local_url, share_url = demo.queue().launch(
-            server_name=host, server_port=port, share=share, show_error=True, quiet=True, prevent_thread_lock=True
-        )
-    except OSError as exc:
-        raise VidrecError(f"--host {host} --port {port}: cannot listen there ({str(exc).split('. ')[0]}); choose another --port") from exc
+    demo = build_app(resources=resources, topk=topk, k=k, max_upload_mb=max_upload_mb)
+    local_url, share_url = launch_app(demo, host=host, port=port, share=share)
     tabs = " and ".join(t for t, on in (("Classify", checkpoint), ("Search", store)) if on)
     typer.echo(f"serving {tabs} on {local_url}" + (f" and {share_url}" if share_url else "") + "; Ctrl+C stops")
-    demo.block_thread()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl+C does: uploads and previews are deleted
+    try:
+        demo.block_thread()  # returns after Ctrl+C / SIGTERM, once gradio has closed the server
+    finally:
+        demo.close(verbose=False)
+    typer.echo("stopped; uploads and previews deleted")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

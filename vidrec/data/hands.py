@@ -12,20 +12,33 @@ normalised crop coordinate ``x`` (MediaPipe: fraction of the crop width) is ther
 coordinate ``(x0 + x * crop_w) / frame_w``. MediaPipe's ``z`` (relative depth, in units of the
 image width) is rescaled the same way: ``z * crop_w / frame_w``.
 
-MediaPipe is optional (``pip install 'vidrec[hands]'``): the 0.10.x releases up to 0.10.21 carry
-``mediapipe.solutions.hands`` and the hand model in the wheel, so this runs offline. Later
-releases (0.10.30+) dropped both. 0.10.21 needs ``protobuf<5`` at run time.
+MediaPipe: the 0.10.x releases up to 0.10.21 carry ``mediapipe.solutions.hands`` and the hand model
+in the wheel, so this runs offline; later releases (0.10.30+, 1.x) dropped both, and their Tasks
+``HandLandmarker`` needs a ``.task`` model that no wheel ships. 0.10.21 needs numpy<2 and protobuf<5,
+which the main environment (numpy 2, protobuf 7) cannot have. So :func:`make_landmarker` uses MediaPipe
+in this process when it imports and works here (``pip install 'vidrec[hands]'`` in an environment of
+its own), and otherwise runs it in the separate hands environment that ``make hands-env`` builds
+(``.venv-hands`` beside the main virtualenv, or ``VIDREC_HANDS_PYTHON``), through a subprocess that
+receives frames and returns joints (:class:`SubprocessHands`, protocol in :mod:`vidrec.data.hands_worker`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from vidrec.data import hands_worker
 from vidrec.errors import VidrecError
 
 log = logging.getLogger(__name__)
@@ -33,7 +46,12 @@ log = logging.getLogger(__name__)
 NUM_JOINTS = 21
 NUM_HANDS = 2
 HANDEDNESS = ("Left", "Right")  # slot order without boxes; MediaPipe's labels (mirrored-image convention)
-INSTALL_HINT = "pip install 'vidrec[hands]'"
+INSTALL_HINT = (
+    "build the hands environment with `make hands-env` "
+    "(or pip install 'vidrec[hands]' where numpy<2 and protobuf<5 are possible)"
+)
+HANDS_PYTHON_ENV = "VIDREC_HANDS_PYTHON"  # the hands environment's python; "off": never use one
+HANDS_VENV = ".venv-hands"  # where `make hands-env` builds it: beside the main virtualenv
 
 
 class HandsUnavailable(VidrecError):
@@ -116,6 +134,10 @@ class HandLandmarker(Protocol):
         """``image``: uint8 H×W×3 RGB → hands found, best first."""
         ...
 
+    def close(self) -> None:
+        """Free MediaPipe's graphs (and its worker process, if any)."""
+        ...
+
 
 def mediapipe_version() -> str | None:
     """The installed MediaPipe version, or ``None``."""
@@ -151,17 +173,16 @@ class MediaPipeHands:
     """
 
     def __init__(self, *, max_hands: int = 1, min_confidence: float = 0.3, model_complexity: int = 1) -> None:
-        hands = _import_solutions_hands()
+        _import_solutions_hands()
         self.max_hands = max_hands
         self._by_count: dict[int, Any] = {}
-        self._cls = hands.Hands
-        self._opts = {"static_image_mode": True, "min_detection_confidence": min_confidence, "model_complexity": model_complexity}
+        self._opts = {"min_confidence": min_confidence, "model_complexity": model_complexity}
         self._get(max_hands)
 
     def _get(self, n: int) -> Any:
         if n not in self._by_count:
             try:
-                self._by_count[n] = self._cls(max_num_hands=n, **self._opts)
+                self._by_count[n] = hands_worker.build_hands(n, **self._opts)
             except (AttributeError, TypeError) as exc:
                 raise HandsUnavailable(
                     f"MediaPipe {mediapipe_version()} cannot build its hand graph ({exc}); it needs protobuf<5 "
@@ -173,14 +194,8 @@ class MediaPipeHands:
         image = np.ascontiguousarray(image, dtype=np.uint8)
         if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 2:
             return []
-        result = self._get(max_hands or self.max_hands).process(image)
-        out: list[HandDetection] = []
-        for lms, cls in zip(result.multi_hand_landmarks or [], result.multi_handedness or []):
-            joints = np.array([[p.x, p.y, p.z] for p in lms.landmark], dtype=np.float64)  # (21, 3)
-            best = cls.classification[0]
-            out.append(HandDetection(joints, float(best.score), str(best.label)))
-        out.sort(key=lambda d: -d.score)
-        return out
+        found = hands_worker.detect(self._get(max_hands or self.max_hands), image)
+        return [HandDetection(np.array(j, dtype=np.float64), s, lab) for j, s, lab in found]  # joints (21, 3)
 
     def close(self) -> None:
         for h in self._by_count.values():
@@ -197,9 +212,115 @@ def _protobuf_version() -> str:
         return "unknown"
 
 
-def make_landmarker(*, min_confidence: float = 0.3, model_complexity: int = 1) -> MediaPipeHands:
-    """Build MediaPipe hands, or raise :class:`HandsUnavailable` with the install command."""
-    return MediaPipeHands(min_confidence=min_confidence, model_complexity=model_complexity)
+class SubprocessHands:
+    """MediaPipe in the separate hands environment, fed frames through a pipe (see :mod:`hands_worker`).
+
+    One worker process per instance (each ``vidrec prepare`` worker builds its own); it ends with
+    :meth:`close`, or when this process goes and its pipe closes.
+    """
+
+    def __init__(
+        self, python: str, *, max_hands: int = 1, min_confidence: float = 0.3, model_complexity: int = 1
+    ) -> None:
+        self.python, self.max_hands = python, max_hands
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # MediaPipe's own chatter, kept for the error message
+        options = json.dumps({"min_confidence": min_confidence, "model_complexity": model_complexity})
+        try:  # -I: the hands environment sees none of this one's PYTHONPATH or packages
+            self._proc = subprocess.Popen(
+                [python, "-I", hands_worker.__file__, options],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+            )
+        except OSError as exc:
+            raise HandsUnavailable(f"the hands environment {python} does not run ({exc}); {INSTALL_HINT}") from exc
+        hello = self._receive()
+        if not hello.get("ready"):
+            self.close()
+            raise HandsUnavailable(f"the hands environment {python}: {hello.get('error', hello)}; {INSTALL_HINT}")
+        self.version = str(hello.get("mediapipe", "?"))
+        log.info("MediaPipe %s runs in %s", self.version, python)
+
+    def _receive(self) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdout is not None
+        head = self._proc.stdout.read(hands_worker.LENGTH.size)
+        size = hands_worker.LENGTH.unpack(head)[0] if len(head) == hands_worker.LENGTH.size else 0
+        body = self._proc.stdout.read(size) if size else b""
+        if not body:
+            code = self._proc.poll()
+            self._log.seek(0)
+            tail = self._log.read()[-600:].decode(errors="replace").strip().replace("\n", " | ")
+            raise HandsUnavailable(f"the MediaPipe worker in {self.python} stopped (exit code {code}): {tail}")
+        return dict(json.loads(body))
+
+    def detect(self, image: np.ndarray, *, max_hands: int | None = None) -> list[HandDetection]:
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 2:
+            return []
+        if self._proc is None or self._proc.stdin is None:
+            raise HandsUnavailable("the MediaPipe worker was closed")
+        h, w = image.shape[:2]
+        self._proc.stdin.write(hands_worker.REQUEST.pack(h, w, max_hands or self.max_hands) + image.tobytes())
+        self._proc.stdin.flush()
+        reply = self._receive()
+        if "error" in reply:
+            raise VidrecError(f"MediaPipe failed on a {w}x{h} image: {reply['error']}")
+        return [HandDetection(np.array(d["joints"], dtype=np.float64), float(d["score"]), str(d["handedness"]))
+                for d in reply["hands"]]  # fmt: skip
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.write(hands_worker.REQUEST.pack(0, 0, 0))
+                proc.stdin.close()
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        self._log.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit the subprocess module may be gone already
+            self.close()
+
+
+def hands_python() -> str | None:
+    """The hands environment's python: ``$VIDREC_HANDS_PYTHON``, else ``.venv-hands`` beside the main
+    virtualenv or in the working directory (where ``make hands-env`` builds it); ``None`` when there is none."""
+    explicit = os.environ.get(HANDS_PYTHON_ENV, "").strip()
+    if explicit.lower() == "off":
+        return None
+    if explicit:
+        if not Path(explicit).is_file():
+            raise HandsUnavailable(f"{HANDS_PYTHON_ENV}={explicit}: no such file; {INSTALL_HINT}")
+        return explicit
+    for candidate in _hands_venv_pythons():
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def _hands_venv_pythons() -> list[Path]:
+    return [root / HANDS_VENV / "bin" / "python" for root in (Path(sys.prefix).parent, Path.cwd())]
+
+
+def make_landmarker(*, min_confidence: float = 0.3, model_complexity: int = 1) -> HandLandmarker:
+    """MediaPipe hands in this process when it works here, else in the hands environment; or raise
+    :class:`HandsUnavailable` saying how to get one."""
+    try:
+        return MediaPipeHands(min_confidence=min_confidence, model_complexity=model_complexity)
+    except HandsUnavailable as here:
+        python = hands_python()
+        if python is None:
+            looked = " or ".join(str(p) for p in _hands_venv_pythons())
+            where = f"no hands environment at {looked}; {HANDS_PYTHON_ENV}=PATH names one"
+            raise HandsUnavailable(f"{here} ({where})") from None
+        log.debug("MediaPipe in this environment: %s; using %s", here, python)
+        return SubprocessHands(python, min_confidence=min_confidence, model_complexity=model_complexity)
 
 
 @dataclass

@@ -7,6 +7,7 @@ exactly; once :meth:`Store.ensure_index` has built an IVF-PQ index (tables above
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from vidrec.embed.store import Hit, Moment, StoreError
+from vidrec.embed.store import Hit, Moment, StoreError, _sql_str
 from vidrec.errors import VidrecError
 
 if TYPE_CHECKING:
@@ -100,20 +101,40 @@ def search(store: "Store", query: str | Sequence[str] | np.ndarray, *, k: int = 
     return results[0] if single else results
 
 
+def stored_copy(store: "Store", video: str | os.PathLike[str]) -> str | None:
+    """The stored path of ``video`` if the store holds it: the same file, or a file with the same
+    bytes (an uploaded or copied video); ``None`` otherwise. Only files of equal size are compared."""
+    path = Path(video).expanduser()
+    key = str(path.resolve())
+    table = store._table("videos")
+    if table is None:
+        return None
+    same_size = table.search().where(f"size = {int(path.stat().st_size)}").select(["path"]).limit(None).to_arrow()
+    candidates = same_size["path"].to_pylist()
+    if key in candidates:
+        return key
+    for p in candidates:
+        try:
+            if filecmp.cmp(p, path, shallow=False):
+                return str(p)
+        except OSError:  # the stored file is gone; it cannot be the same video
+            continue
+    return None
+
+
 def search_by_video(store: "Store", video: str | os.PathLike[str], *, k: int = 10, moments: int = 3) -> list[Hit]:
-    """Videos most like ``video``. A video already in the store uses its stored embedding and is
-    left out of the results; another one is embedded with the store's encoder."""
+    """Videos most like ``video``. A video the store already holds (the same file, or a copy with the
+    same bytes, such as an upload of it) uses its stored embedding and is left out of the results;
+    another one is embedded with the store's encoder."""
     from vidrec.embed.extract import embed_one
 
     path = Path(video).expanduser()
     if not path.is_file():
         raise QueryError(f"--video {video}: no such file")
-    key = str(path.resolve())
-    table = store._table("videos")
-    if table is not None:
-        hit = table.search().where(f"path = '{key.replace(chr(39), chr(39) * 2)}'").limit(1).to_arrow()
-        if hit.num_rows:
-            vec = np.asarray(hit["vector"][0].as_py(), dtype=np.float32)
-            return search_vectors(store, vec, k=k, moments=moments, exclude=[key])
+    stored = stored_copy(store, path)
+    if stored is not None:
+        hit = store._table("videos").search().where(f"path = {_sql_str(stored)}").limit(1).to_arrow()
+        vec = np.asarray(hit["vector"][0].as_py(), dtype=np.float32)
+        return search_vectors(store, vec, k=k, moments=moments, exclude=[stored])
     vec = embed_one(store.encoder(), path)
     return search_vectors(store, vec, k=k, moments=moments)

@@ -176,12 +176,12 @@ def load_state_into(model: nn.Module, weights: Path, *, source: str) -> None:
 
 def load_checkpoint(directory: str | Path, *, map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
     """Rebuild the model from ``config.yaml`` and load ``model.safetensors`` into it."""
-    from vidrec.models.registry import build_model
+    from vidrec.models.registry import create_model
 
     directory = Path(directory)
     cfg, classes, metrics = read_checkpoint_meta(directory)
     kwargs = cfg.model_kwargs
-    model = build_model(cfg.model.name, num_classes=len(classes), **kwargs)
+    model = create_model(cfg.model.name, num_classes=len(classes), **kwargs)
     load_state_into(model, directory / WEIGHTS, source=str(directory))
     model.to(map_location).eval()
     return LoadedCheckpoint(model=model, cfg=cfg, classes=classes, metrics=metrics, path=directory)

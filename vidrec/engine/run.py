@@ -24,31 +24,23 @@ from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.engine.evaluate import EvalResult, evaluate_model
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
 from vidrec.errors import ConfigError, DatasetError, VidrecError
-from vidrec.models.registry import build_model, get_model_entry
+from vidrec.models.registry import create_model
 from vidrec.utils.io import check_writable, link_tree, recover_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 
-def create_model(cfg: Config, num_classes: int, *, with_weights: bool = True) -> nn.Module:
-    """Build ``cfg.model`` for ``num_classes``, with hub (``pretrained``) or local (``weights``) weights.
-
-    ``with_weights=False`` builds the bare architecture (resume: the saved state replaces the weights,
-    so nothing is fetched again).
-    """
-    entry = get_model_entry(cfg.model.name)
-    kwargs = cfg.model_kwargs
-    if cfg.model.pretrained and with_weights:
-        if "pretrained" not in entry.accepted_kwargs():
-            raise ConfigError(f"model.pretrained: model {cfg.model.name!r} has no known pretrained weights; use model.weights=PATH")
-        kwargs["pretrained"] = True
-    model = build_model(cfg.model.name, num_classes=num_classes, **kwargs)
-    if cfg.model.weights is not None and with_weights:
-        from vidrec.models.weights import load_weights
-
-        report = load_weights(model, cfg.model.weights)
-        log.info("%s", report)
-    return model
+def model_from_config(cfg: Config, num_classes: int, *, with_weights: bool = True) -> nn.Module:
+    """``cfg.model`` for ``num_classes`` through :func:`vidrec.models.create_model`, with its hub
+    (``pretrained``) or local (``weights``) weights; ``with_weights=False`` builds the bare architecture
+    (resume: the saved state replaces the weights, so nothing is fetched again)."""
+    return create_model(
+        cfg.model.name,
+        num_classes=num_classes,
+        pretrained=cfg.model.pretrained and with_weights,
+        weights=cfg.model.weights if with_weights else None,
+        **cfg.model_kwargs,
+    )
 
 
 def check_out_dir(out_dir: Path, *, resume: bool) -> None:
@@ -182,7 +174,7 @@ def _train(
     for p in rs.problems[:20]:
         log.warning("dataset: %s", p)
     classes = rs.classes
-    model = create_model(cfg, len(classes), with_weights=source is None)
+    model = model_from_config(cfg, len(classes), with_weights=source is None)
     spec = model.input_spec  # type: ignore[attr-defined]
     if cfg.task == "retrieval":  # video–caption pairs (see vidrec.engine.retrieval)
         from vidrec.engine.retrieval import build_retrieval_datasets

@@ -1,5 +1,5 @@
-"""Model zoo: every model is registered by name and built by :func:`build_model`."""
+"""Model zoo: every model is registered by name and built by :func:`create_model`."""
 
-from vidrec.models.registry import build_model, get_model_entry, list_models, register_model
+from vidrec.models.registry import PretrainedCfg, create_model, get_model_entry, list_models, register_model
 
-__all__ = ["build_model", "get_model_entry", "list_models", "register_model"]
+__all__ = ["PretrainedCfg", "create_model", "get_model_entry", "list_models", "register_model"]

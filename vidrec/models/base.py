@@ -41,7 +41,9 @@ class VideoClassifier(nn.Module):
         raise NotImplementedError
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.get_classifier()(features)
+        """The model's dropout (``self.drop``, when it has one), then the classifier."""
+        drop = getattr(self, "drop", None)
+        return self.get_classifier()(features if drop is None else drop(features))
 
     def forward(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(video, **side))
@@ -57,8 +59,9 @@ class VideoClassifier(nn.Module):
         self.num_classes = num_classes
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters frozen during progressive fine-tuning. Default: none."""
-        return iter(())
+        """Parameters frozen during progressive fine-tuning. Default: every one outside the classifier."""
+        head = {id(p) for p in self.get_classifier().parameters()}
+        return (p for p in self.parameters() if id(p) not in head)
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names excluded from weight decay (biases and norms are excluded anyway)."""

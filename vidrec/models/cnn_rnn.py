@@ -31,16 +31,20 @@ from torch import nn
 
 from vidrec.errors import ConfigError
 from vidrec.models.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, VideoClassifier
-from vidrec.models.registry import register_model
+from vidrec.models.registry import PretrainedCfg, build_variant, register_model
 
 ALL_LAYERS = "all"
 AUTO_LAYERS = "auto"  # ("layer3", "layer4") on pretrained weights (seed 004), everything from scratch
 PRETRAINED_FINETUNE = ("layer3", "layer4")
 
 
-def _timm_pretrained_info(model_name: str) -> dict[str, Any]:
-    """Pretrained metadata for a timm backbone, as data (hub id, input size, mean/std)."""
-    return {"source": f"timm:{model_name}", "input_size": 224, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+_SPEC = InputSpec(num_frames=16, image_size=144)  # seed 004: 16 frames at 144×144, ImageNet mean/std
+
+
+def timm_imagenet(model_name: str) -> PretrainedCfg:
+    """A timm backbone's ImageNet weights for the frame encoder, as data."""
+    return PretrainedCfg("imagenet", f"timm:{model_name}", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                         num_classes=1000, dataset="ImageNet-1k", part="encoder")  # fmt: skip
 
 
 class FrameEncoder(nn.Module):
@@ -157,6 +161,8 @@ class TemporalAttention(nn.Module):
 class CNNRNN(VideoClassifier):
     """2D CNN per frame → BiLSTM → temporal attention → pooled clip feature → linear head."""
 
+    input_spec = _SPEC
+
     def __init__(
         self,
         *,
@@ -172,7 +178,6 @@ class CNNRNN(VideoClassifier):
         attention: bool = True,
         attention_dim: int = 256,
         dropout: float = 0.3,
-        input_spec: InputSpec | None = None,
     ) -> None:
         super().__init__()
         if hidden_size < 1 or num_layers < 1:
@@ -196,8 +201,6 @@ class CNNRNN(VideoClassifier):
         self.head = nn.Linear(out_dim, num_classes)
         self.num_features = out_dim
         self.num_classes = num_classes
-        if input_spec is not None:
-            self.input_spec = input_spec
 
     def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         x = self.encoder(video)  # (B, T, D)
@@ -206,8 +209,6 @@ class CNNRNN(VideoClassifier):
             x = self.attention(x)  # (B, T, 2*hidden)
         return x.mean(dim=1)  # (B, 2*hidden)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.encoder.trainable_parameters()
@@ -219,84 +220,19 @@ class CNNRNN(VideoClassifier):
         return {f"encoder.{k}": v for k, v in self.encoder.remap_state_dict(sd).items()}
 
 
-_SPEC = InputSpec(num_frames=16, image_size=144)  # seed 004: 16 frames at 144×144, ImageNet mean/std
-
-
-def _cnn_rnn(backbone: str, **kwargs: Any) -> CNNRNN:
-    kwargs.setdefault("input_spec", _SPEC)
-    return CNNRNN(backbone=backbone, **kwargs)
-
-
-@register_model("cnn_rnn", input=_SPEC, pretrained={"imagenet": _timm_pretrained_info("resnet18")})
-def cnn_rnn(
-    *,
-    num_classes: int,
-    backbone: str = "resnet18",
-    pretrained: bool = False,
-    finetune_layers: Sequence[str] | str | None = AUTO_LAYERS,
-    freeze_bn: bool = False,
-    spatial_pool: int = 1,
-    hidden_size: int = 256,
-    num_layers: int = 1,
-    bidirectional: bool = True,
-    attention: bool = True,
-    attention_dim: int = 256,
-    dropout: float = 0.3,
-) -> CNNRNN:
+@register_model("cnn_rnn", input=_SPEC, pretrained=[timm_imagenet("resnet18")])
+def cnn_rnn(**kwargs: Any) -> CNNRNN:
     """CNN-RNN (seed 004): timm ResNet-18 per frame, BiLSTM, temporal attention."""
-    return _cnn_rnn(
-        backbone,
-        num_classes=num_classes,
-        pretrained=pretrained,
-        finetune_layers=finetune_layers,
-        freeze_bn=freeze_bn,
-        spatial_pool=spatial_pool,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        bidirectional=bidirectional,
-        attention=attention,
-        attention_dim=attention_dim,
-        dropout=dropout,
-    )
+    return build_variant("cnn_rnn", {}, **kwargs)
 
 
-@register_model("cnn_rnn_r34", input=_SPEC, pretrained={"imagenet": _timm_pretrained_info("resnet34")})
-def cnn_rnn_r34(
-    *,
-    num_classes: int,
-    pretrained: bool = False,
-    finetune_layers: Sequence[str] | str | None = AUTO_LAYERS,
-    freeze_bn: bool = False,
-    spatial_pool: int = 1,
-    hidden_size: int = 256,
-    num_layers: int = 1,
-    bidirectional: bool = True,
-    attention: bool = True,
-    dropout: float = 0.3,
-) -> CNNRNN:
+@register_model("cnn_rnn_r34", input=_SPEC, pretrained=[timm_imagenet("resnet34")])
+def cnn_rnn_r34(**kwargs: Any) -> CNNRNN:
     """CNN-RNN with a ResNet-34 backbone (seed 004 ablation: +0.8 top-1 on UCF101)."""
-    return _cnn_rnn(
-        "resnet34", num_classes=num_classes, pretrained=pretrained, finetune_layers=finetune_layers, freeze_bn=freeze_bn, spatial_pool=spatial_pool,
-        hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, attention=attention, dropout=dropout,
-    )  # fmt: skip
+    return build_variant("cnn_rnn_r34", dict(backbone="resnet34"), **kwargs)
 
 
-@register_model("cnn_rnn_r50", input=_SPEC, pretrained={"imagenet": _timm_pretrained_info("resnet50")})
-def cnn_rnn_r50(
-    *,
-    num_classes: int,
-    pretrained: bool = False,
-    finetune_layers: Sequence[str] | str | None = AUTO_LAYERS,
-    freeze_bn: bool = False,
-    spatial_pool: int = 1,
-    hidden_size: int = 256,
-    num_layers: int = 1,
-    bidirectional: bool = True,
-    attention: bool = True,
-    dropout: float = 0.3,
-) -> CNNRNN:
+@register_model("cnn_rnn_r50", input=_SPEC, pretrained=[timm_imagenet("resnet50")])
+def cnn_rnn_r50(**kwargs: Any) -> CNNRNN:
     """CNN-RNN with a ResNet-50 backbone (seed 004 ablation: +1.8 top-1 on UCF101)."""
-    return _cnn_rnn(
-        "resnet50", num_classes=num_classes, pretrained=pretrained, finetune_layers=finetune_layers, freeze_bn=freeze_bn, spatial_pool=spatial_pool,
-        hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, attention=attention, dropout=dropout,
-    )  # fmt: skip
+    return build_variant("cnn_rnn_r50", dict(backbone="resnet50"), **kwargs)

@@ -16,20 +16,24 @@ is the measure of how much temporal modelling buys.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from vidrec.errors import ConfigError
-from vidrec.models.base import InputSpec, VideoClassifier
+from vidrec.models.base import VideoClassifier
 from vidrec.models.cnn_rnn import _SPEC as CNN_RNN_SPEC
-from vidrec.models.cnn_rnn import AUTO_LAYERS, FrameEncoder, _timm_pretrained_info
-from vidrec.models.registry import register_model
+from vidrec.models.cnn_rnn import AUTO_LAYERS, FrameEncoder, timm_imagenet
+from vidrec.models.registry import build_variant, register_model
+
+_SPEC = CNN_RNN_SPEC  # same input as the CNN-RNN, so the two compare like for like
 
 
 class FrameAverage(VideoClassifier):
     """Per-frame 2D CNN, mean over time, linear head."""
+
+    input_spec = _SPEC
 
     def __init__(
         self,
@@ -41,7 +45,6 @@ class FrameAverage(VideoClassifier):
         freeze_bn: bool = False,
         spatial_pool: int = 1,
         dropout: float = 0.3,
-        input_spec: InputSpec | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
@@ -53,14 +56,10 @@ class FrameAverage(VideoClassifier):
         self.num_classes = num_classes
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.num_features, num_classes)
-        if input_spec is not None:
-            self.input_spec = input_spec
 
     def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         return self.encoder(video).mean(dim=1)  # (B, T, D) → (B, D)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.encoder.trainable_parameters()
@@ -72,28 +71,7 @@ class FrameAverage(VideoClassifier):
         return {f"encoder.{k}": v for k, v in self.encoder.remap_state_dict(sd).items()}
 
 
-_SPEC = CNN_RNN_SPEC  # same input as the CNN-RNN, so the two compare like for like
-
-
-@register_model("frame_avg", input=_SPEC, pretrained={"imagenet": _timm_pretrained_info("resnet18")})
-def frame_avg(
-    *,
-    num_classes: int,
-    backbone: str = "resnet18",
-    pretrained: bool = False,
-    finetune_layers: Sequence[str] | str | None = AUTO_LAYERS,
-    freeze_bn: bool = False,
-    spatial_pool: int = 1,
-    dropout: float = 0.3,
-) -> FrameAverage:
+@register_model("frame_avg", input=_SPEC, pretrained=[timm_imagenet("resnet18")])
+def frame_avg(**kwargs: Any) -> FrameAverage:
     """Frame-averaging baseline (TSN average consensus): timm ResNet-18 per frame, mean over time."""
-    return FrameAverage(
-        num_classes=num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        finetune_layers=finetune_layers,
-        freeze_bn=freeze_bn,
-        spatial_pool=spatial_pool,
-        dropout=dropout,
-        input_spec=_SPEC,
-    )
+    return build_variant("frame_avg", {}, **kwargs)

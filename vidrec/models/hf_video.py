@@ -23,14 +23,14 @@ import json
 import logging
 import pickle
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import torch
 from torch import nn
 
 from vidrec.errors import ConfigError, UnsafeFileError, WeightsError
 from vidrec.models.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, VideoClassifier
-from vidrec.models.registry import register_model
+from vidrec.models.registry import PretrainedCfg, build_variant, register_model
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ DEFAULT_NORM: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
     "timesformer": ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225)),
     "vivit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
+ModelType = Literal["videomae", "timesformer", "vivit"]
 SUPPORTED = tuple(DEFAULT_NORM)
 FIXED_SHAPE = ("videomae", "vivit")  # fixed position embeddings: frames and size must match the config
 _PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
@@ -111,11 +112,82 @@ class HFVideoClassifier(VideoClassifier):
         pixel_values = video.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W) → (B, T, C, H, W)
         return self.net(pixel_values=pixel_values).logits  # (B, D): classifier is Identity
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.net.parameters()  # the head lives outside ``net``
+
+    @classmethod
+    def from_hub(
+        cls, *, name_or_path: str, num_classes: int, pretrained: bool = True, dropout: float = 0.0
+    ) -> "HFVideoClassifier":
+        """Load a VideoMAE / TimeSformer / ViViT checkpoint from a directory or the hub, head resized
+        (``pretrained`` is implied: the weights come with the checkpoint)."""
+        from transformers import AutoConfig
+
+        if not name_or_path:
+            raise ConfigError("model.name: 'hf:' needs a hub id or a directory, e.g. hf:MCG-NJU/videomae-base or hf:./my_videomae")
+        path = Path(name_or_path).expanduser()
+        local = path.is_dir()
+        looks_local = name_or_path.startswith((".", "/", "~")) or path.exists() or name_or_path.count("/") > 1
+        if not local and looks_local:
+            raise WeightsError(f"model.name: hf:{name_or_path}: no such directory (a from_pretrained directory with config.json)")
+        if local and not (path / "config.json").is_file():
+            raise WeightsError(f"model.name: hf:{name_or_path}: {path / 'config.json'} is missing; not a from_pretrained directory")
+        source = str(path) if local else name_or_path
+        if not local:
+            try:  # a model downloaded before is in the hub cache: no network needed
+                AutoConfig.from_pretrained(source, local_files_only=True)
+            except (OSError, ValueError):
+                from vidrec.models.weights import require_online
+
+                require_online(
+                    f"hf:{source}",
+                    what="model.name",
+                    hint=f"name the directory: model.name=hf:DIR (e.g. after `hf download {source} --local-dir DIR`); "
+                    "model.weights=PATH also loads weights into another hf:DIR of the same architecture",
+                )
+        config = AutoConfig.from_pretrained(source, local_files_only=local)
+        if config.model_type not in SUPPORTED:
+            raise WeightsError(f"model.name: hf:{name_or_path} is a {config.model_type!r} model; supported: {', '.join(SUPPORTED)}")
+        net = _from_pretrained(source, local=local, num_labels=num_classes)
+        mean, std = _read_norm(_processor_files(source, local), config.model_type)
+        spec = InputSpec(
+            num_frames=int(config.num_frames),
+            image_size=_as_int(config.image_size),
+            mean=tuple(mean),  # type: ignore[arg-type]
+            std=tuple(std),  # type: ignore[arg-type]
+        )
+        return cls(net, num_classes=num_classes, input_spec=spec, dropout=dropout)
+
+    @classmethod
+    def from_config(
+        cls, *, model_type: ModelType, num_classes: int, num_frames: int = 8, image_size: int = 112,
+        hidden_size: int = 192, depth: int = 4, num_heads: int = 3, dropout: float = 0.0,
+    ) -> "HFVideoClassifier":  # fmt: skip
+        """The architecture from a config, random-initialised (offline, CPU-sized): patch / tubelet 16 (×2)."""
+        import transformers as tf
+
+        if hidden_size % num_heads:
+            raise ConfigError(f"model.hidden_size ({hidden_size}) must be divisible by model.num_heads ({num_heads})")
+        if image_size % 16:
+            raise ConfigError(f"model.image_size ({image_size}) must be a multiple of the patch size 16")
+        common: dict[str, Any] = {
+            "image_size": image_size, "num_frames": num_frames, "hidden_size": hidden_size, "num_hidden_layers": depth,
+            "num_attention_heads": num_heads, "intermediate_size": 4 * hidden_size, "num_labels": num_classes,
+        }  # fmt: skip
+        if model_type == "videomae":
+            if num_frames % 2:
+                raise ConfigError(f"model.num_frames ({num_frames}) must be even (VideoMAE tubelets span 2 frames)")
+            net = tf.VideoMAEForVideoClassification(tf.VideoMAEConfig(patch_size=16, tubelet_size=2, **common))
+        elif model_type == "timesformer":
+            net = tf.TimesformerForVideoClassification(tf.TimesformerConfig(patch_size=16, **common))
+        else:
+            if num_frames % 2:
+                raise ConfigError(f"model.num_frames ({num_frames}) must be even (ViViT tubelets span 2 frames)")
+            net = tf.VivitForVideoClassification(tf.VivitConfig(tubelet_size=[2, 16, 16], **common))
+        mean, std = DEFAULT_NORM[model_type]
+        spec = InputSpec(num_frames=num_frames, image_size=image_size, mean=mean, std=std)
+        return cls(net, num_classes=num_classes, input_spec=spec, dropout=dropout)
 
     def read_pretrained_dir(self, path: Path) -> dict[str, torch.Tensor]:
         """Tensors of a ``from_pretrained`` directory, named as ``transformers`` names them in memory."""
@@ -154,57 +226,18 @@ def _from_pretrained(source: str, *, local: bool, num_labels: int | None = None)
             transformers.utils.logging.enable_progress_bar()
 
 
-def load_hf_video(name_or_path: str, *, num_classes: int, dropout: float = 0.0) -> HFVideoClassifier:
-    """Load a VideoMAE / TimeSformer / ViViT checkpoint from a directory or the hub, head resized."""
-    from transformers import AutoConfig
-
-    if not name_or_path:
-        raise ConfigError("model.name: 'hf:' needs a hub id or a directory, e.g. hf:MCG-NJU/videomae-base or hf:./my_videomae")
-    path = Path(name_or_path).expanduser()
-    local = path.is_dir()
-    looks_local = name_or_path.startswith((".", "/", "~")) or path.exists() or name_or_path.count("/") > 1
-    if not local and looks_local:
-        raise WeightsError(f"model.name: hf:{name_or_path}: no such directory (a from_pretrained directory with config.json)")
-    if local and not (path / "config.json").is_file():
-        raise WeightsError(f"model.name: hf:{name_or_path}: {path / 'config.json'} is missing; not a from_pretrained directory")
-    source = str(path) if local else name_or_path
-    if not local:
-        try:  # a model downloaded before is in the hub cache: no network needed
-            AutoConfig.from_pretrained(source, local_files_only=True)
-        except (OSError, ValueError):
-            from vidrec.models.weights import require_online
-
-            require_online(
-                f"hf:{source}",
-                what="model.name",
-                hint=f"name the directory: model.name=hf:DIR (e.g. after `hf download {source} --local-dir DIR`); "
-                "model.weights=PATH also loads weights into another hf:DIR of the same architecture",
-            )
-    config = AutoConfig.from_pretrained(source, local_files_only=local)
-    if config.model_type not in SUPPORTED:
-        raise WeightsError(f"model.name: hf:{name_or_path} is a {config.model_type!r} model; supported: {', '.join(SUPPORTED)}")
-    net = _from_pretrained(source, local=local, num_labels=num_classes)
-    mean, std = _read_norm(_processor_files(source, local), config.model_type)
-    spec = InputSpec(
-        num_frames=int(config.num_frames),
-        image_size=_as_int(config.image_size),
-        mean=tuple(mean),  # type: ignore[arg-type]
-        std=tuple(std),  # type: ignore[arg-type]
-    )
-    return HFVideoClassifier(net, num_classes=num_classes, input_spec=spec, dropout=dropout)
-
-
 @register_model(
     "hf:",
     prefix_match=True,
     input=InputSpec(num_frames=16, image_size=224),
-    pretrained={"hub": {"source": "hf:<hub id>", "examples": ["MCG-NJU/videomae-base-finetuned-kinetics",
-                "facebook/timesformer-base-finetuned-k400", "google/vivit-b-16x2-kinetics400"]}},
+    pretrained=[PretrainedCfg("hub", "hf:<hub id>", examples=("MCG-NJU/videomae-base-finetuned-kinetics",
+                "facebook/timesformer-base-finetuned-k400", "google/vivit-b-16x2-kinetics400"))],
     description="Hugging Face VideoMAE / TimeSformer / ViViT: hf:<hub id or from_pretrained directory>",
+    constructor=HFVideoClassifier.from_hub,
 )  # fmt: skip
-def hf_video(*, num_classes: int, name_or_path: str, pretrained: bool = True, dropout: float = 0.0) -> HFVideoClassifier:
+def hf_video(**kwargs: Any) -> HFVideoClassifier:
     """A transformers video classifier; weights always come from ``name_or_path`` (``pretrained`` is implied)."""
-    return load_hf_video(name_or_path, num_classes=num_classes, dropout=dropout)
+    return build_variant("hf:", {}, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,68 +246,23 @@ def hf_video(*, num_classes: int, name_or_path: str, pretrained: bool = True, dr
 _SMALL_SPEC = InputSpec(num_frames=8, image_size=112)
 
 
-def scratch_hf_video(
-    model_type: str,
-    *,
-    num_classes: int,
-    num_frames: int,
-    image_size: int,
-    hidden_size: int,
-    depth: int,
-    num_heads: int,
-    dropout: float,
-) -> HFVideoClassifier:
-    """A ``transformers`` video classifier built from a config (no weights), patch / tubelet 16 (×2)."""
-    import transformers as tf
-
-    if hidden_size % num_heads:
-        raise ConfigError(f"model.hidden_size ({hidden_size}) must be divisible by model.num_heads ({num_heads})")
-    if image_size % 16:
-        raise ConfigError(f"model.image_size ({image_size}) must be a multiple of the patch size 16")
-    common: dict[str, Any] = {
-        "image_size": image_size, "num_frames": num_frames, "hidden_size": hidden_size, "num_hidden_layers": depth,
-        "num_attention_heads": num_heads, "intermediate_size": 4 * hidden_size, "num_labels": num_classes,
-    }  # fmt: skip
-    if model_type == "videomae":
-        if num_frames % 2:
-            raise ConfigError(f"model.num_frames ({num_frames}) must be even (VideoMAE tubelets span 2 frames)")
-        net = tf.VideoMAEForVideoClassification(tf.VideoMAEConfig(patch_size=16, tubelet_size=2, **common))
-    elif model_type == "timesformer":
-        net = tf.TimesformerForVideoClassification(tf.TimesformerConfig(patch_size=16, **common))
-    else:
-        if num_frames % 2:
-            raise ConfigError(f"model.num_frames ({num_frames}) must be even (ViViT tubelets span 2 frames)")
-        net = tf.VivitForVideoClassification(tf.VivitConfig(tubelet_size=[2, 16, 16], **common))
-    mean, std = DEFAULT_NORM[model_type]
-    spec = InputSpec(num_frames=num_frames, image_size=image_size, mean=mean, std=std)
-    return HFVideoClassifier(net, num_classes=num_classes, input_spec=spec, dropout=dropout)
+def _small(model_type: str) -> InputSpec:
+    return InputSpec(_SMALL_SPEC.num_frames, _SMALL_SPEC.image_size, *DEFAULT_NORM[model_type])
 
 
-@register_model("videomae_small", input=InputSpec(8, 112, *DEFAULT_NORM["videomae"]))
-def videomae_small(
-    *, num_classes: int, num_frames: int = 8, image_size: int = 112, hidden_size: int = 192, depth: int = 4,
-    num_heads: int = 3, dropout: float = 0.0,
-) -> HFVideoClassifier:  # fmt: skip
+@register_model("videomae_small", input=_small("videomae"), constructor=HFVideoClassifier.from_config)
+def videomae_small(**kwargs: Any) -> HFVideoClassifier:
     """VideoMAE architecture from a config, random init (offline / CPU); use hf:<id> for real weights."""
-    return scratch_hf_video("videomae", num_classes=num_classes, num_frames=num_frames, image_size=image_size,
-                            hidden_size=hidden_size, depth=depth, num_heads=num_heads, dropout=dropout)  # fmt: skip
+    return build_variant("videomae_small", dict(model_type="videomae"), **kwargs)
 
 
-@register_model("timesformer_small", input=InputSpec(8, 112, *DEFAULT_NORM["timesformer"]))
-def timesformer_small(
-    *, num_classes: int, num_frames: int = 8, image_size: int = 112, hidden_size: int = 192, depth: int = 4,
-    num_heads: int = 3, dropout: float = 0.0,
-) -> HFVideoClassifier:  # fmt: skip
+@register_model("timesformer_small", input=_small("timesformer"), constructor=HFVideoClassifier.from_config)
+def timesformer_small(**kwargs: Any) -> HFVideoClassifier:
     """TimeSformer (divided space-time attention) from a config, random init; hf:<id> for real weights."""
-    return scratch_hf_video("timesformer", num_classes=num_classes, num_frames=num_frames, image_size=image_size,
-                            hidden_size=hidden_size, depth=depth, num_heads=num_heads, dropout=dropout)  # fmt: skip
+    return build_variant("timesformer_small", dict(model_type="timesformer"), **kwargs)
 
 
-@register_model("vivit_small", input=InputSpec(8, 112, *DEFAULT_NORM["vivit"]))
-def vivit_small(
-    *, num_classes: int, num_frames: int = 8, image_size: int = 112, hidden_size: int = 192, depth: int = 4,
-    num_heads: int = 3, dropout: float = 0.0,
-) -> HFVideoClassifier:  # fmt: skip
+@register_model("vivit_small", input=_small("vivit"), constructor=HFVideoClassifier.from_config)
+def vivit_small(**kwargs: Any) -> HFVideoClassifier:
     """ViViT (tubelet embedding, joint space-time attention) from a config, random init; hf:<id> for weights."""
-    return scratch_hf_video("vivit", num_classes=num_classes, num_frames=num_frames, image_size=image_size,
-                            hidden_size=hidden_size, depth=depth, num_heads=num_heads, dropout=dropout)  # fmt: skip
+    return build_variant("vivit_small", dict(model_type="vivit"), **kwargs)

@@ -35,7 +35,7 @@ from torch import nn
 
 from vidrec.errors import ConfigError
 from vidrec.models.base import InputSpec, VideoClassifier
-from vidrec.models.registry import register_model
+from vidrec.models.registry import PretrainedCfg, build_variant, register_model
 
 VIT_MEAN = (0.5, 0.5, 0.5)  # timm's augreg ViT weights are normalised to [-1, 1]
 VIT_STD = (0.5, 0.5, 0.5)
@@ -160,8 +160,6 @@ class LSViT(VideoClassifier):
         x = self.lmi(x)  # (B, T, D)
         return self.norm(x.mean(dim=1))  # (B, D)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         """The (ImageNet-initialised) ViT; SMIF, LMI and the head train from the start."""
@@ -189,63 +187,20 @@ _BASE = InputSpec(num_frames=16, image_size=224, mean=VIT_MEAN, std=VIT_STD)
 _TINY = InputSpec(num_frames=8, image_size=112, mean=VIT_MEAN, std=VIT_STD)
 
 
-def _timm_vit(name: str) -> dict[str, Any]:
-    return {"source": f"timm:{name}", "input_size": 224, "mean": VIT_MEAN, "std": VIT_STD}
+def _timm_vit(name: str) -> PretrainedCfg:
+    """timm's ImageNet-21k → 1k ViT weights for the per-frame ViT (SMIF and LMI start from scratch)."""
+    return PretrainedCfg("imagenet21k_ft_1k", f"timm:{name}", image_size=224, mean=VIT_MEAN, std=VIT_STD,
+                         num_classes=1000, dataset="ImageNet-1k", part="vit")  # fmt: skip
 
 
-def _load_vit(model: LSViT, timm_name: str) -> None:
-    from vidrec.models.weights import load_pretrained
-
-    load_pretrained(model, f"timm:{timm_name}")
-
-
-@register_model("lsvit", input=_BASE, pretrained={"imagenet21k_ft_1k": _timm_vit("vit_base_patch16_224.augreg2_in21k_ft_in1k")})
-def lsvit(
-    *,
-    num_classes: int,
-    pretrained: bool = False,
-    image_size: int = 224,
-    patch_size: int = 16,
-    embed_dim: int = 768,
-    depth: int = 12,
-    num_heads: int = 12,
-    smif_window: int = 5,
-    max_frames: int = 64,
-    dropout: float = 0.1,
-    drop_path: float = 0.1,
-) -> LSViT:
+@register_model("lsvit", input=_BASE, pretrained=[_timm_vit("vit_base_patch16_224.augreg2_in21k_ft_in1k")])
+def lsvit(**kwargs: Any) -> LSViT:
     """LS-ViT (seed 001): ViT-B/16 per frame, SMIF short-term and LMI long-term motion modules."""
-    model = LSViT(
-        num_classes=num_classes, image_size=image_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
-        num_heads=num_heads, smif_window=smif_window, max_frames=max_frames, dropout=dropout, drop_path=drop_path,
-        num_frames=_BASE.num_frames,
-    )  # fmt: skip
-    if pretrained:
-        if (patch_size, embed_dim, depth, num_heads) != (16, 768, 12, 12):
-            raise ConfigError("model.pretrained: ViT-B/16 weights need patch_size=16, embed_dim=768, depth=12, num_heads=12")
-        _load_vit(model, "vit_base_patch16_224.augreg2_in21k_ft_in1k")
-    return model
+    return build_variant("lsvit", dict(drop_path=0.1, num_frames=_BASE.num_frames), **kwargs)
 
 
-@register_model("lsvit_tiny", input=_TINY, pretrained={"imagenet21k_ft_1k": _timm_vit("vit_tiny_patch16_224.augreg_in21k_ft_in1k")})
-def lsvit_tiny(
-    *,
-    num_classes: int,
-    pretrained: bool = False,
-    image_size: int = 112,
-    depth: int = 12,
-    smif_window: int = 5,
-    max_frames: int = 64,
-    dropout: float = 0.1,
-    drop_path: float = 0.0,
-) -> LSViT:
+@register_model("lsvit_tiny", input=_TINY, pretrained=[_timm_vit("vit_tiny_patch16_224.augreg_in21k_ft_in1k")])
+def lsvit_tiny(**kwargs: Any) -> LSViT:
     """LS-ViT on ViT-Ti/16 (192 wide, 3 heads): the CPU-sized member of the family."""
-    model = LSViT(
-        num_classes=num_classes, image_size=image_size, patch_size=16, embed_dim=192, depth=depth, num_heads=3,
-        smif_window=smif_window, max_frames=max_frames, dropout=dropout, drop_path=drop_path, num_frames=_TINY.num_frames,
-    )  # fmt: skip
-    if pretrained:
-        if depth != 12:
-            raise ConfigError("model.pretrained: ViT-Ti/16 weights need depth=12")
-        _load_vit(model, "vit_tiny_patch16_224.augreg_in21k_ft_in1k")
-    return model
+    model_args = dict(image_size=112, embed_dim=192, num_heads=3, num_frames=_TINY.num_frames)
+    return build_variant("lsvit_tiny", model_args, **kwargs)

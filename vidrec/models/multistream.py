@@ -36,7 +36,7 @@ The joints and boxes are not transformed with the clip's random crop: they descr
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,7 @@ from torch import nn
 
 from vidrec.errors import ConfigError
 from vidrec.models.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, VideoClassifier
-from vidrec.models.registry import register_model
+from vidrec.models.registry import PretrainedCfg, build_variant, register_model
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class MultiStream(VideoClassifier):
         self,
         *,
         num_classes: int,
-        streams: Sequence[str] = STREAMS,
+        streams: Sequence[str] | str = STREAMS,
         context_backbone: str = "resnet34",
         object_backbone: str = "mobilenetv2_100",
         pretrained: bool = False,
@@ -339,8 +339,6 @@ class MultiStream(VideoClassifier):
         out, _ = self.lstm(x)  # (B, T, 2*hidden)
         return out.mean(dim=1)  # (B, 2*hidden)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(features))  # type: ignore[no-any-return]
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         for name in ("context_encoder", "object_encoder"):
@@ -402,55 +400,15 @@ _SPEC = InputSpec(num_frames=8, image_size=112, side_inputs=HAND_SIDE_INPUTS + O
 @register_model(
     "multistream",
     input=_SPEC,
-    pretrained={"context": "timm:resnet34", "objects": "timm:mobilenetv2_100"},
+    pretrained=[
+        PretrainedCfg("context", "timm:resnet34", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=1000,
+                      dataset="ImageNet-1k", part="context_encoder"),
+        PretrainedCfg("objects", "timm:mobilenetv2_100", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                      num_classes=1000, dataset="ImageNet-1k", part="object_encoder"),
+    ],
     description="Hands (skeleton GNN on MediaPipe joints) + object crops (MobileNetV2) + context (ResNet-34), "
     "cross-attention fusion, BiLSTM (seed 000)",
-)
-def multistream(
-    *,
-    num_classes: int,
-    streams: Sequence[str] = STREAMS,
-    context_backbone: str = "resnet34",
-    object_backbone: str = "mobilenetv2_100",
-    pretrained: bool = False,
-    hand_dim: int = 128,
-    gnn_hidden: int = 64,
-    gnn_layers: int = 3,
-    object_dim: int = 256,
-    context_dim: int | None = 512,
-    num_objects: int = 4,
-    object_size: int = 112,
-    fusion_dim: int = 256,
-    num_heads: int = 4,
-    lstm_hidden: int = 256,
-    lstm_layers: int = 1,
-    use_boxes: bool = True,
-    stream_dropout: float = 0.0,
-    dropout: float = 0.3,
-    num_frames: int = 8,
-    image_size: int = 112,
-) -> MultiStream:
+)  # fmt: skip
+def multistream(**kwargs: Any) -> MultiStream:
     """Multi-stream hand / object / context model; ``streams`` picks the streams (ablations)."""
-    return MultiStream(
-        num_classes=num_classes,
-        streams=streams,
-        context_backbone=context_backbone,
-        object_backbone=object_backbone,
-        pretrained=pretrained,
-        hand_dim=hand_dim,
-        gnn_hidden=gnn_hidden,
-        gnn_layers=gnn_layers,
-        object_dim=object_dim,
-        context_dim=context_dim,
-        num_objects=num_objects,
-        object_size=object_size,
-        fusion_dim=fusion_dim,
-        num_heads=num_heads,
-        lstm_hidden=lstm_hidden,
-        lstm_layers=lstm_layers,
-        use_boxes=use_boxes,
-        stream_dropout=stream_dropout,
-        dropout=dropout,
-        num_frames=num_frames,
-        image_size=image_size,
-    )
+    return build_variant("multistream", {}, **kwargs)

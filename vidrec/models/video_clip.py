@@ -43,7 +43,7 @@ from torch import nn
 
 from vidrec.errors import ConfigError, UnsafeFileError, WeightsError
 from vidrec.models.base import InputSpec, VideoClassifier
-from vidrec.models.registry import register_model
+from vidrec.models.registry import PretrainedCfg, build_variant, register_model
 
 log = logging.getLogger(__name__)
 
@@ -556,6 +556,72 @@ class VideoCLIP(VideoClassifier):
         groups.append({"params": new, "lr": module_lr, "weight_decay": weight_decay, "name": "modules"})
         return [g for g in groups if g["params"]]
 
+    @classmethod
+    def create(
+        cls,
+        *,
+        num_classes: int = 0,
+        clip: str | None = None,
+        pretrained: bool = False,
+        arch: Literal["b32", "tiny"] = "b32",
+        num_frames: int = 12,
+        image_size: int = 32,
+        merge: str | int | Sequence[int] | None = "2-2-2",
+        merge_layers: str | int | Sequence[int] | None = None,
+        merge_keep: float | Sequence[float] = 0.5,
+        num_prompts: int = 0,
+        prompt_layer: int = 0,
+        fusion: str = "meanP",
+        fusion_layers: int = 2,
+    ) -> "VideoCLIP":
+        """CLIP towers from ``clip`` (a from_pretrained dir or hub id; ``pretrained``: OpenAI's ViT-B/32) or
+        random from ``arch`` (``image_size`` only for ``tiny``); ``merge``: frames merged per stage (``2-2-2``,
+        ``off``); ``merge_layers``: layers that merge (default 6-8-10 on 12 layers); ``merge_keep``: proportion
+        of a group's concatenated patch tokens kept; ``num_prompts``: STOP temporal prompts per frame (0: off);
+        ``fusion``: meanP | seqTransf."""
+        from transformers import CLIPConfig, CLIPModel
+
+        if clip is None and pretrained:
+            clip = DEFAULT_HUB_ID
+        if clip is not None:
+            model, tokenizer, source = load_clip(clip)
+        else:
+            if arch == "tiny":
+                if image_size % 4:
+                    raise ConfigError(f"model.image_size: {image_size} must be a multiple of 4 (4×4 patches)")
+                config = tiny_clip_config(image_size=image_size, patch_size=image_size // 4)
+            elif arch == "b32":
+                config = CLIPConfig()  # transformers' defaults are ViT-B/32's shapes
+            else:
+                raise ConfigError(f"model.arch: {arch!r}; use b32 or tiny (or give model.clip=DIR_OR_HUB_ID)")
+            model = CLIPModel(config)
+            tokenizer = HashTokenizer(config.text_config.vocab_size, config.text_config.max_position_embeddings)
+            source = f"random:{arch}"
+        frames = parse_schedule(merge)
+        num_layers = len(model.vision_model.encoder.layers)
+        if merge_layers is None or merge_layers == "auto":
+            layers = default_merge_layers(num_layers, len(frames))
+        else:
+            layers = parse_schedule(merge_layers) if not isinstance(merge_layers, str) or merge_layers else ()
+        if len(layers) != len(frames):
+            raise ConfigError(f"model.merge_layers: {list(layers)} must name one layer per merge stage ({'-'.join(map(str, frames))})")
+        if list(layers) != sorted(set(layers)) or (layers and (layers[0] < 1 or layers[-1] >= num_layers)):
+            raise ConfigError(f"model.merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}")
+        return cls(
+            model,
+            tokenizer,
+            num_classes=num_classes,
+            num_frames=num_frames,
+            merge_frames=frames,
+            merge_layers=layers,
+            merge_keep=merge_keep,
+            num_prompts=num_prompts,
+            prompt_layer=prompt_layer,
+            fusion=fusion,
+            fusion_layers=fusion_layers,
+            source=source,
+        )
+
     def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Accept a bare ``CLIPModel`` state dict (``model.weights`` = a CLIP safetensors file)."""
         if any(k.startswith(("vision_model.", "text_model.")) for k in sd):
@@ -576,119 +642,25 @@ def default_merge_layers(num_layers: int, stages: int) -> tuple[int, ...]:
     return tuple(layers)
 
 
-def _build(
-    *,
-    num_classes: int,
-    clip: str | None,
-    pretrained: bool,
-    arch: str,
-    num_frames: int,
-    image_size: int = 32,
-    merge: str | Sequence[int] | None,
-    merge_layers: str | Sequence[int] | None,
-    merge_keep: float | Sequence[float],
-    num_prompts: int,
-    prompt_layer: int,
-    fusion: str,
-    fusion_layers: int,
-) -> VideoCLIP:
-    from transformers import CLIPConfig, CLIPModel
-
-    if clip is None and pretrained:
-        clip = DEFAULT_HUB_ID
-    if clip is not None:
-        model, tokenizer, source = load_clip(clip)
-    else:
-        if arch == "tiny":
-            if image_size % 4:
-                raise ConfigError(f"model.image_size: {image_size} must be a multiple of 4 (4×4 patches)")
-            config = tiny_clip_config(image_size=image_size, patch_size=image_size // 4)
-        elif arch == "b32":
-            config = CLIPConfig()  # transformers' defaults are ViT-B/32's shapes
-        else:
-            raise ConfigError(f"model.arch: {arch!r}; use b32 or tiny (or give model.clip=DIR_OR_HUB_ID)")
-        model = CLIPModel(config)
-        tokenizer = HashTokenizer(config.text_config.vocab_size, config.text_config.max_position_embeddings)
-        source = f"random:{arch}"
-    frames = parse_schedule(merge)
-    num_layers = len(model.vision_model.encoder.layers)
-    if merge_layers is None or merge_layers == "auto":
-        layers = default_merge_layers(num_layers, len(frames))
-    else:
-        layers = parse_schedule(merge_layers) if not isinstance(merge_layers, str) or merge_layers else ()
-    if len(layers) != len(frames):
-        raise ConfigError(f"model.merge_layers: {list(layers)} must name one layer per merge stage ({'-'.join(map(str, frames))})")
-    if list(layers) != sorted(set(layers)) or (layers and (layers[0] < 1 or layers[-1] >= num_layers)):
-        raise ConfigError(f"model.merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}")
-    return VideoCLIP(
-        model,
-        tokenizer,
-        num_classes=num_classes,
-        num_frames=num_frames,
-        merge_frames=frames,
-        merge_layers=layers,
-        merge_keep=merge_keep,
-        num_prompts=num_prompts,
-        prompt_layer=prompt_layer,
-        fusion=fusion,
-        fusion_layers=fusion_layers,
-        source=source,
-    )
-
-
 @register_model(
     "clip_video",
     input=InputSpec(num_frames=12, image_size=224, mean=CLIP_MEAN, std=CLIP_STD),
-    pretrained={"openai": f"hf:{DEFAULT_HUB_ID}"},
+    pretrained=[PretrainedCfg("openai", f"hf:{DEFAULT_HUB_ID}", image_size=224, mean=CLIP_MEAN, std=CLIP_STD)],
     description="CLIP ViT video encoder with TempMe token merging, STOP temporal prompts, meanP/seqTransf fusion",
+    constructor=VideoCLIP.create,
 )
-def clip_video(
-    *,
-    num_classes: int = 0,
-    clip: str | None = None,
-    pretrained: bool = False,
-    arch: str = "b32",
-    num_frames: int = 12,
-    merge: str | Sequence[int] | None = "2-2-2",
-    merge_layers: str | Sequence[int] | None = None,
-    merge_keep: float | Sequence[float] = 0.5,
-    num_prompts: int = 0,
-    prompt_layer: int = 0,
-    fusion: str = "meanP",
-    fusion_layers: int = 2,
-) -> VideoCLIP:
-    """CLIP video encoder. ``clip``: from_pretrained dir or hub id; ``merge``: frames merged per
-    stage (``2-2-2``, ``off``); ``merge_layers``: layers that merge (default 6-8-10 on 12 layers);
-    ``merge_keep``: proportion of a group's concatenated patch tokens kept; ``num_prompts``:
-    STOP temporal prompts per frame (0: off); ``fusion``: meanP | seqTransf."""
-    return _build(
-        num_classes=num_classes, clip=clip, pretrained=pretrained, arch=arch, num_frames=num_frames, merge=merge,
-        merge_layers=merge_layers, merge_keep=merge_keep, num_prompts=num_prompts, prompt_layer=prompt_layer,
-        fusion=fusion, fusion_layers=fusion_layers,
-    )
+def clip_video(**kwargs: Any) -> VideoCLIP:
+    """CLIP video encoder: OpenAI's ViT-B/32 towers (``model.clip`` or ``pretrained``), TempMe merging 2-2-2."""
+    return build_variant("clip_video", {}, **kwargs)
 
 
 @register_model(
     "clip_video_tiny",
     input=InputSpec(num_frames=8, image_size=32, mean=CLIP_MEAN, std=CLIP_STD),
     description="a tiny random CLIP video encoder (tests, synthetic retrieval demo)",
+    constructor=VideoCLIP.create,
 )
-def clip_video_tiny(
-    *,
-    num_classes: int = 0,
-    num_frames: int = 8,
-    image_size: int = 32,
-    merge: str | Sequence[int] | None = "2-2",
-    merge_layers: str | Sequence[int] | None = None,
-    merge_keep: float | Sequence[float] = 0.5,
-    num_prompts: int = 2,
-    prompt_layer: int = 0,
-    fusion: str = "meanP",
-    fusion_layers: int = 1,
-) -> VideoCLIP:
+def clip_video_tiny(**kwargs: Any) -> VideoCLIP:
     """A 4-layer, 32-wide CLIP, 4×4 patches of ``image_size`` px (random init, HashTokenizer)."""
-    return _build(
-        num_classes=num_classes, clip=None, pretrained=False, arch="tiny", num_frames=num_frames, image_size=image_size, merge=merge,
-        merge_layers=merge_layers, merge_keep=merge_keep, num_prompts=num_prompts, prompt_layer=prompt_layer,
-        fusion=fusion, fusion_layers=fusion_layers,
-    )
+    model_args = dict(arch="tiny", num_frames=8, image_size=32, merge="2-2", num_prompts=2, fusion_layers=1)
+    return build_variant("clip_video_tiny", model_args, **kwargs)

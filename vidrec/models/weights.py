@@ -5,7 +5,7 @@ Local files (what ``model.weights: PATH`` reads):
 - ``*.safetensors`` (a vidrec checkpoint's ``model.safetensors``, a timm / HF export);
 - ``*.pth`` / ``*.pt`` / ``*.bin`` read with ``torch.load(weights_only=True)`` (never unpickled
   blindly); common wrappers are unwrapped: ``{"state_dict": ...}``, ``{"model": ...}``,
-  ``{"model_state_dict": ...}``, ``{"module": ...}`` and ``module.`` / ``_orig_mod.`` prefixes;
+  ``{"model_state_dict": ...}``, ``{"model_state": ...}`` (PySlowFast / PyTorchVideo), ``{"module": ...}`` and ``module.`` / ``_orig_mod.`` prefixes;
 - a directory: a vidrec checkpoint dir or a ``from_pretrained`` dir (``model.safetensors``,
   sharded ``*.safetensors`` with an index, or ``pytorch_model.bin``). A model with a
   ``read_pretrained_dir(path)`` method (the Hugging Face wrapper) reads ``from_pretrained`` dirs
@@ -17,7 +17,9 @@ do not fit are refused with the first mismatched name, except a classifier of an
 (ImageNet's 1000, Kinetics' 400), which is skipped and reported: fine-tuning replaces it anyway.
 
 Hub weights (``model.pretrained: true``) are described as data in the registry
-(``timm:<name>``, ``torchvision:<Enum>.<member>``, ``hf:<id>``). Offline, they fail at once with
+(:class:`~vidrec.models.registry.PretrainedCfg`: ``timm:<name>``, ``torchvision:<Enum>.<member>``, ``hf:<id>``,
+``url:<https address of a checkpoint file>``);
+:func:`~vidrec.models.registry.create_model` applies both. Offline, they fail at once with
 :class:`~vidrec.errors.WeightsError` telling how to pass a local file; a reachability check with
 a short timeout runs first, so nothing waits for a network that is not there.
 """
@@ -29,6 +31,7 @@ import os
 import pickle
 import socket
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 
 StateDict = dict[str, torch.Tensor]
 
-_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights")
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "module", "net", "weights")
 _STRIP_PREFIXES = ("module.", "_orig_mod.")
 _DIR_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth", "model.pt")
 _OFFLINE_ENV = ("VIDREC_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -117,7 +120,7 @@ def _read_file(path: Path) -> StateDict:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from exc
-    if suffix in (".pth", ".pt", ".bin", ".ckpt"):
+    if suffix in (".pth", ".pt", ".bin", ".ckpt", ".pyth"):  # .pyth: PyTorchVideo / PySlowFast
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:  # a pickle of more than tensors: refused, never run
@@ -269,8 +272,8 @@ _HUB_HOSTS = {"timm": "huggingface.co", "hf": "huggingface.co", "torchvision": "
 
 def require_online(source: str, *, what: str = "model.pretrained", hint: str | None = None) -> None:
     """Raise :class:`WeightsError` at once when ``source``'s hub cannot be reached."""
-    scheme = source.split(":", 1)[0]
-    host = _HUB_HOSTS.get(scheme, "huggingface.co")
+    scheme, _, rest = source.partition(":")
+    host = urllib.parse.urlsplit(rest).hostname or "" if scheme == "url" else _HUB_HOSTS.get(scheme, "huggingface.co")
     env = _env_offline()
     reason = f"{env} is set" if env else (None if host_reachable(host) else f"{host} cannot be reached")
     if reason:
@@ -290,9 +293,18 @@ def fetch_state_dict(source: str) -> StateDict:
     """Download (or read from the local hub cache) the state dict named by ``source``.
 
     ``timm:<model name>``: the timm model's own weights (its classifier included);
-    ``torchvision:<WeightsEnum>.<member>``, e.g. ``torchvision:R3D_18_Weights.KINETICS400_V1``.
+    ``torchvision:<WeightsEnum>.<member>``, e.g. ``torchvision:R3D_18_Weights.KINETICS400_V1``;
+    ``url:<https address>``: a checkpoint file (PyTorchVideo's model zoo), kept in torch's hub cache.
     """
     scheme, _, name = source.partition(":")
+    if scheme == "url":
+        cached = _cached_torchvision_file(name)
+        if cached is None:
+            require_online(source)
+            cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlsplit(name).path)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(name, str(cached), progress=False)
+        return read_state_dict(cached)
     if scheme == "torchvision":
         import torchvision.models as tvm
 
@@ -315,7 +327,7 @@ def fetch_state_dict(source: str) -> StateDict:
         except (OSError, RuntimeError) as exc:
             raise WeightsError(f"model.pretrained: fetching {source} failed ({exc}); pass model.weights=PATH instead") from exc
         return dict(net.state_dict())
-    raise WeightsError(f"model.pretrained: unknown weights source {source!r} (expected timm:, torchvision: or hf:)")
+    raise WeightsError(f"model.pretrained: unknown weights source {source!r} (expected timm:, torchvision:, url: or hf:)")
 
 
 def _cached_timm_file(name: str) -> Path | None:
@@ -342,34 +354,3 @@ def load_pretrained(model: nn.Module, source: str, *, strict: bool = False) -> L
     report = load_state_dict_into(model, fetch_state_dict(source), source=source, strict=strict)
     log.info("%s", report.summary())
     return report
-
-
-# --------------------------------------------------------------------------------------------
-# one entry point for the trainer / predict
-
-
-def create_model(
-    name: str,
-    *,
-    num_classes: int,
-    pretrained: bool = False,
-    weights: str | os.PathLike[str] | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """Build a registered model, then apply ``model.pretrained`` / ``model.weights``.
-
-    ``pretrained`` is passed to builders that take it (they fetch their own hub weights: a timm
-    backbone, torchvision's Kinetics weights, ...); ``weights`` is loaded afterwards through
-    :func:`load_weights`, so a local file always wins over the hub.
-    """
-    from vidrec.models.registry import build_model, get_model_entry
-
-    entry = get_model_entry(name)
-    if pretrained:
-        if "pretrained" not in entry.accepted_kwargs():
-            raise WeightsError(f"model.pretrained: model {name!r} has no known pretrained weights; pass model.weights=PATH")
-        kwargs["pretrained"] = True
-    model = build_model(name, num_classes=num_classes, **kwargs)
-    if weights is not None:
-        load_weights(model, weights)
-    return model

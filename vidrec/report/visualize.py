@@ -39,9 +39,11 @@ def draw_frame(
     lines: Sequence[str] = (),
     boxes: Sequence[tuple[Sequence[float], str, tuple[int, int, int]]] = (),
     hands: Sequence[tuple[np.ndarray, tuple[int, int, int]]] = (),
+    at_bottom: bool = False,
 ) -> np.ndarray:
     """One frame (uint8 H×W×3) with ``boxes`` (normalised xyxy, label, colour), ``hands`` (21×3
-    frame-normalised joints, colour) drawn as skeletons, and text ``lines`` at the top left."""
+    frame-normalised joints, colour) drawn as skeletons, and text ``lines`` at the top left
+    (bottom left with ``at_bottom``, clear of a player's label drawn over the top of the video)."""
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(np.ascontiguousarray(frame))
@@ -61,7 +63,7 @@ def draw_frame(
         r = lw + 1
         for x, y in pts:
             draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 255), outline=colour)
-    y = 2
+    y = h - len(lines) * (font.size + 5) - 1 if at_bottom else 2
     for line in lines:
         tw = draw.textlength(line, font=font)
         draw.rectangle([0, y, tw + 6, y + font.size + 4], fill=(0, 0, 0))
@@ -77,8 +79,10 @@ def render_clip(
     streams: dict[str, np.ndarray] | None = None,
     frame_indices: Sequence[int] | None = None,
     min_size: int = 256,
+    at_bottom: bool = False,
 ) -> np.ndarray:
-    """Frames ``T×H×W×3`` → annotated frames, upscaled so the short side is at least ``min_size``.
+    """Frames ``T×H×W×3`` → annotated frames, upscaled so the short side is at least ``min_size``;
+    the top-k lines at the top left (bottom left with ``at_bottom``).
 
     ``streams``: arrays of a stream-cache file (``hand_boxes``, ``hand_joints``, ``object_boxes``,
     ...); row ``r`` belongs to frame ``hands_frames[r]`` / ``objects_frames[r]``; ``frame_indices``
@@ -114,7 +118,7 @@ def render_clip(
                 if streams["object_mask"][r, s]:
                     label = ids[s] if s < len(ids) and ids[s] else f"obj {s}"
                     boxes.append((streams["object_boxes"][r, s], label, OBJECT_COLOURS[s % len(OBJECT_COLOURS)]))
-        out[k] = draw_frame(big, lines=lines, boxes=boxes, hands=hands)
+        out[k] = draw_frame(big, lines=lines, boxes=boxes, hands=hands, at_bottom=at_bottom)
     return out
 
 
