@@ -169,12 +169,12 @@ def test_views_respect_target_fps():
 def checkpoint(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vidrec.config import load_config
     from vidrec.engine.checkpoint import save_checkpoint
-    from vidrec.engine.run import create_model
+    from vidrec.models.registry import create_model
 
     out = tmp_path_factory.mktemp("ck")
     cfg = load_config(overrides=tiny_overrides(tiny_dataset, out / "run", **{"data.decode_size": 40, "data.image_size": 32}))
     torch.manual_seed(0)
-    return save_checkpoint(out / "ck", model=create_model(cfg, 2), cfg=cfg, classes=list(TINY_CLASSES))
+    return save_checkpoint(out / "ck", model=create_model(cfg.model.name, num_classes=2, **cfg.model_kwargs), cfg=cfg, classes=list(TINY_CLASSES))
 
 
 def test_predict_eval_and_embed_read_what_training_evaluates(checkpoint):
