@@ -53,11 +53,13 @@ def build_optimizer(cfg: Config, groups: list[dict[str, Any]]) -> Optimizer:
     return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
 
 
-def group_lrs(optimizer: Optimizer) -> dict[str, float]:
-    """``{"lr/<group name>": lr}`` for every named group (groups sharing a name share their lr)."""
+def group_lrs(optimizer: Optimizer, lrs: list[float] | None = None) -> dict[str, float]:
+    """``{"lr/<group name>": lr}`` for every named group (groups sharing a name share their lr);
+    ``lrs``: one value per group instead of the groups' current ones."""
     out: dict[str, float] = {}
     for i, g in enumerate(optimizer.param_groups):
-        out.setdefault(f"lr/{g.get('name') or f'group{i}'}", float(g["lr"]))
+        lr = lrs[i] if lrs is not None and i < len(lrs) else g["lr"]
+        out.setdefault(f"lr/{g.get('name') or f'group{i}'}", float(lr))
     return out
 
 

@@ -149,6 +149,7 @@ class TrainerState:
     epoch_loss_sum: float = 0.0
     epoch_grad_norm_sum: float = 0.0  # gradient norms before clipping, summed over the epoch's optimiser steps
     epoch_grad_norms: int = 0
+    last_lrs: list[float] = field(default_factory=list)  # each group's lr in the last optimiser step (logged)
     log_lines: int = 0  # lines in metrics.jsonl when the state was saved: a resume cuts the log back to them
 
     @classmethod
@@ -499,7 +500,7 @@ class Trainer:
                     grad_norms.append(float(norm))
                     norm_sum, norm_count = norm_sum + grad_norms[-1], norm_count + 1
                 self.optimizer.step()
-                self._step_lrs = group_lrs(self.optimizer)  # the lrs this step used (logged), before the schedule moves
+                st.last_lrs = [float(g["lr"]) for g in self.optimizer.param_groups]  # used by this step, logged
                 self.scheduler.step_batch()
                 self.optimizer.zero_grad(set_to_none=True)
                 st.global_step += 1
@@ -544,8 +545,11 @@ class Trainer:
             self._epoch_train["train_grad_norm"] = norm_sum / norm_count
 
     def _lrs(self) -> dict[str, float]:
-        """``lr`` (the first group's) and ``lr/<group>`` as used by the last optimiser step."""
-        lrs = getattr(self, "_step_lrs", None) or group_lrs(self.optimizer)
+        """``lr`` (the first group's) and ``lr/<group>`` as used by the last optimiser step (kept in the
+        state, so a resumed run logs what an uninterrupted one would); before any step, the current ones."""
+        last = self.state.last_lrs
+        ok = len(last) == len(self.optimizer.param_groups) and all(isinstance(x, (int, float)) for x in last)
+        lrs = group_lrs(self.optimizer, last if ok else None)
         return {"lr": next(iter(lrs.values())), **lrs}
 
     def _validate(self) -> dict[str, Any]:
