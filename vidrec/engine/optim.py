@@ -37,7 +37,7 @@ from torch.optim.lr_scheduler import (
 )
 
 from vidrec.config import Config
-from vidrec.errors import CheckpointError, ConfigError
+from vidrec.errors import ConfigError
 from vidrec.models.base import backbone_parts
 
 log = logging.getLogger(__name__)
@@ -130,15 +130,17 @@ class LRSchedule:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, dict) or "per_step" not in state:
-            raise CheckpointError(
-                "the saved learning-rate schedule comes from an older vidrec (one LambdaLR); resume with the version "
-                "that wrote it, or start a new run from its weights: --set model.weights=CHECKPOINT/model.safetensors"
-            )
+        # ValueError: the trainer reports it as one line naming the state file
+        if not isinstance(state, dict):
+            raise ValueError(f"expected the schedule's state, got a {type(state).__name__}")
+        if "lr_lambdas" in state:
+            raise ValueError("a schedule saved by an older vidrec (one LambdaLR); resume with that version, or start a "
+                             "new run from the weights with --set model.weights=CHECKPOINT/model.safetensors")
+        if "per_step" not in state or "plateau" not in state:
+            raise ValueError("not a vidrec learning-rate schedule")
         kinds_differ = (state["per_step"] is None) != (self.per_step is None)
         if kinds_differ or (state["plateau"] is None) != (self.plateau is None):
-            raise CheckpointError(f"the saved learning-rate schedule is not a {self.kind} schedule like this run's; "
-                                  "resume with the configuration the run was started with")
+            raise ValueError(f"not a {self.kind} schedule like this run's")
         if self.per_step is not None:
             self.per_step.load_state_dict(state["per_step"])
         if self.plateau is not None:
