@@ -210,6 +210,14 @@ def test_exact_resume_with_sgd_plateau_and_step(tiny_dataset, tmp_path, recipe):
     b = load_file(str(tmp_path / "cut/checkpoints/last/model.safetensors"))
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) == 0.0
 
+    # the log too: every group's lr and the gradient norm averaged over steps on both sides of the kill
+    def records(run: Path) -> list[dict]:
+        timing = {"clips_per_s", "train_clips_per_s", "train_seconds"}
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k not in timing} for x in lines]
+
+    assert records(tmp_path / "cut") == records(tmp_path / "full")
+
 
 def test_retrieval_temperature_fixed_or_learned_and_module_lrs():
     from vidrec.engine.retrieval import contrastive_loss

@@ -150,6 +150,7 @@ class TrainerState:
     epoch_grad_norm_sum: float = 0.0  # gradient norms before clipping, summed over the epoch's optimiser steps
     epoch_grad_norms: int = 0
     last_lrs: list[float] = field(default_factory=list)  # each group's lr in the last optimiser step (logged)
+    line_grad_norms: list[float] = field(default_factory=list)  # gradient norms since the last metrics line
     log_lines: int = 0  # lines in metrics.jsonl when the state was saved: a resume cuts the log back to them
 
     @classmethod
@@ -476,7 +477,8 @@ class Trainer:
         seen, correct, loss_sum = (st.epoch_seen, st.epoch_correct, st.epoch_loss_sum) if start else (0, 0, 0.0)
         norm_sum, norm_count = (st.epoch_grad_norm_sum, st.epoch_grad_norms) if start else (0.0, 0)
         seen_here, t0 = 0, time.perf_counter()
-        grad_norms: list[float] = []  # since the last metrics line
+        # gradient norms since the last metrics line (carried over a mid-epoch resume, like the sums above)
+        grad_norms = [float(x) for x in st.line_grad_norms if isinstance(x, (int, float))] if start else []
         t_mark = t0  # start of the not-yet-counted training time
         accum = cfg.train.accum_steps
         for i, batch in enumerate(loader, start=start):
@@ -513,6 +515,7 @@ class Trainer:
             st.step_in_epoch = i + 1
             st.epoch_seen, st.epoch_correct, st.epoch_loss_sum = seen, correct, loss_sum
             st.epoch_grad_norm_sum, st.epoch_grad_norms = norm_sum, norm_count
+            st.line_grad_norms = list(grad_norms)
             elapsed = time.perf_counter() - t0
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
@@ -526,6 +529,7 @@ class Trainer:
                 if grad_norms:
                     record["grad_norm"] = sum(grad_norms) / len(grad_norms)
                     grad_norms.clear()
+                    st.line_grad_norms = []
                 self._log(record)
             if sync and cfg.train.checkpoint_every_steps and st.global_step % cfg.train.checkpoint_every_steps == 0 and (i + 1) < n:
                 now = time.perf_counter()
