@@ -96,9 +96,9 @@ def test_recipe_options_are_checked():
 
 def test_unfreeze_schedule_by_backbone_part():
     from vidrec.models.base import named_backbone_parameters
-    from vidrec.models.registry import build_model
+    from vidrec.models.registry import create_model
 
-    model = build_model("cnn_rnn", num_classes=2, backbone="resnet10t", hidden_size=8, attention_dim=8)
+    model = create_model("cnn_rnn", num_classes=2, backbone="resnet10t", hidden_size=8, attention_dim=8)
     assert list(model.backbone_stages())[-4:] == ["layer1", "layer2", "layer3", "layer4"]
     named = named_backbone_parameters(model, model.backbone_parameters())
     sched = UnfreezeSchedule(named, {"layer4": 1, "layer3": 2, "layer3.0.downsample": 3}, default=4)
@@ -123,7 +123,7 @@ def test_sgd_step_recipe_logs_and_unfreezes_stage_by_stage(tiny_dataset, tmp_pat
     backbone stays frozen), max_train_samples; metrics.jsonl and TensorBoard carry every group's lr
     and the gradient norm; the run writes its training curves."""
     from vidrec.engine.checkpoint import load_checkpoint
-    from vidrec.engine.run import create_model
+    from vidrec.engine.run import model_from_config
 
     extra = {"train.epochs": 2, "train.optimizer": "sgd", "train.lr": 0.05, "train.nesterov": True,
              "train.scheduler": "step", "train.milestones": "[1]", "train.gamma": 0.2, "train.backbone_lr_mult": 0.5,
@@ -131,7 +131,7 @@ def test_sgd_step_recipe_logs_and_unfreezes_stage_by_stage(tiny_dataset, tmp_pat
              "train.max_steps_per_epoch": 2, "data.max_train_samples": 6}
     cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "run", **extra))
     torch.manual_seed(cfg.train.seed)
-    init = dict(create_model(cfg, 2).named_parameters())
+    init = dict(model_from_config(cfg, 2).named_parameters())
     with caplog.at_level(logging.INFO, logger="vidrec"):
         res = train(cfg, progress=False)
     assert "6 train / 4 val videos" in caplog.text  # val keeps all its videos
@@ -222,13 +222,13 @@ def test_exact_resume_with_sgd_plateau_and_step(tiny_dataset, tmp_path, recipe):
 def test_retrieval_temperature_fixed_or_learned_and_module_lrs():
     from vidrec.engine.retrieval import contrastive_loss
     from vidrec.engine.tasks import RetrievalTask
-    from vidrec.models.registry import build_model
+    from vidrec.models.registry import create_model
 
     def setup(*sets):
         cfg = load_config(overrides=["task=retrieval", "model.name=clip_video_tiny", "retrieval.clip_lr=1e-5",
                                      "retrieval.module_lr=1e-4", *sets], environ={})
         torch.manual_seed(0)
-        model = build_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2).eval()
+        model = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2).eval()
         return cfg, model, RetrievalTask(cfg, model)
 
     batch = {"video": torch.randn(3, 3, 4, 32, 32),
