@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HANDS  := .venv-hands
 OUT    ?= runs/demo
 
-.PHONY: setup hands-env browser demo test test-slow bench clean
+.PHONY: setup sysdeps hands-env browser demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,13 +35,22 @@ browser: $(VENV)/.installed-browser
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# The RAR unpackers `vidrec data download` uses (and its tests need): unar and bsdtar, installed with
+# apt-get when missing (as root, or with password-less sudo); elsewhere a message says what to install.
+sysdeps:
+	@command -v unar >/dev/null && command -v bsdtar >/dev/null || { \
+	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends unar libarchive-tools >/dev/null; \
+	  else echo "note: install unar and bsdtar for vidrec data download (apt-get install unar libarchive-tools; macOS: brew install unar)"; fi; }
+
 demo: setup
 	$(VENV)/bin/vidrec demo --out $(OUT)
 
-test: setup hands-env
+test: setup hands-env sysdeps
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup hands-env browser
+test-slow: setup hands-env browser sysdeps
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]
 
 bench: setup

@@ -73,8 +73,14 @@ def test_train_eval_predict(capsys, cli_run, tiny_dataset, tmp_path):
     code, stdout, err = run(capsys, "eval", "--checkpoint", str(best), "--quiet", "--json")
     assert code == 0, err
     metrics = json.loads(stdout)
-    assert {"val_top1", "val_top5", "mean_class_acc", "per_class"} <= metrics.keys()
-    assert (out / "eval-val" / "confusion.png").stat().st_size > 1000
+    assert {"val_top1", "val_top5", "mean_class_acc", "per_class", "confusion", "most_confused"} <= metrics.keys()
+    assert sum(map(sum, metrics["confusion"]["matrix"])) == metrics["num_videos"]
+    for name in ("confusion.png", "confusion.csv", "report.md", "per_class.md", "training_curves.png"):
+        assert (out / "eval-val" / name).stat().st_size > 100, name
+    assert (out / "training_curves.png").stat().st_size > 10_000  # vidrec train writes its curves too
+    code, stdout, err = run(capsys, "eval", "--checkpoint", str(best), "--quiet", "--out", str(tmp_path / "ev"))
+    assert code == 0, err
+    assert "most often mistaken for" in stdout and "report.md" in stdout
 
     videos = sorted((tiny_dataset / "videos").glob("val_*.mp4"))[:2]
     code, stdout, _ = run(capsys, "predict", "--checkpoint", str(best), *map(str, videos))

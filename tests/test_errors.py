@@ -190,6 +190,11 @@ CASES = [
                                                   "--set", "data.list_file=" + e.write("lists/dict-label.jsonl", _jsonl(e, {"a": 1}))],
          "the label must be a class name"),
     Case("data-show-no-root", lambda e: ["data", "show", "--set", "data.dataset=ucf101"], "data.root"),
+    Case("data-download-unknown", lambda e: ["data", "download", "kinetics", "--to", str(e.root / "dl")], "no download for",
+         _not_created("dl")),
+    Case("data-download-to-a-file", lambda e: ["data", "download", "ucf101", "--to", str(e.file)], "is a file"),
+    Case("data-download-unpacker", lambda e: ["data", "download", "hmdb51", "--to", str(e.root / "dl2"), "--unpacker", "7z"],
+         "--unpacker '7z'", _not_created("dl2")),
     # synth, demo
     Case("synth-out-is-a-file", lambda e: ["synth", "--out", str(e.file)], "is a file"),
     Case("synth-out-under-a-file", lambda e: ["synth", "--out", str(e.file / "data")], "is a file"),

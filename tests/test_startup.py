@@ -24,8 +24,8 @@ HEAVY = ("torch", "torchvision", "transformers", "timm", "accelerate", "gradio")
 HEAVY_VERBS = {"demo", "train", "eval", "predict", "embed", "models", "serve", "prepare hands", "prepare objects"}
 # Verbs that build no model: each runs below and must import none of HEAVY. (`search` loads the
 # store's encoder, and torch with it, only once the store and the query have been checked.)
-LIGHT_VERBS = {"config show", "data show", "prepare scan", "prepare frames", "prepare transcode", "prepare something-else",
-               "synth", "search"}
+LIGHT_VERBS = {"config show", "data show", "data download", "prepare scan", "prepare frames", "prepare transcode",
+               "prepare something-else", "synth", "search"}
 
 _RUN = """
 import json, os, sys
@@ -129,6 +129,8 @@ def light_runs(data: dict[str, Path], out: Path) -> dict[str, tuple[list[str], i
                       "--class", "Putting [something] into [something]", "--workers", "1", "-q"], 0)
     # a store that is not there: the verb stops before it would load the store's encoder
     runs["search"] = (["search", str(out / "no-store"), "a person pours water"], 2)
+    # a mirror that refuses the connection: the whole fetch path runs (tests/test_download.py serves real archives)
+    runs["data download"] = (["data", "download", "ucf101", "--to", str(out / "dl"), "--mirror", "http://127.0.0.1:9", "-q"], 2)
     return runs
 
 

@@ -57,6 +57,7 @@ class DataConfig(BaseModel):
     strict: bool = False  # a failing video stops the run instead of being skipped
     max_skips: float = Field(0.05, ge=0)  # training: stand-ins for unreadable videos allowed per epoch (fraction of the subset) before the run stops
     limit: int | None = None  # use only the first N records of each subset (quick runs)
+    max_train_samples: int | None = Field(None, ge=1)  # train on N train videos (by class, seeded); val untouched
 
 
 class ModelConfig(BaseModel):
@@ -71,10 +72,19 @@ class ModelConfig(BaseModel):
 
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
-    lr: float = Field(3e-4, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    warmup_epochs: float = Field(1.0, ge=0)  # linear warm-up, then cosine to lr * min_lr_ratio
-    min_lr_ratio: float = Field(0.01, ge=0, le=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # torch.optim.AdamW or SGD
+    lr: float = Field(3e-4, gt=0)  # base lr (the head's; the backbone gets lr * backbone_lr_mult)
+    weight_decay: float = Field(1e-4, ge=0)  # not applied to biases, norms and 1-d parameters
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only (seed 002: lr 0.01, momentum 0.9)
+    nesterov: bool = False  # sgd only
+    scheduler: Literal["cosine", "step", "plateau", "constant"] = "cosine"  # after the warm-up; see docs/usage.md
+    warmup_epochs: float = Field(1.0, ge=0)  # linear warm-up (per optimiser step) before any scheduler
+    min_lr_ratio: float = Field(0.01, ge=0, le=1)  # cosine: ends at this × the smallest group lr; plateau: floor
+    milestones: list[float] = Field(default_factory=list)  # step: after these epochs, lr *= gamma (e.g. [30, 40])
+    gamma: float = Field(0.1, gt=0, lt=1)  # step and plateau: the lr factor
+    plateau_patience: int = Field(2, ge=0)  # plateau: epochs without improvement of train.monitor before lr *= gamma
+    # backbone part -> epochs it stays frozen, e.g. {layer4: 2, layer3: 4}; other parts: freeze_backbone_epochs
+    unfreeze_schedule: dict[str, int] = Field(default_factory=dict)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)  # max global grad norm; None: off
     accum_steps: int = Field(1, ge=1)  # gradient accumulation
@@ -116,6 +126,20 @@ class TrainConfig(_Section):
         """YAML reads an unquoted ``no`` (``--set train.precision=no``) as false: that means "no" here."""
         return "no" if v is False else v
 
+    @model_validator(mode="after")
+    def _recipe(self) -> "TrainConfig":
+        if self.scheduler == "step" and not self.milestones:
+            raise ValueError("train.scheduler=step needs train.milestones, the epochs after which lr *= train.gamma, "
+                             "e.g. [30, 40]")
+        if self.milestones and sorted(self.milestones) != list(self.milestones):
+            raise ValueError(f"train.milestones must increase (got {self.milestones})")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError("train.nesterov needs train.optimizer=sgd and train.momentum > 0")
+        bad = {k: v for k, v in self.unfreeze_schedule.items() if v < 0}
+        if bad:
+            raise ValueError(f"train.unfreeze_schedule: epochs must be >= 0 (got {bad})")
+        return self
+
 
 class EvalConfig(_Section):
     subset: str = "val"
@@ -131,7 +155,10 @@ class RetrievalConfig(_Section):
     mode: Literal["joint", "merge_only", "prompt_only", "sequential"] = "joint"
     clip_lr: float = Field(1e-5, gt=0)  # lr for the pretrained CLIP towers
     module_lr: float = Field(1e-4, gt=0)  # lr for new modules (merging, prompts, fusion)
-    temperature: float = Field(0.07, gt=0)
+    merge_lr: float | None = Field(None, gt=0)  # token merging (TempMe) lr; None: module_lr (seed 003's tempme_lr)
+    prompt_lr: float | None = Field(None, gt=0)  # temporal prompts (STOP) lr; None: module_lr (seed 003's stop_lr)
+    temperature: float | None = Field(None, gt=0)  # InfoNCE temperature; None: the model's own (CLIP's logit scale)
+    learn_temperature: bool = True  # train it (from `temperature` when given, at module_lr) or keep it fixed
 
 
 class Config(_Section):
@@ -248,6 +275,8 @@ def _format_error(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             lines.append(f"{loc}: unknown key")
+        elif err["type"] == "value_error" and isinstance(err.get("input"), dict):  # a section's check names its keys
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
         else:
             lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
     if len(lines) == 1:

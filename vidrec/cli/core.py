@@ -129,26 +129,47 @@ def train(
     _echo(f"best val top-1 {m.get('val_top1', float('nan')):.3f} (epoch {m.get('epoch')}) in {res.fit.train_seconds:.0f} s of training")
     _echo(f"best checkpoint: {res.fit.best_checkpoint}")
     _echo(f"last checkpoint: {res.fit.last_checkpoint} (resume with --resume --out {res.out_dir})")
-    _echo(f"logs: {res.out_dir / 'metrics.jsonl'}, TensorBoard: tensorboard --logdir {res.out_dir / 'tb'}")
+    _echo(f"logs: {res.out_dir / 'metrics.jsonl'}, curves: {res.out_dir / 'training_curves.png'}, "
+          f"TensorBoard: tensorboard --logdir {res.out_dir / 'tb'}")
 
 
 # ---------------------------------------------------------------------------------------------- eval
-def write_eval_report(outcome: Any, out_dir: Path) -> dict[str, Any]:
-    """metrics.json, per_class.md, confusion.png, per_class.png under ``out_dir``."""
-    from vidrec.report.plots import confusion_matrix_png, per_class_png
-    from vidrec.report.tables import markdown_table, per_class_rows
-    from vidrec.utils.io import write_json_atomic, write_text_atomic
+def write_eval_report(outcome: Any, out_dir: Path, *, title: str = "Evaluation report") -> dict[str, Any]:
+    """The evaluation report (vidrec.report.evaluation) of ``outcome`` into ``out_dir``, with the
+    training curves of the checkpoint's run when it has its metrics.jsonl."""
+    from vidrec.report.evaluation import write_eval_report as write
 
-    res, classes = outcome.result, outcome.classes
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = res.summary()
-    summary["per_class"] = {c: (a if a >= 0 else None) for c, a in zip(classes, res.per_class)}
-    summary["unreadable"] = dict(getattr(outcome, "unreadable", {}) or {})
-    write_json_atomic(out_dir / "metrics.json", summary)
-    write_text_atomic(out_dir / "per_class.md", markdown_table(["class", "videos", "accuracy"], per_class_rows(classes, res.per_class, res.support)) + "\n")
-    confusion_matrix_png(res.confusion, classes, out_dir / "confusion.png")
-    per_class_png(res.per_class, classes, out_dir / "per_class.png")
-    return summary
+    run_dir = Path(outcome.checkpoint.path).resolve().parent.parent  # RUN/checkpoints/<name>
+    return write(outcome.result, outcome.classes, out_dir, run_dir=run_dir, title=title)
+
+
+def print_class_summary(outcome: Any, *, n: int = 10) -> None:
+    """Per-class accuracy best to worst (all of it up to 30 classes, else the best and worst ``n``)
+    and the most-confused pairs."""
+    from vidrec.report.evaluation import confused_pairs, ranked_classes
+    from vidrec.report.tables import text_table
+
+    r, classes = outcome.result, outcome.classes
+    rows = ranked_classes(r.per_class, r.support, r.confusion, classes)
+
+    def table(part: list[Any], start: int) -> str:
+        return text_table(["rank", "class", "videos", "accuracy", "most often mistaken for"],
+                          [[start + i, c.name, c.videos, c.accuracy if c.accuracy is not None else "n/a",
+                            f"{c.confused_with} ({c.confused_rate:.0%})" if c.confused_with else "-"]
+                           for i, c in enumerate(part)])
+
+    if len(rows) <= 30:
+        _echo(table(rows, 1))
+    else:
+        _echo(f"best {n} of {len(rows)} classes:")
+        _echo(table(rows[:n], 1))
+        _echo(f"\nworst {n}:")
+        _echo(table(rows[-n:], len(rows) - n + 1))
+    pairs = confused_pairs(r.confusion, classes, top=n)
+    if pairs:
+        _echo(f"\nmost-confused pairs (top {len(pairs)}):")
+        _echo(text_table(["true class", "predicted as", "videos", "share"],
+                         [[p.true, p.predicted, p.count, f"{p.rate:.0%}"] for p in pairs]))
 
 
 @app.command("eval")
@@ -166,7 +187,6 @@ def eval_(
     """Evaluate a checkpoint: top-1, top-5, mean class accuracy, per-class table, confusion matrix PNG."""
     from vidrec.engine.checkpoint import read_checkpoint_meta
     from vidrec.engine.run import evaluate_checkpoint
-    from vidrec.report.tables import per_class_rows, text_table
     from vidrec.utils.io import check_writable
 
     ck_cfg, _, _ = read_checkpoint_meta(checkpoint)
@@ -203,7 +223,7 @@ def eval_(
         _echo(json.dumps(summary, indent=2))
         return
     r = outcome.result
-    _echo(text_table(["class", "videos", "accuracy"], per_class_rows(outcome.classes, r.per_class, r.support)))
+    print_class_summary(outcome)
     _echo()
     _echo(f"{sub}: top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  mean class acc {r.mean_class_acc:.3f}  "
           f"({summary['num_videos']} videos, {summary['num_clips']} clips)")
@@ -211,7 +231,9 @@ def eval_(
         _echo(f"{len(outcome.unreadable)} unreadable video(s) left out of every metric (no stand-in was scored):")
         for path, why in outcome.unreadable.items():
             _echo(f"  {path}: {why}")
-    _echo(f"report: {out_dir} (metrics.json, per_class.md, confusion.png, per_class.png)")
+    curves = ", training_curves.png" if (out_dir / "training_curves.png").is_file() else ""
+    _echo(f"report: {out_dir / 'report.md'} (metrics.json, confusion.csv, per_class.md, confusion.png, "
+          f"confusion_top.png, per_class.png{curves})")
 
 
 # ---------------------------------------------------------------------------------------------- predict
@@ -312,7 +334,6 @@ def demo(
     from vidrec.engine.predict import Predictor
     from vidrec.engine.run import evaluate_checkpoint, train as run_train
     from vidrec.presets import preset_path
-    from vidrec.report.plots import training_curves_png
     from vidrec.report.tables import markdown_table, text_table
     from vidrec.utils.io import write_json_atomic, write_text_atomic
 
@@ -350,8 +371,7 @@ def demo(
 
     _echo("[3/5] evaluating the best checkpoint")
     ev = evaluate_checkpoint(tr.fit.best_checkpoint, progress=not quiet)
-    summary_eval = write_eval_report(ev, report_dir)
-    curves = training_curves_png(runs["cnn_rnn"] / "metrics.jsonl", report_dir / "training_curves.png")
+    summary_eval = write_eval_report(ev, report_dir, title="vidrec demo: CNN-RNN on the synthetic dataset")
     results = {"cnn_rnn": ev.result}
 
     base_metrics: dict[str, Any] | None = None
@@ -407,7 +427,8 @@ def demo(
             else:
                 lines += ["", "The frame-averaging model is NOT clearly worse on any temporal pair in this run: "
                           "the temporal model has not learned the order yet (too short a training budget?)."]
-    lines += ["", "Files: confusion.png, per_class.png, training_curves.png, per_class.md, metrics.json"]
+    lines += ["", "Files: report.md (most-confused pairs, best and worst classes), confusion.png, confusion_top.png, "
+              "per_class.png, training_curves.png, per_class.md, confusion.csv, metrics.json"]
     write_text_atomic(report_dir / "README.md", "\n".join(lines) + "\n")
     write_json_atomic(out / "summary.json", summary)
 
@@ -418,5 +439,4 @@ def demo(
     _echo(f"checkpoint:   {tr.fit.best_checkpoint}")
     _echo(f"predict:      vidrec predict --checkpoint {tr.fit.best_checkpoint} VIDEO.mp4")
     _echo(f"total time:   {summary['total_seconds']:.0f} s")
-    del curves
     sys.stdout.flush()

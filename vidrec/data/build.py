@@ -94,6 +94,40 @@ def build_sampler(cfg: Config, spec: InputSpec) -> ClipSampler:
     return make_sampler(cfg.data.sampler, num_frames=frames, stride=cfg.data.stride, target_fps=cfg.data.target_fps)
 
 
+def sample_records(records: list[VideoRecord], n: int, *, seed: int) -> list[VideoRecord]:
+    """``n`` of ``records``, the same share of every class, chosen by ``seed``; original order kept.
+
+    Each class's records are shuffled and spread over [0, 1) (the k-th of m at (k + 0.5) / m); the
+    ``n`` with the smallest positions are kept, so a class of any size keeps about ``n / len(records)``
+    of its videos, and the first N of a class-sorted list (one class only) never happens.
+    """
+    if n >= len(records):
+        return list(records)
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, r in enumerate(records):
+        by_class.setdefault(r.label, []).append(i)
+    pos = np.empty(len(records))
+    for idx in by_class.values():
+        order = rng.permutation(len(idx))
+        pos[np.asarray(idx)[order]] = (np.arange(len(idx)) + rng.random()) / len(idx)  # random phase per class
+    keep = sorted(np.argsort(pos, kind="stable")[:n].tolist())
+    return [records[i] for i in keep]
+
+
+def train_records(cfg: Config, rs: RecordSet) -> list[VideoRecord]:
+    """The records trained on: ``data.train_subset``, cut to ``data.max_train_samples`` (val is never cut)."""
+    records = rs.subset(cfg.data.train_subset)
+    n = cfg.data.max_train_samples
+    if n is not None and n < len(records):
+        log.info("data.max_train_samples=%d: training on %d of %d videos (same share of every class, seed %d)",
+                 n, n, len(records), cfg.train.seed)
+        records = sample_records(records, n, seed=cfg.train.seed)
+    return records
+
+
 def build_transform(cfg: Config, spec: InputSpec, classes: list[str], *, train: bool) -> ClipTransform:
     """The uint8 spatial transform (crop, flip); normalisation is :func:`build_normalizer`'s, per batch."""
     _, size = resolved_clip(cfg, spec)

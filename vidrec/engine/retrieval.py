@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -248,10 +249,10 @@ def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator
 
 def build_retrieval_datasets(cfg: Any, rs: RecordSet, spec: Any) -> tuple[CaptionClipDataset, CaptionClipDataset | None]:
     """Train / val caption datasets for ``cfg`` (captions from ``retrieval.captions`` or the dataset)."""
-    from vidrec.data.build import build_dataset
+    from vidrec.data.build import build_dataset, train_records
 
     caps = read_captions(cfg.retrieval.captions)[0] if cfg.retrieval.captions else None
-    train_recs, train_caps = captions_for(rs.subset(cfg.data.train_subset), caps)
+    train_recs, train_caps = captions_for(train_records(cfg, rs), caps)
     train = CaptionClipDataset(build_dataset(cfg, train_recs, rs.classes, spec, train=True, recordset=rs), train_caps,
                                train=True, seed=cfg.train.seed)
     val = None
@@ -263,15 +264,42 @@ def build_retrieval_datasets(cfg: Any, rs: RecordSet, spec: Any) -> tuple[Captio
 
 
 def retrieval_param_groups(model: nn.Module, cfg: Any) -> list[dict[str, Any]]:
-    """AdamW groups for ``retrieval.mode``: CLIP towers at ``retrieval.clip_lr``, new modules at
-    ``retrieval.module_lr`` (the model's :meth:`param_groups`)."""
+    """Optimizer groups for ``retrieval.mode``: CLIP towers at ``retrieval.clip_lr``, new modules at
+    ``retrieval.module_lr``, merging / prompts at ``retrieval.merge_lr`` / ``prompt_lr`` when set (the
+    model's :meth:`param_groups`); the temperature in a group of its own (``module_lr``, no weight
+    decay) when it is learned, in none when it is fixed."""
     bare = _bare(model)
     if not hasattr(bare, "param_groups"):
         from vidrec.errors import ConfigError
 
         raise ConfigError(f"task: retrieval needs a video–text model (model.name=clip_video or clip_video_tiny), not {type(bare).__name__}")
     r = cfg.retrieval
-    return bare.param_groups(r.mode, clip_lr=r.clip_lr, module_lr=r.module_lr, weight_decay=cfg.train.weight_decay)  # type: ignore[operator]
+    groups = bare.param_groups(  # type: ignore[operator]
+        r.mode, clip_lr=r.clip_lr, module_lr=r.module_lr, weight_decay=cfg.train.weight_decay, merge_lr=r.merge_lr,
+        prompt_lr=r.prompt_lr,
+    )
+    scale = bare.temperature_parameter()  # type: ignore[operator]
+    for g in groups:
+        g["params"] = [p for p in g["params"] if p is not scale]
+    groups = [g for g in groups if g["params"]]
+    if r.learn_temperature:
+        groups.append({"params": [scale], "lr": r.module_lr, "weight_decay": 0.0, "name": "temperature"})
+    return groups
+
+
+def init_temperature(model: nn.Module, cfg: Any) -> None:
+    """Start the learnable scale at ``1 / retrieval.temperature`` when one is given (a fixed one is
+    passed to the loss instead; ``None`` keeps the model's own)."""
+    r = cfg.retrieval
+    if r.temperature is not None and r.learn_temperature:
+        with torch.no_grad():
+            _bare(model).temperature_parameter().fill_(math.log(1.0 / r.temperature))  # type: ignore[operator]
+
+
+def fixed_temperature(cfg: Any) -> float | None:
+    """The temperature the loss must use as a constant, or None for the model's (learned) scale."""
+    r = cfg.retrieval
+    return r.temperature if r.temperature is not None and not r.learn_temperature else None
 
 
 def evaluate_retrieval_checkpoint(checkpoint: str | Path, *, cfg: Any = None, subset: str | None = None, device: str = "cpu") -> dict[str, float]:
@@ -287,6 +315,6 @@ def evaluate_retrieval_checkpoint(checkpoint: str | Path, *, cfg: Any = None, su
     recs, rec_caps = captions_for(rs.subset(subset), caps)
     ds = CaptionClipDataset(build_dataset(cfg, recs, rs.classes, ck.model.input_spec, train=False, recordset=rs), rec_caps, train=False)
     loader = build_loader(cfg, ds, train=False, batch_size=cfg.eval.batch_size)  # type: ignore[arg-type]
-    metrics = evaluate_retrieval(ck.model, loader, normalize=build_normalizer(cfg, ck.model.input_spec))
+    metrics = evaluate_retrieval(ck.model, loader, temperature=fixed_temperature(cfg), normalize=build_normalizer(cfg, ck.model.input_spec))
     metrics["subset"] = subset  # type: ignore[assignment]
     return metrics

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from vidrec.config import Config, absolute_paths
-from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
+from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset, train_records
 from vidrec.data.records import RecordSet
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.engine.evaluate import EvalResult, evaluate_model
@@ -181,7 +181,7 @@ def _train(
 
         train_ds, val_ds = build_retrieval_datasets(cfg, rs, spec)
     else:
-        train_ds = build_dataset(cfg, rs.subset(cfg.data.train_subset), classes, spec, train=True, recordset=rs)
+        train_ds = build_dataset(cfg, train_records(cfg, rs), classes, spec, train=True, recordset=rs)
         val_records = rs.subsets.get(cfg.data.val_subset) or []
         val_ds = build_dataset(cfg, val_records, classes, spec, train=False, recordset=rs) if val_records else None
     train_loader = build_loader(cfg, train_ds, train=True)
@@ -194,6 +194,10 @@ def _train(
         trainer.accelerator.device, trainer.accelerator.mixed_precision,
     )
     fit = trainer.fit(resume_from=source, log_source=log_source)
+    if trainer.is_main and (out_dir / "metrics.jsonl").is_file():
+        from vidrec.report.plots import training_curves_png
+
+        training_curves_png(out_dir / "metrics.jsonl", out_dir / "training_curves.png")
     if fit.substituted:
         log.warning("%d training clips came from a stand-in video because their own failed to decode (see warnings above)", fit.substituted)
     return TrainOutcome(fit=fit, classes=classes, out_dir=out_dir)

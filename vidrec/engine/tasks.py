@@ -39,14 +39,17 @@ class Task(Protocol):
 
 
 def decay_groups(
-    params: Iterable[tuple[str, nn.Parameter]], *, lr: float, weight_decay: float, skip: set[str] = frozenset()  # type: ignore[assignment]
+    params: Iterable[tuple[str, nn.Parameter]], *, lr: float, weight_decay: float,
+    skip: set[str] = frozenset(),  # type: ignore[assignment]
+    name: str = "params",
 ) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases, norms and other 1-d parameters, or names in ``skip``."""
+    """Two groups called ``name``: with weight decay, and without it for biases, norms and other 1-d
+    parameters or names in ``skip``."""
     decay, no_decay = [], []
-    for name, p in params:
-        (decay if p.ndim > 1 and name not in skip and not name.endswith(".bias") else no_decay).append(p)
-    return [g for g in ({"params": decay, "weight_decay": weight_decay, "lr": lr},
-                        {"params": no_decay, "weight_decay": 0.0, "lr": lr}) if g["params"]]
+    for pname, p in params:
+        (decay if p.ndim > 1 and pname not in skip and not pname.endswith(".bias") else no_decay).append(p)
+    return [g for g in ({"params": decay, "weight_decay": weight_decay, "lr": lr, "name": name},
+                        {"params": no_decay, "weight_decay": 0.0, "lr": lr, "name": name}) if g["params"]]
 
 
 def batch_normalizer(cfg: Config, model: nn.Module) -> VideoNormalize:
@@ -57,15 +60,22 @@ def batch_normalizer(cfg: Config, model: nn.Module) -> VideoNormalize:
 
 
 class ClassificationTask:
-    """Cross-entropy with label smoothing; progressive unfreezing of ``backbone_parameters()``."""
+    """Cross-entropy with label smoothing; stage-wise unfreezing of ``backbone_parameters()``."""
 
     def __init__(self, cfg: Config, model: nn.Module, num_classes: int) -> None:
+        from vidrec.engine.optim import UnfreezeSchedule
+        from vidrec.models.base import named_backbone_parameters
+
         self.cfg = cfg
         self.num_classes = num_classes
         self.side_keys = tuple(getattr(getattr(model, "input_spec", None), "side_inputs", ()) or ())
         self.normalize = batch_normalizer(cfg, model)
         # only backbone params that are trainable to begin with are toggled (others stay frozen for good)
         self.backbone = [p for p in getattr(model, "backbone_parameters", lambda: iter(()))() if p.requires_grad]
+        t = cfg.train
+        self.unfreeze = UnfreezeSchedule(named_backbone_parameters(model, self.backbone), dict(t.unfreeze_schedule),
+                                         t.freeze_backbone_epochs)
+        self._training_parts: list[str] | None = None
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         cfg = self.cfg.train
@@ -73,15 +83,17 @@ class ClassificationTask:
         skip = set(getattr(bare, "no_weight_decay", lambda: set())())
         bb = {id(p) for p in self.backbone}
         named = list(bare.named_parameters())
-        head = decay_groups([(n, p) for n, p in named if id(p) not in bb], lr=cfg.lr, weight_decay=cfg.weight_decay, skip=skip)
+        head = decay_groups([(n, p) for n, p in named if id(p) not in bb], lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            skip=skip, name="head")
         body = decay_groups([(n, p) for n, p in named if id(p) in bb], lr=cfg.lr * cfg.backbone_lr_mult,
-                            weight_decay=cfg.weight_decay, skip=skip)
+                            weight_decay=cfg.weight_decay, skip=skip, name="backbone")
         return head + body
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
-        frozen = epoch < self.cfg.train.freeze_backbone_epochs
-        for p in self.backbone:
-            p.requires_grad_(not frozen)
+        parts = self.unfreeze.apply(epoch)
+        if parts != self._training_parts and self.unfreeze.named:
+            log.info("epoch %d: backbone parts training: %s", epoch + 1, ", ".join(parts) or "none (frozen)")
+        self._training_parts = parts
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         side = {k: batch[k] for k in self.side_keys if k in batch}
@@ -99,8 +111,17 @@ class RetrievalTask:
     """Contrastive video–text training; ``retrieval.mode`` picks what trains (see :mod:`vidrec.engine.retrieval`)."""
 
     def __init__(self, cfg: Config, model: nn.Module) -> None:
+        from vidrec.engine.retrieval import fixed_temperature, init_temperature
+
+        if cfg.train.unfreeze_schedule or cfg.train.freeze_backbone_epochs:
+            from vidrec.errors import ConfigError
+
+            raise ConfigError("train.unfreeze_schedule / freeze_backbone_epochs apply to classification; "
+                              "retrieval chooses what trains with retrieval.mode")
         self.cfg = cfg
         self.normalize = batch_normalizer(cfg, model)
+        self.temperature = fixed_temperature(cfg)
+        init_temperature(model, cfg)
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         from vidrec.engine.retrieval import retrieval_param_groups
@@ -108,17 +129,19 @@ class RetrievalTask:
         return retrieval_param_groups(model, self.cfg)
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
-        unwrap(model).set_training_mode(self.cfg.retrieval.mode, epoch=epoch, epochs=self.cfg.train.epochs)  # type: ignore[operator]
+        bare = unwrap(model)
+        bare.set_training_mode(self.cfg.retrieval.mode, epoch=epoch, epochs=self.cfg.train.epochs)  # type: ignore[operator]
+        bare.temperature_parameter().requires_grad_(self.cfg.retrieval.learn_temperature)  # type: ignore[operator]
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         from vidrec.engine.retrieval import retrieval_step
 
-        return retrieval_step(model, {**batch, "video": self.normalize(batch["video"])}), None
+        return retrieval_step(model, {**batch, "video": self.normalize(batch["video"])}, temperature=self.temperature), None
 
     def validate(self, model: nn.Module, loader: DataLoader[Any], *, accelerator: Any, progress: bool) -> dict[str, Any]:
         from vidrec.engine.retrieval import evaluate_retrieval
 
-        r = evaluate_retrieval(model, loader, accelerator=accelerator, normalize=self.normalize)
+        r = evaluate_retrieval(model, loader, accelerator=accelerator, temperature=self.temperature, normalize=self.normalize)
         metrics = {f"val_{k}": v for k, v in r.items()}
         metrics["val_top1"] = r["t2v_r1"]  # text→video R@1: train.monitor and early stopping work unchanged
         log.info("val t2v R@1 %.3f R@5 %.3f MdR %.0f | v2t R@1 %.3f (chance %.3f)",

@@ -1,8 +1,9 @@
 """The one trainer for every model, on 🤗 accelerate.
 
 Device selection (CUDA → MPS → CPU), mixed precision (bf16 where supported), gradient
-accumulation, AdamW with warm-up then cosine, label smoothing, gradient clipping, early stopping,
-progressive unfreezing, best/last checkpoints and exact resume; TensorBoard + ``metrics.jsonl``;
+accumulation, AdamW or SGD with warm-up then cosine / step / plateau (:mod:`vidrec.engine.optim`),
+label smoothing, gradient clipping, early stopping, stage-wise unfreezing, best/last checkpoints
+and exact resume; TensorBoard + ``metrics.jsonl`` (every group's lr, the gradient norm);
 tqdm with loss, accuracy and clips/s. Under ``accelerate launch`` / ``torchrun`` the same code
 runs data-parallel; only rank 0 writes.
 
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 
 from vidrec.config import Config
 from vidrec.engine.checkpoint import WEIGHTS, load_state_into, save_checkpoint, unwrap
+from vidrec.engine.optim import LRSchedule, build_optimizer, group_lrs
 from vidrec.engine.state import load_state_dict, rng_state, save_state_dict, set_rng_state
 from vidrec.engine.tasks import Task, make_task
 from vidrec.errors import CheckpointError, VidrecError
@@ -129,16 +131,6 @@ def make_accelerator(cfg: Config, model: nn.Module | None = None) -> Accelerator
     return Accelerator(mixed_precision=resolve_precision(cfg, model), cpu=cpu, step_scheduler_with_optimizer=False)
 
 
-def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return f
-
-
 @dataclass
 class TrainerState:
     epoch: int = 0  # current epoch (0-based)
@@ -155,6 +147,10 @@ class TrainerState:
     epoch_seen: int = 0
     epoch_correct: int = 0
     epoch_loss_sum: float = 0.0
+    epoch_grad_norm_sum: float = 0.0  # gradient norms before clipping, summed over the epoch's optimiser steps
+    epoch_grad_norms: int = 0
+    last_lrs: list[float] = field(default_factory=list)  # each group's lr in the last optimiser step (logged)
+    line_grad_norms: list[float] = field(default_factory=list)  # gradient norms since the last metrics line
     log_lines: int = 0  # lines in metrics.jsonl when the state was saved: a resume cuts the log back to them
 
     @classmethod
@@ -238,16 +234,17 @@ class Trainer:
         self.progress = progress
         self.accelerator = make_accelerator(cfg, model)
         self.task = task or make_task(cfg, model, len(classes))
-        self.optimizer = torch.optim.AdamW(self.task.param_groups(model), lr=cfg.train.lr)
+        self.optimizer = build_optimizer(cfg, self.task.param_groups(model))
         steps_per_epoch = len(train_loader)
         if cfg.train.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
         self.train_size = len(getattr(train_loader, "dataset", None) or [])  # data.max_skips is a fraction of this
         opt_steps = math.ceil(steps_per_epoch / cfg.train.accum_steps)
-        total = max(1, opt_steps * cfg.train.epochs)
-        warm = int(round(cfg.train.warmup_epochs * opt_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(total, warm, cfg.train.min_lr_ratio))
+        self.scheduler = LRSchedule(self.optimizer, cfg, steps_per_epoch=opt_steps)
+        if cfg.train.scheduler == "plateau" and val_loader is None:
+            raise VidrecError(f"train.scheduler=plateau follows {cfg.train.monitor}, but there is no validation subset "
+                              f"({cfg.data.val_subset!r} is empty); use train.scheduler=cosine or step")
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
         if cfg.train.compile:
@@ -429,6 +426,7 @@ class Trainer:
         while st.epoch < cfg.train.epochs and not st.finished:
             self._train_epoch()
             metrics = self._validate()
+            self.scheduler.step_epoch(metrics)
             st.history.append(metrics)
             self._log({"type": "epoch", **metrics})
             improved = self._is_improvement(metrics)
@@ -478,7 +476,10 @@ class Trainer:
         )
         # the epoch's sums carry over a mid-epoch resume; the speed counts only this process's clips
         seen, correct, loss_sum = (st.epoch_seen, st.epoch_correct, st.epoch_loss_sum) if start else (0, 0, 0.0)
+        norm_sum, norm_count = (st.epoch_grad_norm_sum, st.epoch_grad_norms) if start else (0.0, 0)
         seen_here, t0 = 0, time.perf_counter()
+        # gradient norms since the last metrics line (carried over a mid-epoch resume, like the sums above)
+        grad_norms = [float(x) for x in st.line_grad_norms if isinstance(x, (int, float))] if start else []
         stand_ins = 0  # clips of this epoch (since a resume) that came from a stand-in video: theirs failed to decode
         t_mark = t0  # start of the not-yet-counted training time
         accum = cfg.train.accum_steps
@@ -497,10 +498,14 @@ class Trainer:
                     raise TrainingDiverged(f"the loss became {loss.item()} at epoch {st.epoch + 1}, step {i + 1}; {hint}")
                 acc.backward(loss / accum)
             if sync:
-                if cfg.train.grad_clip:
-                    acc.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                # the norm before clipping; max_norm=inf only measures it (and unscales fp16 gradients)
+                norm = acc.clip_grad_norm_(model.parameters(), cfg.train.grad_clip or math.inf)
+                if norm is not None:
+                    grad_norms.append(float(norm))
+                    norm_sum, norm_count = norm_sum + grad_norms[-1], norm_count + 1
                 self.optimizer.step()
-                self.scheduler.step()
+                st.last_lrs = [float(g["lr"]) for g in self.optimizer.param_groups]  # used by this step, logged
+                self.scheduler.step_batch()
                 self.optimizer.zero_grad(set_to_none=True)
                 st.global_step += 1
             b = batch["label"].shape[0]
@@ -514,16 +519,23 @@ class Trainer:
             self._check_stand_ins(stand_ins)
             st.step_in_epoch = i + 1
             st.epoch_seen, st.epoch_correct, st.epoch_loss_sum = seen, correct, loss_sum
+            st.epoch_grad_norm_sum, st.epoch_grad_norms = norm_sum, norm_count
+            st.line_grad_norms = list(grad_norms)
             elapsed = time.perf_counter() - t0
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             clips_s=f"{seen_here / max(elapsed, 1e-9):.1f}")
             if (i + 1) % cfg.train.log_every == 0 or (i + 1) == n:
-                self._log({
+                record = {
                     "type": "train", "epoch": st.epoch + 1, "step": st.global_step, "train_loss": loss_sum / seen,
-                    "train_acc": correct / seen, "lr": self.scheduler.get_last_lr()[0],
+                    "train_acc": correct / seen, **self._lrs(),
                     "clips_per_s": seen_here / max(elapsed, 1e-9),
-                })
+                }
+                if grad_norms:
+                    record["grad_norm"] = sum(grad_norms) / len(grad_norms)
+                    grad_norms.clear()
+                    st.line_grad_norms = []
+                self._log(record)
             if sync and cfg.train.checkpoint_every_steps and st.global_step % cfg.train.checkpoint_every_steps == 0 and (i + 1) < n:
                 now = time.perf_counter()
                 st.train_seconds += now - t_mark
@@ -538,6 +550,16 @@ class Trainer:
             "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
             "train_clips_per_s": seen_here / max(time.perf_counter() - t0, 1e-9),
         }
+        if norm_count:
+            self._epoch_train["train_grad_norm"] = norm_sum / norm_count
+
+    def _lrs(self) -> dict[str, float]:
+        """``lr`` (the first group's) and ``lr/<group>`` as used by the last optimiser step (kept in the
+        state, so a resumed run logs what an uninterrupted one would); before any step, the current ones."""
+        last = self.state.last_lrs
+        ok = len(last) == len(self.optimizer.param_groups) and all(isinstance(x, (int, float)) for x in last)
+        lrs = group_lrs(self.optimizer, last if ok else None)
+        return {"lr": next(iter(lrs.values())), **lrs}
 
     def _check_stand_ins(self, stand_ins: int) -> None:
         """Stop once more than ``data.max_skips`` of the training subset came from stand-in videos."""
@@ -554,7 +576,7 @@ class Trainer:
     def _validate(self) -> dict[str, Any]:
         st = self.state
         metrics: dict[str, Any] = {"epoch": st.epoch + 1, "step": st.global_step, **getattr(self, "_epoch_train", {})}
-        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        metrics.update(self._lrs())
         metrics["train_seconds"] = st.train_seconds
         if self.val_loader is None:
             return metrics

@@ -5,14 +5,15 @@
 - ``forward_features(video, **side) -> (B, D)``: the clip embedding before the classifier.
 - ``forward_head(features) -> (B, K)``.
 - ``reset_classifier(num_classes)``: a new head for another label set.
-- ``backbone_parameters()``: what progressive unfreezing freezes for the first N epochs.
+- ``backbone_parameters()``: what progressive unfreezing freezes for the first N epochs;
+  ``backbone_stages()``: the same in named parts, input to output (``train.unfreeze_schedule``).
 - ``input_spec``: frames, size, mean/std the model expects (data, not code).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -63,6 +64,45 @@ class VideoClassifier(nn.Module):
         head = {id(p) for p in self.get_classifier().parameters()}
         return (p for p in self.parameters() if id(p) not in head)
 
+    def backbone_stages(self) -> dict[str, list[nn.Parameter]]:
+        """The backbone's parameters by part, input to output (``conv1``, ``layer1``, ..., ``blocks.11``):
+        the names ``train.unfreeze_schedule`` takes. Parts are read off the parameter names."""
+        stages: dict[str, list[nn.Parameter]] = {}
+        for name, p in named_backbone_parameters(self, self.backbone_parameters()):
+            stages.setdefault(backbone_parts([name])[0], []).append(p)
+        return stages
+
     def no_weight_decay(self) -> set[str]:
         """Parameter names excluded from weight decay (biases and norms are excluded anyway)."""
         return set()
+
+
+def _common_prefix(names: Sequence[str]) -> str:
+    """Longest dotted prefix shared by all ``names`` (``encoder.net.``), so parts read as in the backbone."""
+    if not names:
+        return ""
+    parts = [n.split(".") for n in names]
+    k = 0
+    while all(len(p) > k + 1 for p in parts) and len({p[k] for p in parts}) == 1:
+        k += 1
+    return ".".join(parts[0][:k]) + "." if k else ""
+
+
+def named_backbone_parameters(model: nn.Module, params: Iterable[nn.Parameter]) -> list[tuple[str, nn.Parameter]]:
+    """``params`` (the backbone's) with their names relative to the backbone (``layer4.0.conv1.weight``)."""
+    ids = {id(p) for p in params}
+    named = [(n, p) for n, p in model.named_parameters() if id(p) in ids]
+    prefix = _common_prefix([n for n, _ in named])
+    return [(n[len(prefix):], p) for n, p in named]
+
+
+def backbone_parts(names: Iterable[str]) -> list[str]:
+    """Top-level part names in order (``conv1, bn1, layer1, ...``; numbered containers as ``blocks.0``)."""
+    out: list[str] = []
+    for n in names:
+        p = n.split(".")
+        numbered = len(p) > 2 and p[1].isdigit() and p[0] in ("blocks", "layers", "stages", "layer")
+        part = ".".join(p[:2]) if numbered else p[0]
+        if part not in out:
+            out.append(part)
+    return out

@@ -504,6 +504,10 @@ class VideoCLIP(VideoClassifier):
     def logit_scale(self) -> torch.Tensor:
         return self.clip.logit_scale.exp().clamp(max=100)
 
+    def temperature_parameter(self) -> nn.Parameter:
+        """The learnable log logit scale (``log(1 / temperature)``) of the contrastive loss."""
+        return self.clip.logit_scale
+
     # -- training -------------------------------------------------------------------------------
     def module_parameters(self, which: str) -> Iterator[nn.Parameter]:
         if which == "clip":
@@ -542,8 +546,13 @@ class VideoCLIP(VideoClassifier):
                 p.requires_grad_(which in active)
         return active
 
-    def param_groups(self, mode: TrainMode, *, clip_lr: float, module_lr: float, weight_decay: float = 0.0) -> list[dict[str, Any]]:
-        """Optimizer groups: CLIP towers at ``clip_lr``, new modules at ``module_lr``.
+    def param_groups(
+        self, mode: TrainMode, *, clip_lr: float, module_lr: float, weight_decay: float = 0.0,
+        merge_lr: float | None = None, prompt_lr: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Optimizer groups: CLIP towers at ``clip_lr``, new modules at ``module_lr``; token merging
+        (``merge``) and temporal prompts (``prompt``) get groups of their own when ``merge_lr`` /
+        ``prompt_lr`` are given (seed 003 trained TempMe and STOP at different rates).
 
         ``sequential`` returns every set it will train; :meth:`set_training_mode` switches which
         ones get gradients, so one optimizer serves both stages.
@@ -551,8 +560,15 @@ class VideoCLIP(VideoClassifier):
         sets = set(self.trainable_modules(mode, epoch=0, epochs=2)) | set(self.trainable_modules(mode, epoch=1, epochs=2))
         groups = []
         if "clip" in sets:
-            groups.append({"params": list(self.module_parameters("clip")), "lr": clip_lr, "weight_decay": weight_decay, "name": "clip"})
-        new = [p for w in ("merge", "prompt", "fusion") if w in sets for p in self.module_parameters(w)]
+            groups.append({"params": list(self.module_parameters("clip")), "lr": clip_lr, "weight_decay": weight_decay,
+                           "name": "clip"})
+        own = {"merge": merge_lr, "prompt": prompt_lr}
+        for which, lr in own.items():
+            if lr is not None and which in sets:
+                groups.append({"params": list(self.module_parameters(which)), "lr": lr, "weight_decay": weight_decay,
+                               "name": which})
+        new = [p for w in ("merge", "prompt", "fusion") if w in sets and own.get(w) is None
+               for p in self.module_parameters(w)]
         groups.append({"params": new, "lr": module_lr, "weight_decay": weight_decay, "name": "modules"})
         return [g for g in groups if g["params"]]
 
