@@ -32,6 +32,15 @@ from vidrec.video.decode import AutoDecoder
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def gradio_cache(tmp_path_factory):
+    """gradio's file cache in this test run's temporary folder: in-process calls (no server, so no
+    cleaning on close) leave their files there, not in the shared /tmp/gradio."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio-cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tiny_dataset, tmp_path_factory):
     """A tiny CNN-RNN trained for one epoch on the tiny dataset (as `vidrec train` writes it)."""

@@ -18,7 +18,7 @@ import torch
 
 from tests.gradio_http import free_port
 from tests.test_embed import COLORS, colour_video
-from tests.test_serve import checkpoint, library, not_a_video  # noqa: F401  (fixtures)
+from tests.test_serve import checkpoint, gradio_cache, library, not_a_video  # noqa: F401  (fixtures)
 from vidrec.serve import classify, load_resources, text_search
 
 pytestmark = pytest.mark.slow
