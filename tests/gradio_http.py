@@ -39,12 +39,21 @@ class GradioHTTP:
                 return int(dep["id"])
         raise LookupError(f"no {event} handler on #{elem_id}")
 
-    def call(self, fn_index: int, data: list[Any], *, event_data: Any = None, trigger: str | None = None) -> dict[str, Any]:
+    def call(
+        self, fn_index: int, data: list[Any], *, event_data: Any = None, trigger: str | None = None
+    ) -> dict[str, Any]:
         """Run one event; returns gradio's ``process_completed`` message (``success``, ``output``)."""
-        body = {"data": data, "fn_index": fn_index, "session_hash": self.session, "event_data": event_data,
-                "trigger_id": self.component_id(trigger) if trigger else None}
+        body = {
+            "data": data,
+            "fn_index": fn_index,
+            "session_hash": self.session,
+            "event_data": event_data,
+            "trigger_id": self.component_id(trigger) if trigger else None,
+        }
         httpx.post(self.url + f"{API}/queue/join", json=body, timeout=30).raise_for_status()
-        with httpx.stream("GET", self.url + f"{API}/queue/data", params={"session_hash": self.session}, timeout=120) as resp:
+        with httpx.stream(
+            "GET", self.url + f"{API}/queue/data", params={"session_hash": self.session}, timeout=120
+        ) as resp:
             for line in resp.iter_lines():
                 if line.startswith("data:"):
                     msg = json.loads(line[5:])

@@ -219,6 +219,12 @@ CASES = [
     Case("search-missing-store", lambda e: ["search", str(e.root / "nope"), "a query"], "nope"),
     Case("serve-nothing", lambda e: ["serve"], "--checkpoint"),
     Case("models-zero-classes", lambda e: ["models", "--num-classes", "0"], "--num-classes"),
+    # export (ONNX), predict --backend onnx
+    Case("export-unknown-format", lambda e: ["export", "--checkpoint", str(e.ck), "--format", "tflite", "--out", str(e.root / "m.tflite")],
+         "--format tflite"),
+    Case("export-out-under-a-file", lambda e: ["export", "--checkpoint", str(e.ck), "--out", str(e.file / "m.onnx")], "is a file"),
+    Case("predict-onnx-backend-on-a-directory", lambda e: ["predict", "--checkpoint", str(e.ck), "--backend", "onnx", str(e.video)],
+         "vidrec export --checkpoint"),
 ]
 
 

@@ -18,7 +18,6 @@ from vidrec.embed import EncoderError, QueryError, Store, extract
 from vidrec.engine.predict import Predictor
 from vidrec.errors import VideoError, VidrecError
 from vidrec.serve import (
-    SearchRow,
     ServeError,
     classify,
     load_resources,
@@ -31,6 +30,15 @@ from vidrec.serve import (
 from vidrec.video.decode import AutoDecoder
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gradio_cache(tmp_path_factory):
+    """gradio's file cache in this test run's temporary folder: in-process calls (no server, so no
+    cleaning on close) leave their files there, not in the shared /tmp/gradio."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio-cache")))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +151,7 @@ def test_similar_leaves_out_a_copy_of_a_stored_video(resources, library, tmp_pat
     assert len(page) == 2 and red not in [r.path for r in page]
     code, out, _ = run(capsys, "search", str(store), "--video", str(copy), "-k", "3", "--json")
     assert code == 0 and [h["path"] for h in __import__("json").loads(out)["results"]] == [r.path for r in page]
-    other = colour_video(tmp_path / "new.mp4", COLORS["red"], seed=7)  # not in the store: embedded, all 3 stored ones found
+    other = colour_video(tmp_path / "new.mp4", COLORS["red"], seed=7)  # not in the store: embedded, all 3 found
     assert stored_copy(resources.store, other) is None and len(video_search(resources.store, other, k=3)) == 3
 
 
@@ -177,7 +185,8 @@ def test_previews_are_playable_mp4(resources, library, tiny_dataset, tmp_path):
     top = classify(resources.predictor, video, topk=2)
     out = render_prediction(video, top, resources.preview_path("clip"))
     info = AutoDecoder().info(out)
-    assert out.suffix == ".mp4" and info.num_frames == AutoDecoder().info(video).num_frames and min(info.width, info.height) == 256
+    assert out.suffix == ".mp4" and info.num_frames == AutoDecoder().info(video).num_frames
+    assert min(info.width, info.height) == 256
     seen = render_upload(video, tmp_path / "seen.mp4")  # what the page shows of an upload: the same frames, small
     assert AutoDecoder().info(seen).num_frames == AutoDecoder().info(video).num_frames
     row = text_search(resources.store, "a green square", k=1, moments=1)[0]
@@ -252,14 +261,16 @@ def test_app_runs_the_handlers_in_process(resources, tiny_dataset, not_a_video, 
     table, best, issued, status = _fn(demo, "on_search")("a red square", 2, 1)
     rows = text_search(resources.store, "a red square", k=2, moments=1)
     assert [r.path for r in issued] == [r.path for r in rows] and [t[0] for t in table] == [1, 2]
-    assert best["value"] and best["label"] == rows[0].caption(resources.store_root) and status.startswith("2 videos for")
+    assert best["value"] and best["label"] == rows[0].caption(resources.store_root)
+    assert status.startswith("2 videos for")
     # clicking the second row plays the second hit: the row comes from what was issued, by its number
     on_select = _fn(demo, "on_select")
     clip = on_select(issued, gr.SelectData(None, {"index": [1, 0], "value": 2}))["value"]
     colour = _frames(clip).float().mean((0, 1, 2))  # mean RGB: the coloured square tells the videos apart
     first, second = (_frames(render_hit(r, tmp_path / f"{r.rank}.mp4")) for r in rows)
     assert _frames(clip).shape == second.shape
-    assert (colour - second.float().mean((0, 1, 2))).abs().max() < 1.0 < (colour - first.float().mean((0, 1, 2))).abs().max()
+    near, far = ((colour - f.float().mean((0, 1, 2))).abs().max() for f in (second, first))
+    assert near < 1.0 < far
     for index in ([2, 0], [-1, 0], ["0", 0], None):  # beyond, before, not a number: refused without naming a file
         with pytest.raises(gr.Error) as refused:
             on_select(issued, gr.SelectData(None, {"index": index, "value": "/etc/passwd"}))
@@ -372,7 +383,6 @@ def test_cli_serve_stops_on_sigterm_and_deletes_uploads(library, tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     pytest.importorskip("gradio")
     from tests.gradio_http import GradioHTTP, free_port
@@ -380,7 +390,8 @@ def test_cli_serve_stops_on_sigterm_and_deletes_uploads(library, tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-m", "vidrec", "serve", "--store", str(library[0]), "--port", str(port),
-                             "--device", "cpu", "--max-upload-mb", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             "--device", "cpu", "--max-upload-mb", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env)
     try:
         lines = []

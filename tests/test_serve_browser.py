@@ -18,7 +18,7 @@ import torch
 
 from tests.gradio_http import free_port
 from tests.test_embed import COLORS, colour_video
-from tests.test_serve import checkpoint, library, not_a_video  # noqa: F401  (fixtures)
+from tests.test_serve import checkpoint, gradio_cache, library, not_a_video  # noqa: F401  (fixtures)
 from vidrec.serve import classify, load_resources, text_search
 
 pytestmark = pytest.mark.slow
@@ -28,8 +28,16 @@ from selenium.webdriver.common.by import By  # noqa: E402
 torch.set_num_threads(1)
 WIDTH, HEIGHT = 1400, 1000
 CHROME_FLAGS = (  # a fresh, quiet profile: the closed network otherwise floods refused connections
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--window-size={WIDTH},{HEIGHT}",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    f"--window-size={WIDTH},{HEIGHT}",
 )
 
 
@@ -37,7 +45,10 @@ def _chromium() -> tuple[str, str]:
     chrome = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver = shutil.which("chromedriver")
     if not chrome or not driver:
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver; make test-slow does)")
+        pytest.skip(
+            "needs Debian's chromium and chromium-driver "
+            "(apt-get install -y chromium chromium-driver; make test-slow does)"
+        )
     return chrome, driver
 
 
@@ -68,7 +79,10 @@ def browser():
     for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}"):
         opts.add_argument(flag)
     driver = webdriver.Chrome(options=opts, service=Service(driver_path))
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False},
+    )
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
@@ -105,7 +119,9 @@ class Page:
         box = wait_for(lambda: self.el(elem_id), f"#{elem_id}", 10)
         for clear in box.find_elements(By.CSS_SELECTOR, "button[aria-label='Clear']"):
             clear.click()
-        wait_for(lambda: box.find_element(By.CSS_SELECTOR, "input[type=file]"), f"an empty #{elem_id}").send_keys(str(path))
+        wait_for(lambda: box.find_element(By.CSS_SELECTOR, "input[type=file]"), f"an empty #{elem_id}").send_keys(
+            str(path)
+        )
 
     def click(self, elem_id: str) -> None:
         self.el(elem_id).click()  # a real click: it fails if something covers the button
@@ -116,8 +132,13 @@ class Page:
         return out
 
     def rect(self, element: Any) -> dict[str, float]:
-        return dict(self.d.execute_script("const r = arguments[0].getBoundingClientRect(); "
-                                          "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};", element))
+        return dict(
+            self.d.execute_script(
+                "const r = arguments[0].getBoundingClientRect(); "
+                "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};",
+                element,
+            )
+        )
 
     def in_viewport(self, element: Any) -> bool:
         r = self.rect(element)
@@ -125,7 +146,11 @@ class Page:
 
     def messages(self) -> list[str]:
         """The texts of the error/info messages (toasts) shown now."""
-        return [e.text.strip() for e in self.d.find_elements(By.CSS_SELECTOR, "[data-testid='toast-text']") if e.text.strip()]
+        return [
+            e.text.strip()
+            for e in self.d.find_elements(By.CSS_SELECTOR, "[data-testid='toast-text']")
+            if e.text.strip()
+        ]
 
     def close_messages(self) -> None:
         for b in self.d.find_elements(By.CSS_SELECTOR, "[data-testid='toast-close']"):
@@ -141,8 +166,10 @@ class Page:
         src = video.get_attribute("src")
         got = httpx.get(src, timeout=30)
         assert got.status_code == 200 and got.content[4:8] == b"ftyp", (src, got.status_code)
-        wait_for(lambda: self.d.execute_script("return arguments[0].readyState >= 2 && arguments[0].videoWidth > 0", video),
-                 f"#{elem_id} to load its video")
+        wait_for(
+            lambda: self.d.execute_script("return arguments[0].readyState >= 2 && arguments[0].videoWidth > 0", video),
+            f"#{elem_id} to load its video",
+        )
         self.d.execute_script("arguments[0].muted = true; arguments[0].play();", video)
         wait_for(lambda: self.d.execute_script("return arguments[0].currentTime > 0", video), f"#{elem_id} to play")
         return str(src)
@@ -168,8 +195,10 @@ def test_classify_like_a_person(page, resources, tiny_dataset):
     assert page.in_viewport(button), page.rect(button)  # the small upload does not push the button below the fold
     assert page.rect(page.video("classify-preview"))["bottom"] - page.rect(page.video("classify-preview"))["top"] <= 300
     page.click("classify-button")
-    shown = wait_for(lambda: page.el("classify-label").find_element(By.CSS_SELECTOR, "[data-testid='label-output-value']").text,
-                     "the predicted class")
+    shown = wait_for(
+        lambda: page.el("classify-label").find_element(By.CSS_SELECTOR, "[data-testid='label-output-value']").text,
+        "the predicted class",
+    )
     expect = classify(resources.predictor, video, topk=2)  # what vidrec predict says
     assert shown == expect[0][0]
     meters = page.el("classify-label").find_elements(By.CSS_SELECTOR, "meter")
@@ -186,12 +215,20 @@ def test_classify_like_a_person(page, resources, tiny_dataset):
 
 def test_classify_mistakes(page, not_a_video, tmp_path):  # noqa: F811
     page.click("classify-button")  # nothing uploaded yet
-    assert wait_for(page.messages, "a message") == ["no video uploaded: drop a video file (mp4, webm, avi, mkv, mov, ...) into the box first"]
+    assert wait_for(page.messages, "a message") == [
+        "no video uploaded: drop a video file (mp4, webm, avi, mkv, mov, ...) into the box first"
+    ]
     page.close_messages()
-    page.upload("classify-upload", not_a_video)  # a file that is not a video: one vidrec message, nothing from the player
+    page.upload(
+        "classify-upload", not_a_video
+    )  # a file that is not a video: one vidrec message, nothing from the player
     said = wait_for(page.messages, "a message")
     page.shot("classify-bad-upload")
-    assert len(said) == 1 and said[0].startswith("holiday.mp4: not a video vidrec can read (") and said[0].endswith("mov, ...)")
+    assert (
+        len(said) == 1
+        and said[0].startswith("holiday.mp4: not a video vidrec can read (")
+        and said[0].endswith("mov, ...)")
+    )
     toast = page.d.find_element(By.CSS_SELECTOR, "[data-testid='toast-body']").text
     assert "not playable" not in toast and "(2)" not in toast and "Errno" not in toast and "/tmp" not in toast
     assert "remove it from the list" not in toast
@@ -225,7 +262,7 @@ def _search(page: Page, query: str, n_rows: int) -> list[list[str]]:
     return wait_for(lambda: (r := _rows(page)) and len(r) == n_rows and r, "the results")
 
 
-def test_search_like_a_person(page, resources, library):
+def test_search_like_a_person(page, resources, library):  # noqa: F811  (fixtures)
     store, videos = library
     page.tab("Search")
     header = page.el("search-header")
@@ -237,10 +274,17 @@ def test_search_like_a_person(page, resources, library):
     page.shot("search-results")
     # names relative to the store's folder; one number format; the full path in the tooltip
     assert [r[2] for r in rows] == [Path(e.path).name for e in expect]
-    titles = [s.get_attribute("title") for s in page.el("search-results").find_elements(By.CSS_SELECTOR, "[data-col='2'] span[title]")]
+    titles = [
+        s.get_attribute("title")
+        for s in page.el("search-results").find_elements(By.CSS_SELECTOR, "[data-col='2'] span[title]")
+    ]
     assert titles == [e.path for e in expect]
     for r, e in zip(rows, expect):
-        assert r[1] == f"{e.score:.4f}" and re.fullmatch(r"\d+\.\d\d–\d+\.\d\d", r[3]) and r[3].startswith(f"{e.moments[0][0]:.2f}")
+        assert (
+            r[1] == f"{e.score:.4f}"
+            and re.fullmatch(r"\d+\.\d\d–\d+\.\d\d", r[3])
+            and r[3].startswith(f"{e.moments[0][0]:.2f}")
+        )
         assert all(re.fullmatch(r"\d+\.\d\d–\d+\.\d\d", m) for m in r[4].split(", "))
     # the moment columns are on screen, not behind a horizontal scrollbar
     wrap = page.el("search-results").find_element(By.CSS_SELECTOR, ".table-wrap")
@@ -276,10 +320,12 @@ def test_search_like_a_person(page, resources, library):
     page.shot("search-no-moments")
 
 
-def test_find_similar_like_a_person(page, library, not_a_video, tmp_path):  # noqa: F811
+def test_find_similar_like_a_person(page, library, not_a_video, tmp_path):  # noqa: F811  (fixtures)
     store, videos = library
     page.tab("Search")
-    page.el("similar-accordion").find_element(By.CSS_SELECTOR, "button.label-wrap").click()  # "or find videos like an uploaded one"
+    page.el("similar-accordion").find_element(
+        By.CSS_SELECTOR, "button.label-wrap"
+    ).click()  # "or find videos like an uploaded one"
     copy = tmp_path / "my red clip.mp4"
     shutil.copy(videos / "red.mp4", copy)  # the same bytes as a stored video, under another name
     page.upload("similar-upload", copy)

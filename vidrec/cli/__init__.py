@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "vidrec.cli.embed",  # embed, search
     "vidrec.cli.models",  # models (the model zoo table)
     "vidrec.cli.serve",  # serve (the web demo)
+    "vidrec.cli.export",  # export (ONNX)
 )
 
 

@@ -240,7 +240,7 @@ def eval_(
 @app.command()
 def predict(
     videos: list[Path] = typer.Argument(..., help="Video files (or frame folders)."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory, or an .onnx file written by vidrec export."),
     topk: int = typer.Option(5, "--topk", min=1, help="Classes to show per video."),
     views: Optional[int] = typer.Option(None, help="Clips per video, averaged."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -248,8 +248,12 @@ def predict(
     visualize: Optional[Path] = typer.Option(None, "--visualize", help="Write the (first) clip with its top-3 classes drawn on it, e.g. out.mp4."),
     device: str = typer.Option("cpu", help="cpu, cuda or mps."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable video."),
+    backend: str = typer.Option(
+        "auto", "--backend", help="torch (a checkpoint directory), onnx (an exported .onnx file, onnxruntime on the CPU), "
+        "or auto: onnx for a .onnx file."
+    ),
 ) -> None:
-    """Predict the top-k classes of videos with a checkpoint directory (nothing else needed)."""
+    """Predict the top-k classes of videos with a checkpoint directory or an exported .onnx file (nothing else needed)."""
     from vidrec.engine.predict import Predictor
     from vidrec.report.tables import text_table
     from vidrec.utils.io import atomic_path, check_writable
@@ -257,7 +261,7 @@ def predict(
     for path, what in ((csv_path, "--csv"), (visualize, "--visualize")):
         if path is not None:  # before the work, not after it
             check_writable(path, what=what, folder=False)
-    predictor = Predictor(checkpoint, device=device, views=views)
+    predictor = Predictor(checkpoint, device=device, views=views, backend=backend)
     preds = predictor.predict(videos, topk=topk, strict=strict)
     if as_json:
         _echo(json.dumps([{"path": str(p.path), "id": p.path.stem, "class": p.label, "error": p.error,

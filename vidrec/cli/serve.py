@@ -17,19 +17,27 @@ log = logging.getLogger("vidrec")
 @app.command()
 def serve(
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", "-k", help="Checkpoint directory (RUN/checkpoints/best): the Classify tab, a video → top-k classes."
+        None, "--checkpoint", "-k",
+        help="Checkpoint directory (RUN/checkpoints/best) or .onnx file: the Classify tab, a video → top-k classes.",
     ),
     store: Optional[Path] = typer.Option(
         None, "--store", help="Store built by vidrec embed: the Search tab, a sentence → videos and their moments."
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 makes the demo reachable from other machines."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 makes the demo reachable from other machines."
+    ),
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
-    share: bool = typer.Option(False, "--share/--no-share", help="Also open a temporary public *.gradio.live link (needs internet)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps: where the model and the text encoder run."),
+    share: bool = typer.Option(
+        False, "--share/--no-share", help="Also open a temporary public *.gradio.live link (needs internet)."
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="auto, cpu, cuda or mps: where the model and the text encoder run."
+    ),
     topk: int = typer.Option(5, "--topk", help="Classes shown by default (the page has a slider)."),
     k: int = typer.Option(5, "-n", "--top", help="Videos returned by default (the page has a slider)."),
     max_upload_mb: int = typer.Option(
-        500, "--max-upload-mb", min=0, help="Largest upload the server accepts, in MB (0: no limit). Uploads are deleted when it stops."
+        500, "--max-upload-mb", min=0,
+        help="Largest upload the server accepts, in MB (0: no limit). Uploads are deleted when it stops.",
     ),
 ) -> None:
     # the backslash in \[serve] keeps rich markup in --help from swallowing "[serve]"

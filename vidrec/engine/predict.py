@@ -29,6 +29,17 @@ class Prediction:
         return self.topk[0][0] if self.topk else None
 
 
+def _load(checkpoint: str | Path, device: str, backend: str) -> LoadedCheckpoint:
+    """A checkpoint directory (PyTorch), or an exported .onnx file run by onnxruntime (``backend``: auto, torch, onnx)."""
+    from vidrec.engine.onnx_backend import load_onnx, resolve_backend
+
+    if resolve_backend(checkpoint, backend) == "onnx":
+        if str(device) != "cpu":
+            raise VidrecError(f"--device {device}: the onnx backend runs on the CPU; use --device cpu or the PyTorch checkpoint")
+        return load_onnx(checkpoint)  # type: ignore[no-any-return]
+    return load_checkpoint(checkpoint, map_location=device)
+
+
 class Predictor:
     """Load once, predict many. ``views`` clips per video are averaged (softmax).
 
@@ -38,8 +49,10 @@ class Predictor:
     separate so that a caller can decode in workers and batch several videos.
     """
 
-    def __init__(self, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "cpu", views: int | None = None) -> None:
-        self.ck = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint, map_location=device)
+    def __init__(
+        self, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "cpu", views: int | None = None, backend: str = "auto"
+    ) -> None:
+        self.ck = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else _load(checkpoint, device, backend)
         self.device = torch.device(device)
         cfg = self.ck.cfg
         self.spec = self.ck.model.input_spec  # type: ignore[attr-defined]

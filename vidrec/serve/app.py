@@ -118,7 +118,8 @@ class SearchRow:
         name = display_name(self.path, root)
         if not self.moments:
             return f"#{self.rank} {name}: the whole video (no moments asked)"
-        return f"#{self.rank} {name}: best moment {fmt_span(*self.moments[0][:2])} s, with {MOMENT_CONTEXT_S:g} s around it"
+        span = fmt_span(*self.moments[0][:2])
+        return f"#{self.rank} {name}: best moment {span} s, with {MOMENT_CONTEXT_S:g} s around it"
 
 
 def store_root(store: "Store") -> Path | None:
@@ -179,7 +180,8 @@ def load_resources(
     if checkpoint is not None:
         from vidrec.engine.predict import Predictor
 
-        predictor = Predictor(Path(checkpoint), device=str(resolve_device(device)), views=views)
+        onnx = Path(checkpoint).suffix.lower() == ".onnx"  # an exported file: onnxruntime, on the CPU
+        predictor = Predictor(Path(checkpoint), device="cpu" if onnx else str(resolve_device(device)), views=views)
         log.info("loaded %s (%s, %d classes)", checkpoint, predictor.ck.cfg.model.name, len(predictor.ck.classes))
     st = None
     if store is not None:
@@ -213,7 +215,7 @@ def _page_error(exc: VideoError, path: Path, shown: str) -> VideoError:
     reason = str(getattr(cause, "strerror", None) or "")  # PyAV's errors: "Invalid data found when processing input"
     if not reason:
         text = str(exc).replace(str(path), shown)
-        reason = text[len(shown) + 2:] if text.startswith(shown + ": ") else text
+        reason = text[len(shown) + 2 :] if text.startswith(shown + ": ") else text
         reason = re.split(r" \(|\. |\.$", reason, maxsplit=1)[0]  # the first clause: what is wrong, not the CLI's fix
     reason = _ERRNO.sub("", reason).replace(str(path), shown).strip().rstrip(".") or "unknown reason"
     return VideoError(f"{shown}: not a video vidrec can read ({reason}); upload a video file ({VIDEO_FORMATS})")
@@ -255,7 +257,10 @@ def classify(predictor: Optional["Predictor"], video_path: PathLike | None, topk
 
 
 def _rows(hits: Sequence["Hit"]) -> list[SearchRow]:
-    return [SearchRow(i + 1, h.path, h.score, [(m.start_s, m.end_s, m.score) for m in h.moments]) for i, h in enumerate(hits)]
+    return [
+        SearchRow(i + 1, h.path, h.score, [(m.start_s, m.end_s, m.score) for m in h.moments])
+        for i, h in enumerate(hits)
+    ]
 
 
 def _need_store(store: Optional["Store"]) -> "Store":
@@ -264,7 +269,9 @@ def _need_store(store: Optional["Store"]) -> "Store":
     return store
 
 
-def text_search(store: Optional["Store"], query: str | None, *, k: int = 5, moments: int = 3, encoder: Any = None) -> list[SearchRow]:
+def text_search(
+    store: Optional["Store"], query: str | None, *, k: int = 5, moments: int = 3, encoder: Any = None
+) -> list[SearchRow]:
     """Videos of ``store`` that best match a sentence, with their best moments.
 
     ``encoder`` embeds the query; by default the store's own (the one that built it)."""
@@ -278,7 +285,9 @@ def text_search(store: Optional["Store"], query: str | None, *, k: int = 5, mome
     return _rows(search(st, text, k=int(k), moments=int(moments)))
 
 
-def video_search(store: Optional["Store"], video_path: PathLike | None, *, k: int = 5, moments: int = 3) -> list[SearchRow]:
+def video_search(
+    store: Optional["Store"], video_path: PathLike | None, *, k: int = 5, moments: int = 3
+) -> list[SearchRow]:
     """Videos of ``store`` most like an uploaded one, as ``vidrec search --video``: a video the store
     holds (the same bytes) is left out of its own results; another is embedded by the store's encoder."""
     from vidrec.embed.search import search_by_video
@@ -291,7 +300,9 @@ def video_search(store: Optional["Store"], video_path: PathLike | None, *, k: in
 
 
 # ---------------------------------------------------------------------------------------------- previews
-def _preview_frames(path: Path, start_s: float = 0.0, end_s: float | None = None) -> tuple[np.ndarray, list[int], float, float]:
+def _preview_frames(
+    path: Path, start_s: float = 0.0, end_s: float | None = None
+) -> tuple[np.ndarray, list[int], float, float]:
     """Frames of ``path`` between two times, decoded small: ``(T, H, W, 3)`` uint8, their indices,
     the video's fps and the preview's (lower where frames were skipped)."""
     from vidrec.video.decode import AutoDecoder
@@ -324,14 +335,16 @@ def render_upload(video_path: PathLike, out: PathLike) -> Path:
 
 
 def render_prediction(video_path: PathLike, topk: Sequence[tuple[str, float]], out: PathLike) -> Path:
-    """The uploaded video (small, at most PREVIEW_MAX_FRAMES frames) with the top-3 classes drawn on it, as ``out`` (.mp4)."""
+    """The uploaded video (small, at most PREVIEW_MAX_FRAMES frames) with the top-3 classes drawn on it, as ``out``."""
     from vidrec.report.visualize import render_clip
     from vidrec.video.encode import write_video
 
     path = _uploaded(video_path)
     with _named(path):
         frames, indices, _, fps = _preview_frames(path)
-    drawn = render_clip(frames, topk=topk, frame_indices=indices, min_size=min(frames.shape[1:3]), at_bottom=True)  # clear of the label
+    drawn = render_clip(
+        frames, topk=topk, frame_indices=indices, min_size=min(frames.shape[1:3]), at_bottom=True
+    )  # clear of the label
     return write_video(out, drawn, fps=fps)
 
 
@@ -344,7 +357,9 @@ def render_hit(row: SearchRow, out: PathLike, *, context_s: float = MOMENT_CONTE
     path = Path(row.path)
     shown = display_name(path, root) if root is not None else str(path)
     if not path.is_file():
-        raise VideoError(f"{shown}: the stored video is gone (moved or deleted since vidrec embed); embed the library again")
+        raise VideoError(
+            f"{shown}: the stored video is gone (moved or deleted since vidrec embed); embed the library again"
+        )
     caption = f"#{row.rank}  score {fmt_score(row.score)}"
     start, end = (row.moments[0][0], row.moments[0][1]) if row.moments else (0.0, None)
     with _named(path, shown):
@@ -352,7 +367,8 @@ def render_hit(row: SearchRow, out: PathLike, *, context_s: float = MOMENT_CONTE
             frames, indices, video_fps, fps = _preview_frames(path)
         else:
             frames, indices, video_fps, fps = _preview_frames(path, max(0.0, start - context_s), end + context_s)
-    moment = "" if end is None else f"best moment {fmt_span(start, end).replace('–', '-')} s"  # the font has no en dash
+    # the drawn caption uses a hyphen: the font has no en dash
+    moment = "" if end is None else f"best moment {fmt_span(start, end).replace('–', '-')} s"
     drawn = []
     for frame, i in zip(frames, indices):
         t = i / video_fps
@@ -427,17 +443,21 @@ def build_app(
         top_k = classify(res.predictor, video, int(top))
         preview = None
         if overlay:
-            preview = str(render_prediction(video, top_k, res.preview_path(Path(str(video)).stem)))  # type: ignore[arg-type]
+            out = res.preview_path(Path(str(video)).stem)
+            preview = str(render_prediction(video, top_k, out))  # type: ignore[arg-type]
         return {c: p for c, p in top_k}, preview
 
     def _hit_video(row: SearchRow) -> Any:
         clip = render_hit(row, res.preview_path(Path(row.path).stem), root=root)
-        return gr.update(value=str(clip), label=row.caption(root))  # (a gr.Video here would copy it outside the cache's bookkeeping)
+        return gr.update(
+            value=str(clip), label=row.caption(root)
+        )  # (a gr.Video here would copy it outside the cache's bookkeeping)
 
     def _results(rows: list[SearchRow], what: str) -> tuple[Any, ...]:
         """Table, best hit, the rows issued to this session (server-side state), status line."""
         best = _hit_video(rows[0]) if rows else gr.update(value=None, label="best hit")
-        status = f"{len(rows)} video{'s' * (len(rows) != 1)} {what}; scores are cosine similarities. Click a row to play that hit."
+        found = f"{len(rows)} video{'s' * (len(rows) != 1)}"
+        status = f"{found} {what}; scores are cosine similarities. Click a row to play that hit."
         return [r.table_row(root) for r in rows], best, rows, status
 
     def on_search(query: str, n: float, m: float) -> tuple[Any, ...]:
@@ -452,7 +472,8 @@ def build_app(
         stored = stored_copy(res.store, video) if res.store is not None and video else None  # type: ignore[arg-type]
         what = f"like {html.escape(name)}"
         if stored is not None:
-            what += f" (the store holds it as {html.escape(display_name(stored, root))}, so it is left out of its own results)"
+            held = html.escape(display_name(stored, root))
+            what += f" (the store holds it as {held}, so it is left out of its own results)"
         return _results(rows, what)
 
     def on_select(issued: list[SearchRow], evt: gr.SelectData) -> Any:
@@ -465,80 +486,137 @@ def build_app(
     classes = res.classes
     limit = f"up to {max_upload_mb} MB" if max_upload_mb else "any size"
     with gr.Blocks(title="vidrec", analytics_enabled=False, delete_cache=(CACHE_SWEEP_S, CACHE_SWEEP_S)) as demo:
-        gr.Markdown("# vidrec\nClassify a video with a trained checkpoint, or search a library of videos with a sentence.")
+        gr.Markdown(
+            "# vidrec\nClassify a video with a trained checkpoint, or search a library of videos with a sentence."
+        )
         with gr.Tab("Classify"):
             if res.predictor is None:
                 gr.Markdown("No model loaded: start `vidrec serve --checkpoint DIR` to classify videos.")
             else:
                 ck = res.predictor.ck
-                gr.HTML(f"Model <code>{html.escape(ck.cfg.model.name)}</code> from "
-                        f"<code>{_tip(_short_path(ck.path), str(Path(ck.path).resolve()))}</code>, {len(classes)} classes.",
-                        elem_id="classify-header")
+                gr.HTML(
+                    f"Model <code>{html.escape(ck.cfg.model.name)}</code> from "
+                    f"<code>{_tip(_short_path(ck.path), str(Path(ck.path).resolve()))}</code>, {len(classes)} classes.",
+                    elem_id="classify-header",
+                )
             with gr.Row(equal_height=False):
                 with gr.Column():
                     video_in = gr.File(label=f"video ({VIDEO_FORMATS}; {limit})", height=110, elem_id="classify-upload")
-                    seen_out = gr.Video(label="uploaded video", interactive=False, height=VIDEO_HEIGHT, elem_id="classify-preview")
-                    top_in = gr.Slider(1, max(2, len(classes)), value=min(topk, max(2, len(classes))), step=1, label="top-k classes")
+                    seen_out = gr.Video(
+                        label="uploaded video", interactive=False, height=VIDEO_HEIGHT, elem_id="classify-preview"
+                    )
+                    top_in = gr.Slider(
+                        1, max(2, len(classes)), value=min(topk, max(2, len(classes))), step=1, label="top-k classes"
+                    )
                     overlay_in = gr.Checkbox(value=False, label="also draw the top-3 on the video (slower)")
                     classify_btn = gr.Button("Classify", variant="primary", elem_id="classify-button")
                 with gr.Column():
-                    label_out = gr.Label(num_top_classes=max(1, len(classes)), label="classes", elem_id="classify-label")
-                    overlay_out = gr.Video(label="prediction drawn on the video", interactive=False, height=VIDEO_HEIGHT,
-                                           elem_id="classify-overlay")
+                    label_out = gr.Label(
+                        num_top_classes=max(1, len(classes)), label="classes", elem_id="classify-label"
+                    )
+                    overlay_out = gr.Video(
+                        label="prediction drawn on the video",
+                        interactive=False,
+                        height=VIDEO_HEIGHT,
+                        elem_id="classify-overlay",
+                    )
             video_in.upload(ui(on_upload), [video_in], [seen_out], api_visibility="private", show_progress="minimal")
             video_in.clear(lambda: None, None, [seen_out], api_visibility="private")
-            classify_btn.click(ui(on_classify), [video_in, top_in, overlay_in], [label_out, overlay_out], api_name="classify",
-                               show_progress="minimal", show_progress_on=[label_out])
+            classify_btn.click(
+                ui(on_classify),
+                [video_in, top_in, overlay_in],
+                [label_out, overlay_out],
+                api_name="classify",
+                show_progress="minimal",
+                show_progress_on=[label_out],
+            )
         with gr.Tab("Search"):
             if res.store is None:
-                gr.Markdown("No store loaded: start `vidrec serve --store DIR` (built by `vidrec embed`) to search videos.")
+                gr.Markdown(
+                    "No store loaded: start `vidrec serve --store DIR` (built by `vidrec embed`) to search videos."
+                )
             else:
                 src = str(res.store.encoder_description.get("source", "?"))
                 under = f" under <code>{_tip(root.name + '/', str(root))}</code>" if root is not None else ""
-                gr.HTML(f"Store <code>{_tip(res.store.path.name, str(res.store.path.resolve()))}</code>: "
-                        f"{res.store.count()} videos{under}, encoder <code>{_tip(_short_source(src), src)}</code>.", elem_id="search-header")
+                gr.HTML(
+                    f"Store <code>{_tip(res.store.path.name, str(res.store.path.resolve()))}</code>: "
+                    f"{res.store.count()} videos{under}, encoder <code>{_tip(_short_source(src), src)}</code>.",
+                    elem_id="search-header",
+                )
             with gr.Row():
-                query_in = gr.Textbox(label="describe what happens", placeholder="a person pours water into a cup", scale=4,
-                                      elem_id="search-query")
+                query_in = gr.Textbox(
+                    label="describe what happens",
+                    placeholder="a person pours water into a cup",
+                    scale=4,
+                    elem_id="search-query",
+                )
                 search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
             with gr.Row():
                 k_in = gr.Slider(1, 50, value=k, step=1, label="videos", elem_id="search-count")
                 m_in = gr.Slider(0, 10, value=moments, step=1, label="moments per video", elem_id="search-moments")
             with gr.Accordion("or find videos like an uploaded one", open=False, elem_id="similar-accordion"):
-                gr.Markdown("As `vidrec search --video` does, a video the store already holds (the same file) is "
-                            "left out of its own results; any other video is embedded by the store's encoder.")
+                gr.Markdown(
+                    "As `vidrec search --video` does, a video the store already holds (the same file) is "
+                    "left out of its own results; any other video is embedded by the store's encoder."
+                )
                 with gr.Row(equal_height=False):
-                    like_in = gr.File(label=f"video ({VIDEO_FORMATS}; {limit})", height=110, scale=4, elem_id="similar-upload")
+                    like_in = gr.File(
+                        label=f"video ({VIDEO_FORMATS}; {limit})", height=110, scale=4, elem_id="similar-upload"
+                    )
                     like_btn = gr.Button("Find similar videos", scale=1, elem_id="similar-button")
             with gr.Row(equal_height=True):
                 status_out = gr.Markdown(elem_id="search-status", scale=6)
-                busy = gr.HTML("", elem_id="search-busy", min_height=36, scale=1, min_width=100)  # progress and errors are marked here
+                busy = gr.HTML(
+                    "", elem_id="search-busy", min_height=36, scale=1, min_width=100
+                )  # progress and errors are marked here
             with gr.Row(equal_height=False):
-                table_out = gr.Dataframe(headers=TABLE_HEADERS, datatype=TABLE_TYPES, column_widths=TABLE_WIDTHS, wrap=True,
-                                         type="array", interactive=False, label="results", scale=3, min_width=560,
-                                         elem_id="search-results")
-                hit_out = gr.Video(label="best hit", interactive=False, height=VIDEO_HEIGHT, scale=2, elem_id="search-hit")
+                table_out = gr.Dataframe(
+                    headers=TABLE_HEADERS,
+                    datatype=TABLE_TYPES,
+                    column_widths=TABLE_WIDTHS,
+                    wrap=True,
+                    type="array",
+                    interactive=False,
+                    label="results",
+                    scale=3,
+                    min_width=560,
+                    elem_id="search-results",
+                )
+                hit_out = gr.Video(
+                    label="best hit", interactive=False, height=VIDEO_HEIGHT, scale=2, elem_id="search-hit"
+                )
             issued = gr.State([])  # the rows shown, per session, on the server: what a click may play
             outputs = [table_out, hit_out, issued, status_out]
             # a failed search leaves the previous results in place: its error shows as one message, and
             # the progress (and error) marker is drawn beside the status line, not over the table
             search_btn.click(ui(on_search), [query_in, k_in, m_in], outputs, api_name="search", show_progress_on=[busy])
-            query_in.submit(ui(on_search), [query_in, k_in, m_in], outputs, api_visibility="private", show_progress_on=[busy])
+            query_in.submit(
+                ui(on_search), [query_in, k_in, m_in], outputs, api_visibility="private", show_progress_on=[busy]
+            )
             like_btn.click(ui(on_similar), [like_in, k_in, m_in], outputs, api_name="similar", show_progress_on=[busy])
             table_out.select(ui(on_select), [issued], [hit_out], api_visibility="private")
     demo.vidrec_max_upload_mb = max_upload_mb  # type: ignore[attr-defined]  # read by launch_app
     return demo
 
 
-def launch_app(demo: "gradio.Blocks", *, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> tuple[str, str | None]:
+def launch_app(
+    demo: "gradio.Blocks", *, host: str = "127.0.0.1", port: int = 7860, share: bool = False
+) -> tuple[str, str | None]:
     """Start ``demo`` in a background thread with the upload limit :func:`build_app` was given;
     returns ``(local_url, share_url)``. ``demo.close()`` stops it and deletes its uploads and previews."""
     mb = getattr(demo, "vidrec_max_upload_mb", DEFAULT_MAX_UPLOAD_MB)
     try:
         _, local_url, share_url = demo.queue().launch(
-            server_name=host, server_port=port, share=share, show_error=True, quiet=True, prevent_thread_lock=True,
+            server_name=host,
+            server_port=port,
+            share=share,
+            show_error=True,
+            quiet=True,
+            prevent_thread_lock=True,
             max_file_size=f"{int(mb)}mb" if mb else None,
         )
     except OSError as exc:
-        raise VidrecError(f"--host {host} --port {port}: cannot listen there ({str(exc).split('. ')[0]}); choose another --port") from exc
+        raise VidrecError(
+            f"--host {host} --port {port}: cannot listen there ({str(exc).split('. ')[0]}); choose another --port"
+        ) from exc
     return local_url, share_url
