@@ -439,7 +439,7 @@ def demo(
     _echo("\n".join(lines[2:]))
     _echo()
     _echo(f"summary:      {out / 'summary.json'}")
-    _echo(f"report:       {report_dir} (README.md, confusion.png, training_curves.png, per_class.png)")
+    _echo(f"report:       {report_dir} (README.md, report.md, confusion.png, training_curves.png, per_class.png)")
     _echo(f"checkpoint:   {tr.fit.best_checkpoint}")
     _echo(f"predict:      vidrec predict --checkpoint {tr.fit.best_checkpoint} VIDEO.mp4")
     _echo(f"total time:   {summary['total_seconds']:.0f} s")

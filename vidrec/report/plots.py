@@ -84,7 +84,7 @@ def confusion_matrix_png(
         parts.append("row-normalised")
     if order is not None:
         parts.append("confused classes next to each other")
-    ax.set_title(parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else ""), fontsize=10 if big else 8)
+    ax.set_title(parts[0] + (f"\n({', '.join(parts[1:])})" if len(parts) > 1 else ""), fontsize=10 if big else 8)
     return _save(fig, Path(path), tight=False)
 
 
