@@ -12,6 +12,7 @@ import torch
 
 from tests.test_video_clip import write_tiny_clip
 from vidrec.embed import EncoderError, EncoderMismatch, QueryError, Store, StoreError, extract
+from vidrec.embed.search import search, search_by_video
 from vidrec.embed.encoders import load_encoder
 from vidrec.video.encode import write_video
 
@@ -109,14 +110,14 @@ def test_text_and_video_search(videos, tmp_path, clip_dir):
     store = tmp_path / "store"
     run(videos, store, clip_dir)
     st = Store(store)
-    hits = st.search("a red square", k=3, moments=2)
+    hits = search(st, "a red square", k=3, moments=2)
     assert len(hits) == 3
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     for h in hits:
         assert 1 <= len(h.moments) <= 2 and h.moments[0].score >= h.moments[-1].score
         for m in h.moments:
             assert 0 <= m.start_s < m.end_s <= h.duration + 1e-3 and m.frame_indices
-    batch = st.search(["a red square", "blue"], k=2)
+    batch = search(st, ["a red square", "blue"], k=2)
     assert len(batch) == 2 and all(len(b) == 2 for b in batch)
     # the text embedding computed here equals what the encoder gives: scores are true cosines
     enc = load_encoder(clip_dir, num_frames=8, merge="2")
@@ -125,20 +126,20 @@ def test_text_and_video_search(videos, tmp_path, clip_dir):
     assert abs(hits[0].score - float(v[hits[0].path] @ q)) < 1e-4
     # video → video: a stored video is left out and its nearest neighbours are returned
     red = videos / "red.mp4"
-    sim = st.search_video(red, k=2)
+    sim = search_by_video(st, red, k=2)
     assert len(sim) == 2 and str(red.resolve()) not in [h.path for h in sim]
     # a copy of a stored video elsewhere (an upload) is that video: left out, the same results
     green = videos / "a" / "green.avi"
     copy = tmp_path / "copy.avi"
     copy.write_bytes(green.read_bytes())
-    assert [h.path for h in st.search_video(copy, k=2)] == [h.path for h in st.search_video(green, k=2)]
-    assert str(green.resolve()) not in [h.path for h in st.search_video(copy, k=3)]
+    assert [h.path for h in search_by_video(st, copy, k=2)] == [h.path for h in search_by_video(st, green, k=2)]
+    assert str(green.resolve()) not in [h.path for h in search_by_video(st, copy, k=3)]
     # the same scene in another file (not stored) is embedded and finds the stored one first
     again = colour_video(tmp_path / "green-again.mp4", COLORS["green"], seed=1)
-    assert st.search_video(again, k=1)[0].path == str(green.resolve())
+    assert search_by_video(st, again, k=1)[0].path == str(green.resolve())
     # an embedding vector as query: exact top-1
     p0 = next(iter(v))
-    assert st.search(v[p0], k=1)[0].path == p0
+    assert search(st, v[p0], k=1)[0].path == p0
 
 
 def test_window_segments(videos, tmp_path, clip_dir):
@@ -170,9 +171,9 @@ def test_bad_input_messages(videos, tmp_path, clip_dir, monkeypatch):
     store = tmp_path / "store"
     run(videos, store, clip_dir, limit=1)
     with pytest.raises(QueryError, match="empty query"):
-        Store(store).search("   ")
+        search(Store(store), "   ")
     with pytest.raises(QueryError, match="no such file"):
-        Store(store).search_video(tmp_path / "missing.mp4")
+        search_by_video(Store(store), tmp_path / "missing.mp4")
     monkeypatch.setenv("VIDREC_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(EncoderError, match="pass --model"):
@@ -194,9 +195,9 @@ def test_classifier_checkpoint_as_encoder(videos, tmp_path):
     assert s.processed == 4
     st = Store(store)
     assert st.encoder_description["kind"] == "checkpoint" and st.dim == model.num_features
-    assert len(st.search_video(videos / "red.mp4", k=2)) == 2
+    assert len(search_by_video(st, videos / "red.mp4", k=2)) == 2
     with pytest.raises(EncoderError, match="no text tower"):
-        st.search("a red square")
+        search(st, "a red square")
 
 
 def test_ann_index_on_a_large_table(tmp_path, clip_dir):
@@ -211,7 +212,7 @@ def test_ann_index_on_a_large_table(tmp_path, clip_dir):
     st.write(rows, [])
     assert st.ensure_index(threshold=1000) == [] and not st.has_index()  # small: exact search
     assert st.ensure_index(threshold=256) == ["videos"] and st.has_index()
-    top = st.search(vecs[7], k=5)
+    top = search(st, vecs[7], k=5)
     assert top[0].path == "/v/7.mp4" and abs(top[0].score - 1) < 1e-3
 
 

@@ -15,6 +15,7 @@ from tests.test_cli import run
 from tests.test_embed import COLORS, colour_video
 from tests.test_video_clip import write_tiny_clip
 from vidrec.embed import EncoderError, QueryError, Store, extract
+from vidrec.embed.search import search
 from vidrec.engine.predict import Predictor
 from vidrec.errors import VideoError, VidrecError
 from vidrec.serve import (
@@ -115,7 +116,7 @@ def test_text_search_rows(resources, library):
     store, videos = library
     rows = text_search(resources.store, "a red square", k=2, moments=2)
     assert [r.rank for r in rows] == [1, 2] and rows[0].score >= rows[1].score
-    expect = Store(store).search("a red square", k=2, moments=2)  # the same as `vidrec search`
+    expect = search(Store(store), "a red square", k=2, moments=2)  # the same as `vidrec search`
     assert [r.path for r in rows] == [h.path for h in expect]
     assert [r.score for r in rows] == pytest.approx([h.score for h in expect], abs=1e-5)
     for r in rows:

@@ -131,34 +131,31 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Search a store with text (or a video): top videos with scores and their best moments."""
-    from vidrec.embed import Store
-    from vidrec.embed.search import QueryError
+    from vidrec.embed.search import QueryError, check_queries, search as search_store, search_by_video
+    from vidrec.embed.store import Store, StoreError
 
     given = [x for x in (query, queries, video) if x is not None]
     if len(given) != 1:
         raise QueryError("give exactly one of: a QUERY sentence, --queries FILE.json, or --video CLIP.mp4")
-    from vidrec.embed.search import _check_queries
-    from vidrec.embed.store import StoreError
-
     st = Store(store)
     if query is not None:
-        _check_queries([query])
+        check_queries([query])
     items = _read_queries(queries) if queries is not None else []
-    _check_queries([it["query"] for it in items])
+    check_queries([it["query"] for it in items])
     if st.count() == 0:
         raise StoreError(f"{store}: the store holds no videos yet; run vidrec embed VIDEO_DIR --out {store}")
     st.encoder(device=device)  # the encoder that built the store, on the chosen device
     results: list[dict[str, Any]] = []
     if video is not None:
-        hits = st.search_video(video, k=k, moments=moments)
+        hits = search_by_video(st, video, k=k, moments=moments)
         results.append({"video": str(video), "results": hits})
     elif queries is not None:
         for it in items:
-            hits = st.search(it["query"], k=int(it.get("k", k)), moments=moments)
+            hits = search_store(st, it["query"], k=int(it.get("k", k)), moments=moments)
             results.append({"query": it["query"], "results": hits})
     else:
         assert query is not None
-        results.append({"query": query, "results": st.search(query, k=k, moments=moments)})
+        results.append({"query": query, "results": search_store(st, query, k=k, moments=moments)})
     if as_json:
         payload = [{**{kk: vv for kk, vv in r.items() if kk != "results"}, "results": [h.to_dict() for h in r["results"]]} for r in results]
         typer.echo(json.dumps(payload[0] if len(payload) == 1 and queries is None else payload, indent=2))

@@ -1,8 +1,14 @@
-"""Search a store: text → videos (and their best moments), video → videos.
+"""The query API over a :class:`~vidrec.embed.store.Store`: text → videos (and their best moments),
+video → videos.
+
+    from vidrec.embed import Store, search
+    for hit in search(Store("store/"), "a person pours water into a cup", k=5):
+        print(hit.path, hit.score, [(m.start_s, m.end_s) for m in hit.moments])
 
 Scores are cosine similarities (every stored vector is L2-normalised). Small tables are searched
 exactly; once :meth:`Store.ensure_index` has built an IVF-PQ index (tables above
 ``INDEX_THRESHOLD`` rows), LanceDB searches approximately and re-ranks the candidates exactly.
+This module sits on the store's public methods; the store never imports it.
 """
 
 from __future__ import annotations
@@ -10,25 +16,58 @@ from __future__ import annotations
 import filecmp
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from vidrec.embed.store import Hit, Moment, StoreError, _sql_str
+from vidrec.embed.store import Store
 from vidrec.errors import VidrecError
 
-if TYPE_CHECKING:
-    from vidrec.embed.store import Store
-
 log = logging.getLogger(__name__)
+
+StoreLike = Store | str | os.PathLike[str]
 
 
 class QueryError(VidrecError):
     """The query is empty or unusable."""
 
 
-def _check_queries(queries: Sequence[str]) -> list[str]:
+@dataclass
+class Moment:
+    """A span of one video and how well it matches the query."""
+
+    start_s: float
+    end_s: float
+    frame_indices: list[int]
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "frame_indices": self.frame_indices,
+                "score": round(self.score, 6)}
+
+
+@dataclass
+class Hit:
+    """One video found, with its best moments."""
+
+    path: str
+    score: float
+    duration: float = 0.0
+    moments: list[Moment] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "score": round(self.score, 6), "duration": round(self.duration, 3),
+                "moments": [m.to_dict() for m in self.moments]}
+
+
+def _store(store: StoreLike) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+def check_queries(queries: Sequence[str]) -> list[str]:
+    """The queries, stripped; an empty one is a :class:`QueryError` naming which."""
     out = []
     for i, q in enumerate(queries):
         if not isinstance(q, str) or not q.strip():
@@ -38,25 +77,16 @@ def _check_queries(queries: Sequence[str]) -> list[str]:
     return out
 
 
-def _top_videos(store: "Store", vec: np.ndarray, k: int, exclude: Sequence[str]) -> list[tuple[str, float, float]]:
-    table = store._table("videos")
-    if table is None or table.count_rows() == 0:
-        raise StoreError(f"{store.path}: the store holds no videos yet; run vidrec embed VIDEO_DIR --out {store.path}")
-    q = table.search(vec.astype(np.float32)).distance_type("cosine").limit(k + len(exclude)).select(["path", "duration", "_distance"])
-    if store.has_index("videos"):
-        q = q.nprobes(20).refine_factor(10)
-    else:
-        q = q.bypass_vector_index()
-    res = q.to_arrow()
+def _top_videos(store: Store, vec: np.ndarray, k: int, exclude: Sequence[str]) -> list[tuple[str, float, float]]:
+    res = store.nearest_videos(vec, limit=k + len(exclude))
     out = []
-    for p, d, dist in zip(res["path"].to_pylist(), res["duration"].to_pylist(), res["_distance"].to_pylist()):
-        if p in exclude:
-            continue
-        out.append((p, 1.0 - float(dist), float(d or 0.0)))
+    for p, d, score in zip(res["path"].to_pylist(), res["duration"].to_pylist(), res["score"].to_pylist()):
+        if p not in exclude:
+            out.append((p, float(score), float(d or 0.0)))
     return out[:k]
 
 
-def _moments(store: "Store", vec: np.ndarray, paths: Sequence[str], n: int) -> dict[str, list[Moment]]:
+def _moments(store: Store, vec: np.ndarray, paths: Sequence[str], n: int) -> dict[str, list[Moment]]:
     if n <= 0 or not paths:
         return {}
     seg = store.segments(paths)
@@ -74,8 +104,9 @@ def _moments(store: "Store", vec: np.ndarray, paths: Sequence[str], n: int) -> d
     return by_path
 
 
-def search_vectors(store: "Store", vec: np.ndarray, *, k: int = 10, moments: int = 3, exclude: Sequence[str] = ()) -> list[Hit]:
+def search_vectors(store: StoreLike, vec: np.ndarray, *, k: int = 10, moments: int = 3, exclude: Sequence[str] = ()) -> list[Hit]:
     """Top-``k`` videos for one query embedding (``(E,)``, normalised), with their best moments."""
+    store = _store(store)
     if k < 1:
         raise QueryError(f"-k {k}: ask for at least one result")
     vec = np.asarray(vec, dtype=np.float32).reshape(-1)
@@ -86,13 +117,14 @@ def search_vectors(store: "Store", vec: np.ndarray, *, k: int = 10, moments: int
     return [Hit(path=p, score=s, duration=d, moments=mom.get(p, [])) for p, s, d in top]
 
 
-def search(store: "Store", query: str | Sequence[str] | np.ndarray, *, k: int = 10, moments: int = 3,
+def search(store: StoreLike, query: str | Sequence[str] | np.ndarray, *, k: int = 10, moments: int = 3,
            exclude: Sequence[str] = ()) -> Any:
     """Text (one string or a list) or an embedding → ``list[Hit]`` (``list[list[Hit]]`` for a list)."""
+    store = _store(store)
     if isinstance(query, np.ndarray):
         return search_vectors(store, query, k=k, moments=moments, exclude=exclude)
     single = isinstance(query, str)
-    queries = _check_queries([query] if single else list(query))
+    queries = check_queries([query] if single else list(query))
     if not queries:
         raise QueryError("no queries given")
     encoder = store.encoder()
@@ -101,16 +133,12 @@ def search(store: "Store", query: str | Sequence[str] | np.ndarray, *, k: int = 
     return results[0] if single else results
 
 
-def stored_copy(store: "Store", video: str | os.PathLike[str]) -> str | None:
+def stored_copy(store: StoreLike, video: str | os.PathLike[str]) -> str | None:
     """The stored path of ``video`` if the store holds it: the same file, or a file with the same
     bytes (an uploaded or copied video); ``None`` otherwise. Only files of equal size are compared."""
     path = Path(video).expanduser()
     key = str(path.resolve())
-    table = store._table("videos")
-    if table is None:
-        return None
-    same_size = table.search().where(f"size = {int(path.stat().st_size)}").select(["path"]).limit(None).to_arrow()
-    candidates = same_size["path"].to_pylist()
+    candidates = _store(store).paths_with_size(path.stat().st_size)
     if key in candidates:
         return key
     for p in candidates:
@@ -122,19 +150,20 @@ def stored_copy(store: "Store", video: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def search_by_video(store: "Store", video: str | os.PathLike[str], *, k: int = 10, moments: int = 3) -> list[Hit]:
+def search_by_video(store: StoreLike, video: str | os.PathLike[str], *, k: int = 10, moments: int = 3) -> list[Hit]:
     """Videos most like ``video``. A video the store already holds (the same file, or a copy with the
     same bytes, such as an upload of it) uses its stored embedding and is left out of the results;
     another one is embedded with the store's encoder."""
     from vidrec.embed.extract import embed_one
 
+    store = _store(store)
     path = Path(video).expanduser()
     if not path.is_file():
         raise QueryError(f"--video {video}: no such file")
     stored = stored_copy(store, path)
     if stored is not None:
-        hit = store._table("videos").search().where(f"path = {_sql_str(stored)}").limit(1).to_arrow()
-        vec = np.asarray(hit["vector"][0].as_py(), dtype=np.float32)
-        return search_vectors(store, vec, k=k, moments=moments, exclude=[stored])
+        vec = store.video_vector(stored)
+        if vec is not None:
+            return search_vectors(store, vec, k=k, moments=moments, exclude=[stored])
     vec = embed_one(store.encoder(), path)
     return search_vectors(store, vec, k=k, moments=moments)

@@ -20,7 +20,6 @@ import datetime as _dt
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -98,7 +97,8 @@ def now_iso() -> str:
 
 
 class Store:
-    """An embedding store on disk (see the module doc). ``Store(path).search("query")``."""
+    """An embedding store on disk (see the module doc): the storage layer. Queries are
+    :mod:`vidrec.embed.search`'s (``search(Store(path), "query")``), built on the public methods here."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.path = Path(path).expanduser()
@@ -197,6 +197,35 @@ class Store:
         where = "path IN (" + ", ".join(_sql_str(p) for p in paths) + ")"
         return t.search().where(where).limit(None).to_arrow()
 
+    def nearest_videos(self, vector: np.ndarray, *, limit: int) -> pa.Table:
+        """The ``limit`` videos closest to ``vector`` (cosine), best first: columns ``path``,
+        ``duration`` and ``score`` (cosine similarity). Exact below the index threshold; through the
+        IVF-PQ index, re-ranked exactly, once :meth:`ensure_index` has built one."""
+        table = self._table("videos")
+        if table is None or table.count_rows() == 0:
+            raise StoreError(f"{self.path}: the store holds no videos yet; run vidrec embed VIDEO_DIR --out {self.path}")
+        q = table.search(np.asarray(vector, dtype=np.float32)).distance_type("cosine").limit(limit)
+        q = q.select(["path", "duration", "_distance"])
+        q = q.nprobes(20).refine_factor(10) if self.has_index("videos") else q.bypass_vector_index()
+        res = q.to_arrow()
+        score = 1.0 - np.asarray(res["_distance"].to_numpy(zero_copy_only=False), dtype=np.float64)
+        return res.drop_columns(["_distance"]).append_column("score", pa.array(score, pa.float64()))
+
+    def video_vector(self, path: str) -> np.ndarray | None:
+        """The stored embedding ``(E,)`` of the video at ``path`` (as stored: absolute), or ``None``."""
+        t = self._table("videos")
+        if t is None:
+            return None
+        hit = t.search().where(f"path = {_sql_str(path)}").select(["vector"]).limit(1).to_arrow()
+        return np.asarray(hit["vector"][0].as_py(), dtype=np.float32) if hit.num_rows else None
+
+    def paths_with_size(self, size: int) -> list[str]:
+        """Stored paths of the videos whose file had ``size`` bytes when embedded (to find a copy)."""
+        t = self._table("videos")
+        if t is None:
+            return []
+        return t.search().where(f"size = {int(size)}").select(["path"]).limit(None).to_arrow()["path"].to_pylist()
+
     def count(self) -> int:
         t = self._table("videos")
         return int(t.count_rows()) if t is not None else 0
@@ -286,19 +315,6 @@ class Store:
         t = self._table(name)
         return t is not None and any("vector" in i.columns for i in t.list_indices())
 
-    # ------------------------------------------------------------------ search (see search.py)
-    def search(self, query: str | Sequence[str] | np.ndarray, *, k: int = 10, moments: int = 3, exclude: Sequence[str] = ()) -> Any:
-        """Top-``k`` videos for a text query (or a list of them, or an embedding vector), each with
-        its best ``moments`` segments. Returns ``list[Hit]`` (a list of those for a list of queries)."""
-        from vidrec.embed.search import search
-
-        return search(self, query, k=k, moments=moments, exclude=exclude)
-
-    def search_video(self, video: str | os.PathLike[str], *, k: int = 10, moments: int = 3) -> Any:
-        from vidrec.embed.search import search_by_video
-
-        return search_by_video(self, video, k=k, moments=moments)
-
     # ------------------------------------------------------------------ exports
     def export(self, formats: Sequence[str], out_dir: str | os.PathLike[str] | None = None) -> list[Path]:
         """Write exports of every embedded video: per-video ``<name>_embedding.npy`` / ``.json``
@@ -343,23 +359,3 @@ class Store:
                     written.append(out / f"{name}.parquet")
         return written
 
-
-@dataclass
-class Moment:
-    start_s: float
-    end_s: float
-    frame_indices: list[int]
-    score: float
-
-
-@dataclass
-class Hit:
-    path: str
-    score: float
-    duration: float = 0.0
-    moments: list[Moment] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "score": round(self.score, 6), "duration": round(self.duration, 3),
-                "moments": [{"start_s": round(m.start_s, 3), "end_s": round(m.end_s, 3), "frame_indices": m.frame_indices,
-                             "score": round(m.score, 6)} for m in self.moments]}

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import yaml
 
+from vidrec.engine.onnx_backend import OnnxModel, require_onnx
 from vidrec.errors import VidrecError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 FORMATS = ("onnx",)
 DEFAULT_OPSET = 18  # torch 2.14's dynamo exporter writes opset 18 natively (others are converted)
 META_FORMAT = "1"  # version of the vidrec.* metadata layout
-INSTALL_HINT = "pip install 'vidrec[onnx]'"
 CHECK_BATCHES = (1, 3)  # the export is traced at batch 2; these check that the batch size is really dynamic
 
 
@@ -60,18 +60,6 @@ class ExportResult:
             "max_abs_diff": self.max_abs_diff,
             "seconds": round(self.seconds, 2),
         }
-
-
-def require_onnx() -> tuple[Any, Any]:
-    """``(onnx, onnxruntime)``, or a one-line error saying how to install them."""
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as exc:
-        raise VidrecError(
-            f"ONNX export and the onnx backend need onnx and onnxruntime ({exc}): {INSTALL_HINT}"
-        ) from exc
-    return onnx, onnxruntime
 
 
 def _reason(exc: BaseException) -> str:
@@ -198,7 +186,6 @@ def export_onnx(
 def check_parity(path: str | Path, model: torch.nn.Module, num_frames: int, image_size: int, *, seed: int = 1) -> float:
     """Largest |Δlogit| between the ONNX file (onnxruntime, CPU) and ``model`` (PyTorch) on random clips
     of each batch size in :data:`CHECK_BATCHES`."""
-    from vidrec.engine.onnx_backend import OnnxModel
 
     runner = OnnxModel(path)
     gen = torch.Generator().manual_seed(seed)

@@ -17,9 +17,22 @@ import numpy as np
 import torch
 import yaml
 
-from vidrec.errors import CheckpointError, ConfigError
+from vidrec.errors import CheckpointError, ConfigError, VidrecError
 
 REQUIRED_META = ("vidrec.classes", "vidrec.input", "vidrec.config")
+INSTALL_HINT = "pip install 'vidrec[onnx]'"
+
+
+def require_onnx() -> tuple[Any, Any]:
+    """``(onnx, onnxruntime)``, or a one-line error saying how to install them."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as exc:
+        raise VidrecError(
+            f"ONNX export and the onnx backend need onnx and onnxruntime ({exc}): {INSTALL_HINT}"
+        ) from exc
+    return onnx, onnxruntime
 
 
 def _is_onnx(path: Path) -> bool:
@@ -47,8 +60,6 @@ class OnnxModel:
     """An exported model run by onnxruntime on the CPU, called like the PyTorch model."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
-        from vidrec.engine.export import require_onnx
-
         _, ort = require_onnx()
         self.path = Path(path)
         opts = ort.SessionOptions()

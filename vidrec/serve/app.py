@@ -45,7 +45,8 @@ from vidrec.errors import VideoError, VidrecError
 if TYPE_CHECKING:
     import gradio
 
-    from vidrec.embed.store import Hit, Store
+    from vidrec.embed.search import Hit
+    from vidrec.embed.store import Store
     from vidrec.engine.predict import Predictor
 
 log = logging.getLogger(__name__)
@@ -275,10 +276,10 @@ def text_search(
     """Videos of ``store`` that best match a sentence, with their best moments.
 
     ``encoder`` embeds the query; by default the store's own (the one that built it)."""
-    from vidrec.embed.search import _check_queries, search
+    from vidrec.embed.search import check_queries, search
 
     st = _need_store(store)
-    text = _check_queries([query if query is not None else ""])[0]
+    text = check_queries([query if query is not None else ""])[0]
     if encoder is not None:
         vec = encoder.encode_text([text])[0].float().cpu().numpy()
         return _rows(search(st, vec, k=int(k), moments=int(moments)))
