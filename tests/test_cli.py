@@ -111,3 +111,29 @@ def test_predict_with_missing_checkpoint(capsys, tmp_path):
     video.write_bytes(b"")
     code, _, err = run(capsys, "predict", "--checkpoint", str(tmp_path / "nope"), str(video))
     assert code == 2 and "no such checkpoint directory" in err
+
+
+def test_every_verb_takes_verbose(capsys, caplog):
+    """``-v`` on any verb logs vidrec's DEBUG messages (``-vv`` every library's), for that call only."""
+    import logging
+
+    from vidrec.cli import command
+
+    leaves = []
+
+    def walk(cmd, prefix):
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                walk(sub, prefix + [name])
+        else:
+            leaves.append((" ".join(prefix), {o for p in cmd.params for o in p.opts}))
+
+    walk(command(), [])
+    assert len(leaves) > 10 and all({"--verbose", "-v"} <= opts for _, opts in leaves), [v for v, o in leaves if "-v" not in o]
+    debug = lambda: [r for r in caplog.records if r.levelno == logging.DEBUG and r.name == "vidrec.config"]  # noqa: E731
+    assert run(capsys, "config", "show", "--set", "train.lr=0.1")[0] == 0 and not debug()
+    assert run(capsys, "config", "show", "-v", "--set", "train.lr=0.1")[0] == 0
+    assert "train.lr=0.1" in debug()[0].getMessage()
+    assert logging.getLogger("vidrec").level != logging.DEBUG  # restored after the call
+    caplog.clear()
+    assert run(capsys, "config", "show", "--verbose", "--set", "train.lr=0.1")[0] == 0 and debug()

@@ -11,6 +11,7 @@ checked against the builder's / loader's signature by :func:`validate_config`.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -19,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vidrec.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "VIDREC__"
 
@@ -308,8 +311,11 @@ def load_config(
     tree: dict[str, Any] = dict(base or {})
     if path is not None:
         tree = _deep_merge(tree, read_yaml(path))
-    tree = _deep_merge(tree, env_overrides(environ))
+    env = env_overrides(environ)
+    tree = _deep_merge(tree, env)
     tree = _deep_merge(tree, set_overrides(overrides))
+    log.debug("config layers: %s, file %s, environment %s, --set %s", "a base config" if base else "defaults",
+              path or "none", sorted(env) or "none", list(overrides) or "none")
     cfg = build_config(tree)
     if validate:
         validate_config(cfg, check_model=check_model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from typing import Any
 
 from vidrec.cli.app import app
 from vidrec.errors import VidrecError
@@ -26,6 +27,46 @@ def _load_commands() -> None:
         importlib.import_module(mod)
 
 
+def _set_verbosity(count: int) -> int:
+    """``-v``: vidrec's own messages at DEBUG (libraries at INFO); ``-vv``: everything at DEBUG."""
+    if count:
+        logging.getLogger("vidrec").setLevel(logging.DEBUG)
+        logging.getLogger().setLevel(logging.DEBUG if count > 1 else logging.INFO)
+    return count
+
+
+def _verbose_param() -> Any:
+    """The ``--verbose/-v`` option every verb gets (built by typer, like the verbs' own options)."""
+    import typer
+    import typer.main
+    import typer.models
+
+    opt = typer.Option(0, "--verbose", "-v", count=True, is_eager=True, callback=_set_verbosity,
+                       help="Log more: -v vidrec's debug messages, -vv every library's too.")
+    param = typer.main._get_param(typer.models.ParamMeta(name="verbose", default=opt, annotation=int))
+    param.expose_value = False  # the verbs' functions never see it
+    return param
+
+
+def command() -> Any:
+    """The click command of :data:`vidrec.cli.app.app` with ``--verbose/-v`` on every verb."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+
+    def add(cmd: Any) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs is None:
+            if not any(p.name == "verbose" for p in cmd.params):
+                cmd.params.append(_verbose_param())
+            return
+        for sub in subs.values():
+            add(sub)
+
+    add(root)
+    return root
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point. Exit status (the same rule for every verb, see docs/usage.md):
 
@@ -44,8 +85,9 @@ def main(argv: list[str] | None = None) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("vidrec").setLevel(logging.INFO)
     _load_commands()
+    levels = {name: logging.getLogger(name).level for name in ("", "vidrec")}  # -v changes them for this call only
     try:
-        code = app(args=argv, prog_name="vidrec", standalone_mode=False)
+        code = command()(args=argv, prog_name="vidrec", standalone_mode=False)
     except VidrecError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(2)
@@ -61,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code or 2)
     except (KeyboardInterrupt, typer.Abort):
         code = 130
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
     if code == 130:
         print("interrupted; a training run can be continued with --resume", file=sys.stderr)
     if isinstance(code, int) and code:
