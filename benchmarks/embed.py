@@ -111,13 +111,14 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
     R@1 on the training pairs and on the held-out validation videos, after exactly ``steps`` steps."""
     from vidrec.config import load_config
     from vidrec.data.build import load_dataset
-    from vidrec.data.synthetic import generate
+    from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.retrieval import build_retrieval_datasets, evaluate_retrieval, retrieval_step
     from vidrec.models.registry import create_model
 
     root = work / "synth"
-    generate(root, videos_per_class=per_class, val_per_class=4, test_per_class=0, size=48, num_frames=12,
-             layouts=("ssv2",), workers=2, progress=False)
+    spec = SynthSpec(videos_per_class=per_class, val_per_class=4, test_per_class=0, size=48, num_frames=12,
+                     layouts=("ssv2",))
+    generate(root, spec, workers=2, progress=False)
     cfg = load_config(overrides=["task=retrieval", f"data.root={root}", "data.num_frames=4", "data.image_size=32",
                                  "data.num_workers=0", "model.name=clip_video_tiny"])
     torch.manual_seed(0)

@@ -268,14 +268,15 @@ def test_multistream_trains_on_all_three_streams_with_real_mediapipe(tmp_path: P
     from vidrec.config import load_config
     from vidrec.data.build import load_dataset
     from vidrec.data.stream_cache import StreamOptions, cache_path, prepare_streams, read_cache
-    from vidrec.data.synthetic import generate
+    from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.run import train
 
     _landmarker_or_skip().close()  # type: ignore[attr-defined]
     data = tmp_path / "data"
-    generate(data, videos_per_class=12, val_per_class=4, test_per_class=0, size=96, num_frames=12, workers=1,
-             progress=False, classes=["Putting [something] into [something]", "Taking [something] out of [something]"],
-             layouts=("ssv2", "something_else"))  # fmt: skip
+    spec = SynthSpec(videos_per_class=12, val_per_class=4, test_per_class=0, size=96, num_frames=12,
+                     classes=("Putting [something] into [something]", "Taking [something] out of [something]"),
+                     layouts=("ssv2", "something_else"))
+    generate(data, spec, workers=1, progress=False)
     ann, split = data / "annotations", data / "dataset_splits" / "shuffled"
     split.mkdir(parents=True)
     (split / "train.json").write_text((ann / "something-something-v2-train.json").read_text())

@@ -429,14 +429,14 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
     multistream val top-1 1.00 vs context-only 0.50.
     """
     from vidrec.data.build import load_dataset
-    from vidrec.data.synthetic import generate
+    from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.run import train
 
     monkeypatch.setattr("vidrec.data.stream_cache.make_landmarker", lambda **kw: _NoHands())
     data = tmp_path / "data"
-    generate(data, videos_per_class=40, val_per_class=10, test_per_class=0, size=48, num_frames=16, workers=1,
-             classes=["Moving [something] from left to right", "Moving [something] from right to left"],
-             layouts=("ssv2", "something_else"))
+    generate(data, SynthSpec(videos_per_class=40, val_per_class=10, test_per_class=0, size=48, num_frames=16,
+                             classes=("Moving [something] from left to right", "Moving [something] from right to left"),
+                             layouts=("ssv2", "something_else")), workers=1)
     ann, split = data / "annotations", data / "dataset_splits" / "shuffled"
     split.mkdir(parents=True)
     (split / "train.json").write_text((ann / "something-something-v2-train.json").read_text())

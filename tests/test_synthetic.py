@@ -13,8 +13,8 @@ import pytest
 from vidrec.data.records import load_records
 from vidrec.data.synthetic import (
     CLASSES,
+    SCENES,
     SynthSpec,
-    _plans,
     camel_name,
     generate,
     make_scene,
@@ -24,6 +24,7 @@ from vidrec.data.synthetic import (
     snake_name,
     template_to_class,
 )
+from vidrec.data.synthetic.layouts import plan_videos
 from vidrec.errors import ConfigError, DatasetError
 from vidrec.video.decode import PyAVDecoder
 
@@ -33,7 +34,7 @@ SMALL = dict(seed=3, videos_per_class=2, val_per_class=1, test_per_class=1, size
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("synth") / "data"
-    info = generate(root, workers=2, progress=False, **SMALL)
+    info = generate(root, SynthSpec(**SMALL), workers=2, progress=False)
     return root, info
 
 
@@ -85,7 +86,7 @@ def test_videos_decode_with_the_expected_size_and_length(synth) -> None:
 def test_same_seed_gives_identical_files_and_frames(synth, tmp_path: Path) -> None:
     root, _ = synth
     other = tmp_path / "again"
-    generate(other, workers=1, progress=False, **SMALL)  # serial: scheduling must not matter
+    generate(other, SynthSpec(**SMALL), workers=1, progress=False)  # serial: scheduling must not matter
     names = [
         "annotations/something-something-v2-labels.json",
         "annotations/something-something-v2-train.json",
@@ -128,7 +129,7 @@ def test_same_spec_and_seed_write_what_they_always_wrote(synth) -> None:
     assert files.hexdigest() == _FILES_SHA256
     spec = SynthSpec(**SMALL)
     frames = hashlib.sha256()
-    for plan in _plans(spec):
+    for plan in plan_videos(spec):
         pixels, boxes, facts = render_video(spec, plan.class_full, plan.subset, plan.k)
         frames.update(pixels.tobytes())
         frames.update(json.dumps([sorted(b.items()) for b in boxes]).encode())
@@ -138,20 +139,20 @@ def test_same_spec_and_seed_write_what_they_always_wrote(synth) -> None:
 
 def test_rerun_is_a_noop_and_other_data_is_never_overwritten(synth, tmp_path: Path) -> None:
     root, _ = synth
-    again = generate(root, workers=2, progress=False, **SMALL)
+    again = generate(root, SynthSpec(**SMALL), workers=2, progress=False)
     assert not again.created
     with pytest.raises(DatasetError, match=r"different spec.*seed"):
-        generate(root, progress=False, **{**SMALL, "seed": 99})
+        generate(root, SynthSpec(**{**SMALL, "seed": 99}), progress=False)
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.txt").write_text("precious")
     with pytest.raises(DatasetError, match="not empty"):
-        generate(foreign, progress=False, **SMALL)
+        generate(foreign, SynthSpec(**SMALL), progress=False)
     assert (foreign / "thesis.txt").read_text() == "precious"
     with pytest.raises(ConfigError, match="odd|even"):
-        generate(tmp_path / "odd", size=65, progress=False)
+        generate(tmp_path / "odd", SynthSpec(size=65), progress=False)
     with pytest.raises(ConfigError, match="unknown class"):
-        generate(tmp_path / "cls", classes=["Juggling [something]"], progress=False)
+        generate(tmp_path / "cls", SynthSpec(classes=("Juggling [something]",)), progress=False)
 
 
 def test_boxes_are_where_the_object_is_drawn() -> None:
@@ -183,7 +184,7 @@ def test_boxes_file_matches_rendering_and_official_shape(synth) -> None:
     assert not set(part1) & set(part2) and len(part1) + len(part2) == 40
     boxes = {**part1, **part2}
     spec = SynthSpec(**SMALL)
-    plan = next(p for p in _plans(spec) if p.class_full == 8)  # putting into a box: hand, object, container
+    plan = next(p for p in plan_videos(spec) if p.class_full == 8)  # putting into a box: hand, object, container
     frames = boxes[plan.video_id]
     assert len(frames) == 16 and frames[0]["name"] == f"{plan.video_id}/0001.jpg"
     _, rendered, facts = render_video(spec, plan.class_full, plan.subset, plan.k)
@@ -237,6 +238,9 @@ def test_each_class_does_what_its_template_says(cls: int) -> None:
 
 
 def test_time_reversed_pairs_have_the_same_mean_frame() -> None:
+    assert {c.scene for c in CLASSES} == set(SCENES)  # every class's scene kind is drawn, and no kind is unused
+    with pytest.raises(ValueError, match="unknown scene kind 'juggle'"):
+        make_scene("juggle", np.random.default_rng(0), 16, 64)
     size, n = 64, 16
     for kind in ("move_lr", "move_up", "towards", "put_into"):
         scene = make_scene(kind, np.random.default_rng(11), n, size)
@@ -311,10 +315,9 @@ def test_compositional_split_and_captions(synth) -> None:
 
 
 def test_class_subset_and_mp4(tmp_path: Path) -> None:
-    info = generate(
-        tmp_path / "sub", classes=["Moving something up", "Moving [something] down"], ext=".mp4", layouts=("ssv2",),
-        videos_per_class=1, val_per_class=1, test_per_class=0, size=48, num_frames=12, workers=1, progress=False,
-    )
+    spec = SynthSpec(classes=("Moving something up", "Moving [something] down"), ext=".mp4", layouts=("ssv2",),
+                     videos_per_class=1, val_per_class=1, test_per_class=0, size=48, num_frames=12)
+    info = generate(tmp_path / "sub", spec, workers=1, progress=False)
     assert info.classes == ["Moving something up", "Moving something down"]
     rs = load_records("synthetic", tmp_path / "sub")
     assert rs.classes == info.classes and {k: len(v) for k, v in rs.subsets.items()} == {"train": 2, "val": 2, "test": 0}

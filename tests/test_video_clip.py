@@ -189,11 +189,12 @@ SYNTH_CLASSES = ["Moving [something] from left to right", "Moving [something] fr
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from vidrec.data.synthetic import generate
+    from vidrec.data.synthetic import SynthSpec, generate
 
     root = tmp_path_factory.mktemp("synth")
-    generate(root, videos_per_class=8, val_per_class=2, test_per_class=0, size=48, num_frames=12, clutter=0.0,
-             layouts=("ssv2",), classes=SYNTH_CLASSES, workers=1, progress=False)
+    spec = SynthSpec(videos_per_class=8, val_per_class=2, test_per_class=0, size=48, num_frames=12, clutter=0.0,
+                     layouts=("ssv2",), classes=tuple(SYNTH_CLASSES))
+    generate(root, spec, workers=1, progress=False)
     return root
 
 

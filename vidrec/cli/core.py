@@ -73,7 +73,7 @@ def synth(
     and object boxes, one caption per video, and the same data in UCF101 and folder layouts.
     Re-running with the same options is a no-op; other options into a non-empty folder are refused.
     """
-    from vidrec.data.synthetic import generate
+    from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.utils.io import check_writable
 
     check_writable(out, what="--out", folder=True)
@@ -81,7 +81,7 @@ def synth(
              "size": size, "num_frames": num_frames, "ext": ext, "clutter": clutter, "classes": classes, "layouts": layouts}
     kw: dict[str, Any] = {k: v for k, v in given.items() if v not in (None, [])}
     t0 = time.perf_counter()
-    info = generate(out, seed=seed, workers=workers, progress=not quiet, **kw)
+    info = generate(out, SynthSpec.from_options(seed=seed, **kw), workers=workers, progress=not quiet)
     _echo(f"synthetic dataset in {out} ({time.perf_counter() - t0:.1f} s): {info}")
     for name, path in sorted(info.paths.items()):
         _echo(f"  {name:14s} {path}")
@@ -334,7 +334,7 @@ def demo(
     OUT/summary.json and a report with plots.
     """
     from vidrec.config import load_config
-    from vidrec.data.synthetic import generate
+    from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.predict import Predictor
     from vidrec.engine.run import evaluate_checkpoint, train as run_train
     from vidrec.presets import preset_path
@@ -354,7 +354,7 @@ def demo(
     report_dir = out / "report"
 
     _echo(f"[1/5] writing the synthetic dataset to {out / 'data'}")
-    info = generate(out / "data", seed=seed)
+    info = generate(out / "data", SynthSpec(seed=seed))
     _echo(f"      {info}")
 
     def cfg_for(model: str, run_dir: Path) -> Any:

@@ -63,7 +63,7 @@ _LOADERS: dict[str, DatasetLoader] = {}
 # Where each built-in loader lives, imported only when asked for: `vidrec data show` on UCF101
 # must not pay for the synthetic renderer or the retrieval engine (and their torch imports).
 _LOADER_MODULES: dict[str, str] = {
-    "synthetic": "vidrec.data.synthetic",
+    "synthetic": "vidrec.data.synthetic.loader",
     "ucf101": "vidrec.data.ucf101",
     "hmdb51": "vidrec.data.hmdb51",
     "ssv2": "vidrec.data.ssv2",
