@@ -119,10 +119,10 @@ def real_format_set(root: Path, per_kind: int) -> list[Path]:
 
 
 def synthetic_set(root: Path, limit: int) -> list[Path]:
-    from vidrec.data.synthetic import generate
+    from vidrec.data.synthetic import SynthSpec, generate
 
     if not any(root.rglob("*.webm")):
-        generate(root, seed=0, progress=False)
+        generate(root, SynthSpec(seed=0), progress=False)
     files = sorted(p for p in root.rglob("*.webm"))
     return files[:limit]
 
