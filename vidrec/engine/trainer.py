@@ -379,7 +379,9 @@ class Trainer:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self._purge_step)
+            tb = self.out_dir / "tb"
+            _wait_past_event_files(tb)
+            self._writer = SummaryWriter(str(tb), purge_step=self._purge_step)
             replay, self._replay = self._replay, []
             for r in replay:
                 self._scalars(r)
@@ -630,3 +632,21 @@ def _parse_record(line: str) -> dict[str, Any] | None:
 def _record_step(line: str) -> int | None:
     r = _parse_record(line)
     return r.get("step") if r is not None and isinstance(r.get("step"), int) else None
+
+
+def _wait_past_event_files(tb: Path) -> None:
+    """Make the next event file sort after every existing one.
+
+    TensorBoard reads a run's event files in name order, and applies a resume's ``purge_step`` only
+    to the events read before it. The names are ``events.out.tfevents.<second>.<host>.<pid>.<n>``:
+    two writers opened within one second sort by pid and counter as text, so a resumed run's file can
+    sort before the killed run's one and its purge is lost. Waiting for the clock to pass the newest
+    file's second (at most one second, and only when a run resumes that fast) keeps the order.
+    """
+    newest = -1
+    for f in tb.glob("events.out.tfevents.*"):
+        parts = f.name.split(".")
+        if len(parts) > 3 and parts[3].isdigit():
+            newest = max(newest, int(parts[3]))
+    while int(time.time()) <= newest:
+        time.sleep(0.05)
