@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidrec.data.hands import (
+from vidrec.data.streams.hands import (
     HandDetection,
     HandsUnavailable,
     Roi,
@@ -186,7 +186,7 @@ def test_prepare_hands_finds_the_hands_in_real_photographs(tmp_path: Path) -> No
     """
     from PIL import Image
 
-    from vidrec.data.stream_cache import cache_path, read_cache
+    from vidrec.data.streams.cache import cache_path, read_cache
 
     landmarker = _landmarker_or_skip()
     landmarker.close()  # type: ignore[attr-defined]
@@ -267,7 +267,8 @@ def test_multistream_trains_on_all_three_streams_with_real_mediapipe(tmp_path: P
     boxes) and objects for a small Something-Else set, then train hands + objects + context."""
     from vidrec.config import load_config
     from vidrec.data.build import load_dataset
-    from vidrec.data.stream_cache import StreamOptions, cache_path, prepare_streams, read_cache
+    from vidrec.data.streams.cache import StreamOptions, cache_path, read_cache
+    from vidrec.data.streams.prepare import prepare_streams
     from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.run import train
 

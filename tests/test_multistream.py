@@ -232,15 +232,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from vidrec.data.hands import HandDetection  # noqa: E402
 from vidrec.data.records import VideoRecord  # noqa: E402
-from vidrec.data.stream_cache import (  # noqa: E402
-    StreamOptions,
-    StreamSideInput,
-    cache_path,
-    prepare_streams,
-    read_cache,
-)
+from vidrec.data.streams.cache import StreamOptions, cache_path, read_cache  # noqa: E402
+from vidrec.data.streams.hands import HandDetection  # noqa: E402
+from vidrec.data.streams.prepare import prepare_streams  # noqa: E402
+from vidrec.data.streams.side_input import StreamSideInput  # noqa: E402
 from vidrec.errors import DatasetError  # noqa: E402
 from vidrec.video.encode import write_video  # noqa: E402
 
@@ -289,7 +285,7 @@ class BrightLandmarker:
 
 @pytest.fixture()
 def videos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[VideoRecord]:
-    monkeypatch.setattr("vidrec.data.stream_cache.make_landmarker", lambda **kw: BrightLandmarker())
+    monkeypatch.setattr("vidrec.data.streams.hands.make_landmarker", lambda **kw: BrightLandmarker())
     from vidrec.data import boxes
 
     boxes._STORES.clear()  # the box file is rewritten per video: do not keep a stale parse
@@ -432,7 +428,7 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
     from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.run import train
 
-    monkeypatch.setattr("vidrec.data.stream_cache.make_landmarker", lambda **kw: _NoHands())
+    monkeypatch.setattr("vidrec.data.streams.hands.make_landmarker", lambda **kw: _NoHands())
     data = tmp_path / "data"
     generate(data, SynthSpec(videos_per_class=40, val_per_class=10, test_per_class=0, size=48, num_frames=16,
                              classes=("Moving [something] from left to right", "Moving [something] from right to left"),

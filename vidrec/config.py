@@ -61,6 +61,10 @@ class DataConfig(BaseModel):
     max_skips: float = Field(0.05, ge=0)  # training: stand-ins for unreadable videos allowed per epoch (fraction of the subset) before the run stops
     limit: int | None = None  # use only the first N records of each subset (quick runs)
     max_train_samples: int | None = Field(None, ge=1)  # train on N train videos (by class, seeded); val untouched
+    # multi-stream model: the hand-joint / object-crop cache (vidrec prepare hands|objects --out). None: <root>/streams
+    # for the synthetic dataset, else $VIDREC_CACHE/streams/<dataset>-<hash of the root> (a root is never written to)
+    streams_dir: Path | None = None
+    streams_on_the_fly: bool = False  # compute a video's streams when it is sampled if the cache lacks them
 
 
 class ModelConfig(BaseModel):

@@ -27,17 +27,14 @@ def _records(config: Optional[Path], sets: list[str], subsets: Optional[str], li
         if name not in rs.subsets:
             raise ConfigError(f"--subsets: the dataset has no subset {name!r}; it has: {', '.join(rs.subsets)}")
         records += rs.subsets[name][:limit] if limit else rs.subsets[name]
-    root = cfg.data.root if cfg.data.root is not None else cfg.train.out_dir / "data"
-    extra = dict(cfg.data.model_extra or {})
-    from vidrec.data.stream_cache import default_streams_dir
+    from vidrec.data.streams.cache import streams_dir
 
-    default_out = getattr(cfg.data, "streams_dir", None) or extra.get("streams_dir") or default_streams_dir(cfg)
-    return rs, records, Path(default_out)
+    return rs, records, streams_dir(cfg)
 
 
 def _run(kind: str, options: Any, config: Optional[Path], sets: list[str], out: Optional[Path], subsets: Optional[str],
          boxes: Optional[Path], workers: int, limit: Optional[int], overwrite: bool, quiet: bool) -> None:
-    from vidrec.data.stream_cache import prepare_streams
+    from vidrec.data.streams.prepare import prepare_streams
 
     rs, records, default_out = _records(config, sets, subsets, limit)
     cache = out or default_out
@@ -71,8 +68,8 @@ def prepare_hands(
 
     Needs the optional MediaPipe extra: pip install 'vidrec\[hands]'.
     """
-    from vidrec.data.hands import make_landmarker
-    from vidrec.data.stream_cache import StreamOptions
+    from vidrec.data.streams.cache import StreamOptions
+    from vidrec.data.streams.hands import make_landmarker
 
     make_landmarker().close()  # before any dataset work: say how to install MediaPipe if it is missing
     opts = StreamOptions(margin=margin, roi=roi, min_confidence=min_confidence, model_complexity=model_complexity)
@@ -94,7 +91,7 @@ def prepare_objects(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Cache ground-truth object crops (one slot per placeholder id, tracked across frames); resumable."""
-    from vidrec.data.stream_cache import StreamOptions
+    from vidrec.data.streams.cache import StreamOptions
 
     opts = StreamOptions(object_size=size, max_objects=max_objects)
     _run("objects", opts, config, set_, out, subsets, boxes, workers, limit, overwrite, quiet)

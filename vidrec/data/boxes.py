@@ -307,7 +307,7 @@ def open_box_store(path: str | os.PathLike[str]) -> BoxStore:
 # ------------------------------------------------------------------------------------------ side input
 
 
-def _object_order(objects: Iterable[str]) -> list[str]:
+def object_order(objects: Iterable[str]) -> list[str]:
     """Placeholder ids in a stable order: numeric ids by value ('0000' → 0), others after, by name."""
     ids = list(objects)
     return sorted(ids, key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
@@ -357,7 +357,7 @@ class BoxesSideInput:
             return out
         w, h = record.meta.get("frame_size") or (info.width, info.height)
         w, h = float(w), float(h)
-        slots = {oid: k for k, oid in enumerate(_object_order(boxes["objects"])[: self.max_objects])}
+        slots = {oid: k for k, oid in enumerate(object_order(boxes["objects"])[: self.max_objects])}
         is_folder = Path(record.path).is_dir()
         fps = record.fps or getattr(info, "fps", None)
         for row, i in enumerate(indices):
@@ -387,6 +387,6 @@ class BoxesSideInput:
 
 
 @register_side_input("hand_boxes", "hand_mask", "object_boxes", "object_mask")
-def _boxes_factory(cfg: Any, recordset: Any) -> BoxesSideInput:
+def _boxes_factory(cfg: Any, spec: Any, recordset: Any) -> BoxesSideInput:
     info = getattr(recordset, "info", None) or {}
     return BoxesSideInput(max_objects=int(info.get("max_objects", 4)), boxes_file=info.get("boxes"))

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def side_inputs_for(cfg: Config, spec: InputSpec, recordset: RecordSet | None) -> list[SideInput]:
     import importlib
 
-    for mod in ("vidrec.data.boxes", "vidrec.data.stream_cache"):
+    for mod in ("vidrec.data.boxes", "vidrec.data.streams.side_input"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -40,7 +40,7 @@ def side_inputs_for(cfg: Config, spec: InputSpec, recordset: RecordSet | None) -
         factory = _SIDE_INPUTS[key]
         if id(factory) not in seen:
             seen.add(id(factory))
-            out.append(factory(cfg, recordset))
+            out.append(factory(cfg, spec, recordset))
     return out
 
 

@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from vidrec.config import Config
     from vidrec.data.dataset import SideInput
     from vidrec.data.records import RecordSet
+    from vidrec.models.base import InputSpec
 
-# batch key a model asks for -> factory(cfg, recordset) -> SideInput
-SideInputFactory = Callable[["Config", "RecordSet | None"], "SideInput"]
+# batch key a model asks for -> factory(cfg, the model's input spec, recordset) -> SideInput
+SideInputFactory = Callable[["Config", "InputSpec", "RecordSet | None"], "SideInput"]
 SIDE_INPUTS: dict[str, SideInputFactory] = {}
 
 

@@ -92,8 +92,6 @@ def load_something_else(
     frames: bool = False,
     frames_root: str | os.PathLike[str] | None = None,
     index: str | os.PathLike[str] | None = None,
-    streams_dir: str | os.PathLike[str] | None = None,
-    streams_on_the_fly: bool = False,
 ) -> RecordSet:
     """Read a Something-Else split over the SSv2 videos.
 
@@ -108,8 +106,6 @@ def load_something_else(
         annotations, videos, frames: passed to the SSv2 loader.
         frames_root, index: as for the other loaders; with ``index`` (frame sizes known) every
             box of the split is checked against its frame.
-        streams_dir, streams_on_the_fly: read by the multi-stream side input
-            (:mod:`vidrec.data.stream_cache`: hand joints / object crops cache); recorded in ``info`` only.
     """
     root = Path(root)
     if split != 1:
@@ -193,8 +189,7 @@ def load_something_else(
     info = {"dataset": "something_else", "split_set": split_set, "lists": {k: str(v) for k, v in lists.items()},
             "labels": str(labels_path) if labels_path else None, "boxes": str(box_path) if box_path else None,
             "max_objects": max_objects, "val_is_test": True, "videos": str(video_root),
-            "ssv2_problems": len(ssv2.problems), "streams_dir": str(streams_dir) if streams_dir else None,
-            "streams_on_the_fly": streams_on_the_fly}
+            "ssv2_problems": len(ssv2.problems)}
     return RecordSet(subsets=subsets, classes=classes, problems=problems.items, info=info, problem_subsets=problems.subsets)
 
 

@@ -29,6 +29,8 @@ class InputSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     side_inputs: tuple[str, ...] = field(default_factory=tuple)  # batch keys forwarded as kwargs
+    object_size: int | None = None  # side S of the ``object_crops`` it takes (3×S×S per slot), if any
+    num_objects: int | None = None  # object slots O of ``object_crops`` / ``object_boxes``, if any
 
 
 class VideoClassifier(nn.Module):

@@ -245,7 +245,10 @@ class MultiStream(VideoClassifier):
         for p in (getattr(self, n, None) for n in ("hand_slot", "object_slot", "query", "null_token")):
             if p is not None:
                 nn.init.trunc_normal_(p, std=0.02)
-        self.input_spec = InputSpec(num_frames=num_frames, image_size=image_size, side_inputs=tuple(side))
+        objects = "objects" in streams
+        self.input_spec = InputSpec(num_frames=num_frames, image_size=image_size, side_inputs=tuple(side),
+                                    object_size=object_size if objects else None,
+                                    num_objects=num_objects if objects else None)
 
     # ------------------------------------------------------------------ streams
     def _keep(self, b: int, ref: torch.Tensor) -> torch.Tensor | None:
@@ -394,7 +397,8 @@ def _parse_streams(streams: Sequence[str] | str) -> tuple[str, ...]:
     return out
 
 
-_SPEC = InputSpec(num_frames=8, image_size=112, side_inputs=HAND_SIDE_INPUTS + OBJECT_SIDE_INPUTS)
+_SPEC = InputSpec(num_frames=8, image_size=112, side_inputs=HAND_SIDE_INPUTS + OBJECT_SIDE_INPUTS, object_size=112,
+                  num_objects=4)
 
 
 @register_model(

@@ -123,19 +123,15 @@ def render_clip(
 
 
 def _find_cache(video: Path, checkpoint: Any, cache_dir: str | os.PathLike[str] | None) -> Path | None:
-    from vidrec.data.stream_cache import cache_path
+    from vidrec.data.streams.cache import cache_path, default_streams_dir
 
     dirs: list[Path] = []
     if cache_dir is not None:
         dirs.append(Path(cache_dir))
     cfg = getattr(checkpoint, "cfg", None)
     if cfg is not None:
-        extra = dict(cfg.data.model_extra or {})
-        d = getattr(cfg.data, "streams_dir", None) or extra.get("streams_dir")
-        if d:
-            dirs.append(Path(d))
-        from vidrec.data.stream_cache import default_streams_dir
-
+        if cfg.data.streams_dir is not None:
+            dirs.append(Path(cfg.data.streams_dir))
         dirs.append(default_streams_dir(cfg))
     for d in dirs:
         p = cache_path(d, video.stem)
@@ -155,7 +151,7 @@ def visualize_prediction(
 ) -> Path:
     """Write ``out`` (.mp4/.webm/.avi): the video's frames (the first ``max_frames``) with the
     prediction's top-3 classes, and boxes / hand joints from its stream cache when there is one."""
-    from vidrec.data.stream_cache import read_cache
+    from vidrec.data.streams.cache import read_cache
     from vidrec.video.decode import AutoDecoder
 
     video = Path(video)

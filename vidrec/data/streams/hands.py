@@ -19,7 +19,7 @@ which the main environment (numpy 2, protobuf 7) cannot have. So :func:`make_lan
 in this process when it imports and works here (``pip install 'vidrec[hands]'`` in an environment of
 its own), and otherwise runs it in the separate hands environment that ``make hands-env`` builds
 (``.venv-hands`` beside the main virtualenv, or ``VIDREC_HANDS_PYTHON``), through a subprocess that
-receives frames and returns joints (:class:`SubprocessHands`, protocol in :mod:`vidrec.data.hands_worker`).
+receives frames and returns joints (:class:`SubprocessHands`, protocol in :mod:`vidrec.data.streams.hands_worker`).
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-from vidrec.data import hands_worker
+from vidrec.data.streams import hands_worker
 from vidrec.errors import VidrecError
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,9 @@ def _import_solutions_hands() -> Any:
     try:
         import mediapipe as mp
     except Exception as exc:  # noqa: BLE001 - any import-time failure means the extra is unusable
-        raise HandsUnavailable(f"MediaPipe {ver} does not import ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from exc
+        raise HandsUnavailable(
+            f"MediaPipe {ver} does not import ({type(exc).__name__}: {exc}); {INSTALL_HINT}"
+        ) from exc
     hands = getattr(getattr(mp, "solutions", None), "hands", None)
     if hands is None:
         raise HandsUnavailable(
@@ -186,7 +189,8 @@ class MediaPipeHands:
             except (AttributeError, TypeError) as exc:
                 raise HandsUnavailable(
                     f"MediaPipe {mediapipe_version()} cannot build its hand graph ({exc}); it needs protobuf<5 "
-                    f"(this environment has protobuf {_protobuf_version()}). {INSTALL_HINT} in an environment with protobuf 4.x"
+                    f"(this environment has protobuf {_protobuf_version()}). "
+                    f"{INSTALL_HINT} in an environment with protobuf 4.x"
                 ) from exc
         return self._by_count[n]
 

@@ -2,7 +2,7 @@
 
 Something-Else names the objects of a video by placeholder id (``0000``, ``0001``, …) in every
 frame, so slot ``k`` holds the same object across frames: slot order is
-:func:`vidrec.data.boxes._object_order` (numeric ids by value), the order the boxes side input
+:func:`vidrec.data.boxes.object_order` (numeric ids by value), the order the boxes side input
 uses, so ``object_crops[t, k]`` and ``object_boxes[t, k]`` describe the same object.
 
 A crop is the box's pixels (clipped at the frame) resized to ``size``×``size`` (aspect ratio not
@@ -12,8 +12,8 @@ kept, as in seed 000), stored as uint8 ``3×S×S``; an absent object is zeros wi
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
