@@ -37,7 +37,8 @@ from vidrec.embed.encoders import Encoder, load_encoder
 from vidrec.embed.store import INDEX_THRESHOLD, Store, StoreError, now_iso
 from vidrec.errors import VidrecError
 from vidrec.utils.proc import worker_init_fn
-from vidrec.video.decode import VIDEO_SUFFIXES, VideoInfo
+from vidrec.video.decode import VideoInfo
+from vidrec.video.files import VIDEO_SUFFIXES, find_videos
 from vidrec.video.reader import ClipReader
 from vidrec.video.sampling import ClipSampler, window_views
 
@@ -79,13 +80,7 @@ def scan_videos(root: str | os.PathLike[str], *, exclude: Sequence[Path] = ()) -
         if root.suffix.lower() not in VIDEO_SUFFIXES:
             raise VidrecError(f"{root}: not a video file ({', '.join(VIDEO_SUFFIXES)})")
         return [root]
-    skip = {p.resolve() for p in exclude}
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        d = Path(dirpath)
-        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and (d / n).resolve() not in skip)
-        out += [d / f for f in filenames if Path(f).suffix.lower() in VIDEO_SUFFIXES and not f.startswith(".")]
-    return sorted(out)
+    return find_videos(root, frame_folders=False, exclude=exclude)
 
 
 def export_name(path: Path, root: Path) -> str:
@@ -106,8 +101,10 @@ class _Plan:
     frame_spans: list[tuple[int, int]] = field(default_factory=list)  # frame mode: [first, last] frames each sampled frame stands for
 
 
-def plan_clips(info: VideoInfo, sampler: ClipSampler, mode: SegmentMode, window_seconds: float) -> _Plan:
-    """Frame mode: the reader's evaluation clip (``sampler``); window mode: one TSN clip per window."""
+def plan_clips(info: VideoInfo, sampler: ClipSampler, mode: SegmentMode, window_seconds: float,
+               stride_seconds: float | None = None) -> _Plan:
+    """Frame mode: the reader's evaluation clip (``sampler``); window mode: one TSN clip per window
+    (windows start every ``stride_seconds``; default: back to back)."""
     n = max(info.num_frames, 1)
     fps = info.fps or 25.0
     if mode == "frame":
@@ -121,7 +118,10 @@ def plan_clips(info: VideoInfo, sampler: ClipSampler, mode: SegmentMode, window_
         return _Plan([idx], [(0.0, n / fps)], fspans)
     if window_seconds <= 0:
         raise VidrecError(f"--window-seconds {window_seconds}: must be positive")
-    clips, spans = window_views(n, fps, clip_frames=sampler.num_frames, window_seconds=window_seconds)
+    if stride_seconds is not None and stride_seconds <= 0:
+        raise VidrecError(f"--stride-seconds {stride_seconds}: must be positive")
+    clips, spans = window_views(n, fps, clip_frames=sampler.num_frames, window_seconds=window_seconds,
+                                stride_seconds=stride_seconds)
     return _Plan(clips, spans)
 
 
@@ -129,10 +129,14 @@ class _VideoReader(Dataset[dict[str, Any]]):
     """Read one video per item with the encoder's :class:`ClipReader` (runs in DataLoader workers);
     errors are returned, not raised."""
 
-    def __init__(self, paths: Sequence[Path], *, reader: ClipReader, mode: SegmentMode, window_seconds: float) -> None:
+    def __init__(self, paths: Sequence[Path], *, reader: ClipReader, mode: SegmentMode, window_seconds: float,
+                 stride_seconds: float | None = None) -> None:
         self.paths = list(paths)
         self.reader = reader
-        self.mode, self.window_seconds = mode, window_seconds
+        self.mode, self.window_seconds, self.stride_seconds = mode, window_seconds, stride_seconds
+
+    def plan(self, info: VideoInfo) -> _Plan:
+        return plan_clips(info, self.reader.sampler, self.mode, self.window_seconds, self.stride_seconds)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -142,11 +146,11 @@ class _VideoReader(Dataset[dict[str, Any]]):
         try:
             st = path.stat()
             info = self.reader.info(path)
-            plan = plan_clips(info, self.reader.sampler, self.mode, self.window_seconds)
+            plan = self.plan(info)
             if self.mode == "frame":
                 got = self.reader.read_views(path, 1)  # exactly the clip evaluation reads
                 info = got[0].info
-                plan = plan_clips(info, self.reader.sampler, self.mode, self.window_seconds)  # the true count may be smaller
+                plan = self.plan(info)  # the true count may be smaller
             else:
                 got = self.reader.read_indices(path, plan.clips)
             clips = torch.stack([c.video.permute(1, 2, 3, 0) for c in got])  # (n_clips, T, S, S, C) uint8
@@ -218,6 +222,20 @@ def embed_one(encoder: Encoder, path: str | os.PathLike[str]) -> np.ndarray:
     return v[0].cpu().numpy()
 
 
+def embed_windows(encoder: Encoder, path: str | os.PathLike[str], *, window_seconds: float,
+                  stride_seconds: float | None = None, batch_size: int = 8) -> list[dict[str, Any]]:
+    """Segment rows of one file cut into (overlapping) windows, each encoded as its own clip, without
+    a store (``vidrec moments``, ``vidrec search --video`` at another resolution): ``start_s``,
+    ``end_s``, ``frame_start``, ``frame_end``, ``frame_indices`` and the normalised ``vector``."""
+    item = _VideoReader([Path(path)], reader=encoder.clip_reader(), mode="window", window_seconds=window_seconds,
+                        stride_seconds=stride_seconds)[0]
+    if "error" in item:
+        raise VidrecError(f"{path}: cannot embed it ({item['error']})")
+    video, clips, groups = _encode_items(encoder, [item], batch_size)[0]
+    _, segments = _rows_for(item, video, clips, groups, mode="window", name="", num_frames=encoder.num_frames)
+    return segments
+
+
 def _parse_formats(formats: str | Sequence[str] | None) -> list[str]:
     if not formats:
         return []
@@ -243,9 +261,13 @@ def extract(
     encoder: Encoder | None = None,
     num_frames: int | None = None,
     merge: str | None = None,
+    merge_layers: str | Sequence[int] | None = None,
+    merge_keep: float | Sequence[float] | None = None,
+    fusion: str | None = None,
     batch_size: int = 8,
     segments: SegmentMode = "frame",
     window_seconds: float = 5.0,
+    stride_seconds: float | None = None,
     formats: str | Sequence[str] | None = None,
     workers: int | None = None,
     device: str = "auto",
@@ -256,8 +278,10 @@ def extract(
 ) -> EmbedSummary:
     """Embed every video under ``video_dir`` into the store at ``store`` (see the module doc).
 
-    ``model``: checkpoint dir, CLIP dir or hub id (or pass a loaded ``encoder``). ``merge``:
-    override the temporal merge schedule (``"off"``: plain per-frame CLIP). ``formats``: exports
+    ``model``: checkpoint dir, CLIP dir or hub id (or pass a loaded ``encoder``). ``merge``,
+    ``merge_layers``, ``merge_keep``, ``fusion``: override the temporal merging (``merge="off"``:
+    plain per-frame CLIP) and the fusion head. ``segments="window"``: ``window_seconds`` windows
+    every ``stride_seconds`` (default: back to back; less: overlapping). ``formats``: exports
     to write afterwards (``npy``, ``json``, ``parquet``, ``all``). ``limit``: stop after that many
     videos were embedded (tests; the rest is done by the next run).
     """
@@ -281,10 +305,11 @@ def extract(
         recorded = st.meta.get("encoder_options", {}) if st.meta else {}
         if model is None and recorded.get("model"):  # a re-run into a store: its own encoder by default
             model = recorded["model"]
+        given = {"num_frames": num_frames, "merge": merge, "merge_layers": merge_layers, "merge_keep": merge_keep,
+                 "fusion": fusion}
         if st.meta and model is not None and str(model) == str(recorded.get("model")):
-            num_frames = num_frames if num_frames is not None else recorded.get("num_frames")
-            merge = merge if merge is not None else recorded.get("merge")
-        encoder = load_encoder(model, num_frames=num_frames, merge=merge, device=device)
+            given = {k: v if v is not None else recorded.get(k) for k, v in given.items()}  # the store's own settings
+        encoder = load_encoder(model, device=device, **given)
     st.bind_encoder(encoder)
     summary = EmbedSummary(store=st.path, found=len(files))
     known = st.known()
@@ -303,7 +328,8 @@ def extract(
     log.info("%d videos found, %d already embedded, %d to embed", len(files), summary.skipped, len(todo))
     if workers is None:
         workers = min(8, max(0, (os.cpu_count() or 1) - 1))
-    reader = _VideoReader(todo, reader=encoder.clip_reader(), mode=segments, window_seconds=window_seconds)
+    reader = _VideoReader(todo, reader=encoder.clip_reader(), mode=segments, window_seconds=window_seconds,
+                          stride_seconds=stride_seconds)
     workers = workers if todo else 0
     # LanceDB's runtime does not survive fork(): workers start with forkserver.
     # Workers end with vidrec, even when it is killed with SIGKILL (vidrec.utils.proc).
@@ -362,4 +388,4 @@ def _write_failures(st: Store, key: str, failures: dict[str, dict[str, Any]]) ->
     write_json_atomic(st.path / f"{key}.json", failures)
 
 
-__all__ = ["extract", "EmbedSummary", "scan_videos", "embed_one", "plan_clips", "StoreError"]
+__all__ = ["extract", "EmbedSummary", "scan_videos", "embed_one", "embed_windows", "plan_clips", "StoreError"]

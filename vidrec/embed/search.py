@@ -167,3 +167,166 @@ def search_by_video(store: StoreLike, video: str | os.PathLike[str], *, k: int =
             return search_vectors(store, vec, k=k, moments=moments, exclude=[stored])
     vec = embed_one(store.encoder(), path)
     return search_vectors(store, vec, k=k, moments=moments)
+
+
+# ---------------------------------------------------------------------------------------------- moments
+DEFAULT_WINDOW_SECONDS = 2.0  # moments embedded on the fly: 2-s windows ...
+DEFAULT_STRIDE_FRACTION = 0.5  # ... starting every second (half a window) unless --stride-seconds says otherwise
+
+
+def rank_segments(segments: Sequence[dict[str, Any]], vec: np.ndarray, *, k: int) -> list[Moment]:
+    """The ``k`` segments (rows with ``start_s``, ``end_s``, ``frame_indices``, ``vector``) closest to ``vec``."""
+    if k < 1:
+        raise QueryError(f"-k {k}: ask for at least one moment")
+    if not segments:
+        return []
+    vecs = np.asarray([np.asarray(s["vector"], dtype=np.float32) for s in segments])  # (S, E)
+    scores = vecs @ np.asarray(vec, dtype=np.float32).reshape(-1)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [Moment(float(segments[i]["start_s"]), float(segments[i]["end_s"]), [int(f) for f in segments[i]["frame_indices"]],
+                   float(scores[i])) for i in order]
+
+
+def _windows(window_seconds: float | None, stride_seconds: float | None) -> tuple[float, float]:
+    w = DEFAULT_WINDOW_SECONDS if window_seconds is None else float(window_seconds)
+    if w <= 0:
+        raise QueryError(f"--window-seconds {window_seconds}: must be positive")
+    s = w * DEFAULT_STRIDE_FRACTION if stride_seconds is None else float(stride_seconds)
+    if s <= 0:
+        raise QueryError(f"--stride-seconds {stride_seconds}: must be positive")
+    return w, s
+
+
+def _video_file(video: str | os.PathLike[str]) -> Path:
+    path = Path(video).expanduser()
+    if not path.is_file():
+        raise QueryError(f"{video}: no such video file")
+    return path
+
+
+def video_segments(encoder: Any, video: str | os.PathLike[str], *, window_seconds: float | None = None,
+                   stride_seconds: float | None = None) -> list[dict[str, Any]]:
+    """``video`` cut into windows (default 2 s, every 1 s) and embedded by ``encoder``, no store needed."""
+    from vidrec.embed.extract import embed_windows
+
+    w, s = _windows(window_seconds, stride_seconds)
+    return embed_windows(encoder, _video_file(video), window_seconds=w, stride_seconds=s)
+
+
+def moments(encoder: Any, video: str | os.PathLike[str], query: str, *, k: int = 5, window_seconds: float | None = None,
+            stride_seconds: float | None = None) -> list[Moment]:
+    """The top-``k`` moments of one video for a sentence, embedding the video on the fly
+    (``vidrec moments VIDEO "query" --model M``): overlapping windows, best first."""
+    text = check_queries([query])[0]
+    vec = encoder.encode_text([text])[0].float().cpu().numpy()
+    return rank_segments(video_segments(encoder, video, window_seconds=window_seconds, stride_seconds=stride_seconds),
+                         vec, k=k)
+
+
+def moments_in_store(store: StoreLike, video: str | os.PathLike[str], query: str, *, k: int = 5,
+                     window_seconds: float | None = None, stride_seconds: float | None = None) -> list[Moment]:
+    """The top-``k`` moments of one video for a sentence (``vidrec search STORE "query" --video V``).
+
+    A video the store holds (the same bytes) is ranked by its stored segments, unless a resolution
+    is asked for (``window_seconds`` / ``stride_seconds``); otherwise, and for a video the store does
+    not hold, the video is cut into windows and embedded on the fly by the store's encoder."""
+    store = _store(store)
+    text = check_queries([query])[0]
+    path = _video_file(video)
+    encoder = store.encoder()
+    vec = encoder.encode_text([text])[0].float().cpu().numpy()
+    stored = stored_copy(store, path)
+    if stored is not None and window_seconds is None and stride_seconds is None:
+        seg = store.segments([stored]).to_pylist()
+        if seg:
+            return rank_segments(seg, vec, k=k)
+    return rank_segments(video_segments(encoder, path, window_seconds=window_seconds, stride_seconds=stride_seconds), vec, k=k)
+
+
+@dataclass
+class PairResult:
+    """One line of a ``--pairs`` file answered: its moments, or why it failed, and how long it took."""
+
+    video: str
+    query: str
+    status: str  # "ok" or "error"
+    moments: list[Moment] = field(default_factory=list)
+    error: str | None = None
+    inference_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"video": self.video, "query": self.query, "status": self.status, "error": self.error,
+                "moments": [m.to_dict() for m in self.moments], "inference_ms": round(self.inference_ms, 1)}
+
+
+def read_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``(video, query)`` rows of a CSV file with a header naming the columns ``video`` and ``query``.
+
+    A relative video path is taken from the current folder, or else from the CSV file's folder."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise QueryError(f"--pairs {path}: no such file (a CSV with the columns video,query)")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise QueryError(f"--pairs {path}: not a readable CSV file ({exc})") from None
+    if "video" not in header or "query" not in header:
+        raise QueryError(f"--pairs {path}: the first line must name the columns video,query (found: {','.join(header) or 'nothing'})")
+    out = []
+    for line, row in enumerate(rows, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        if not row.get("video"):
+            raise QueryError(f"--pairs {path}: line {line}: no video")
+        video = Path(row["video"]).expanduser()
+        if not video.is_absolute() and not video.exists() and (path.parent / video).exists():
+            video = path.parent / video
+        out.append((str(video), row.get("query", "")))
+    if not out:
+        raise QueryError(f"--pairs {path}: no pairs below the header line")
+    return out
+
+
+def search_pairs(pairs: Sequence[tuple[str, str]], *, store: StoreLike | None = None, encoder: Any = None, k: int = 5,
+                 window_seconds: float | None = None, stride_seconds: float | None = None,
+                 progress: bool = False) -> list[PairResult]:
+    """Answer every ``(video, query)`` pair (seed 003's batch mode): its top-``k`` moments with scores,
+    ``status`` ``ok`` or ``error`` (with the message; the other pairs go on), and ``inference_ms``:
+    the wall time of that pair, embedding its video included unless an earlier pair of the same
+    video already did. With a ``store``, its encoder and stored segments are used (as
+    :func:`moments_in_store`); otherwise ``encoder`` embeds every video on the fly."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    if (store is None) == (encoder is None):
+        raise ValueError("give a store or an encoder")
+    st = _store(store) if store is not None else None
+    enc = st.encoder() if st is not None else encoder
+    w, s = _windows(window_seconds, stride_seconds)
+    cache: dict[str, list[dict[str, Any]]] = {}  # video -> its segments, embedded once for all its pairs
+    out = []
+    for video, query in tqdm(pairs, desc="pairs", unit="pair", disable=not progress, dynamic_ncols=True):
+        t0 = time.perf_counter()
+        try:
+            text = check_queries([query])[0]
+            path = _video_file(video)
+            key = str(path.resolve())
+            if key not in cache:
+                stored = stored_copy(st, path) if st is not None and window_seconds is None and stride_seconds is None else None
+                seg = st.segments([stored]).to_pylist() if st is not None and stored is not None else []
+                cache[key] = seg or video_segments(enc, path, window_seconds=w, stride_seconds=s)
+            vec = enc.encode_text([text])[0].float().cpu().numpy()
+            res = PairResult(video, query, "ok", rank_segments(cache[key], vec, k=k))
+        except (VidrecError, OSError) as exc:
+            res = PairResult(video, query, "error", error=" ".join(str(exc).split()))
+        except (RuntimeError, ValueError) as exc:  # the model failed on this video: the other pairs go on
+            res = PairResult(video, query, "error", error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+        res.inference_ms = (time.perf_counter() - t0) * 1000
+        log.debug("pair %s / %r: %s in %.1f ms", video, query, res.status, res.inference_ms)
+        out.append(res)
+    return out

@@ -135,21 +135,31 @@ def make_sampler(
     return ClipSampler(kind, num_frames=num_frames, stride=stride, target_fps=target_fps)
 
 
-def window_views(num_frames: int, fps: float, *, clip_frames: int, window_seconds: float) -> tuple[list[list[int]], list[tuple[float, float]]]:
-    """Cut a video into ``window_seconds`` windows, one TSN clip of ``clip_frames`` per window.
+def window_views(
+    num_frames: int, fps: float, *, clip_frames: int, window_seconds: float, stride_seconds: float | None = None
+) -> tuple[list[list[int]], list[tuple[float, float]]]:
+    """Cut a video into ``window_seconds`` windows starting every ``stride_seconds`` (default: the
+    window, i.e. no overlap; less: overlapping windows), one TSN clip of ``clip_frames`` per window.
 
-    Returns the clips' indices and each window's span in seconds (``vidrec embed --segments window``).
+    Windows start at 0, stride, 2·stride, ... until one reaches the end (the last may be shorter).
+    Returns the clips' indices and each window's span in seconds (``vidrec embed --segments
+    window``, ``vidrec moments``).
     """
     if window_seconds <= 0:
         raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+    if stride_seconds is not None and stride_seconds <= 0:
+        raise ValueError(f"stride_seconds must be positive, got {stride_seconds}")
     n = max(num_frames, 1)
     fps = fps or 25.0
     per = max(1, int(round(window_seconds * fps)))
+    step = per if stride_seconds is None else max(1, int(round(stride_seconds * fps)))
     clips, spans = [], []
-    for start in range(0, n, per):
+    for start in range(0, n, step):
         stop = min(start + per, n)
         clips.append([start + i for i in segment_indices(stop - start, clip_frames)])
         spans.append((start / fps, stop / fps))
+        if stop >= n:
+            break
     return clips, spans
 
 
