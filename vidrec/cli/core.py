@@ -15,6 +15,7 @@ import typer
 
 from vidrec.cli.app import CONFIG_HELP, SET_HELP, app, config_app
 from vidrec.errors import VidrecError
+from vidrec.utils.device import DEVICE_HELP
 
 log = logging.getLogger("vidrec")
 
@@ -182,13 +183,22 @@ def eval_(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/eval-<subset>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first problem with the evaluated subset (its list or its videos)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Clips per forward pass (default eval.batch_size)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Decoding processes (default data.num_workers; 0: in this process)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Evaluate a checkpoint: top-1, top-5, mean class accuracy, per-class table, confusion matrix PNG."""
+    """Evaluate a checkpoint: top-1, top-5, mean class accuracy, per-class table, confusion matrix PNG.
+
+    Runs on the GPU with --device auto when there is one (CUDA, else MPS), with --workers
+    processes decoding batches of --batch-size clips; retrieval checkpoints print R@1/5/10.
+    """
     from vidrec.engine.checkpoint import read_checkpoint_meta
     from vidrec.engine.run import evaluate_checkpoint
+    from vidrec.utils.device import check_device_name
     from vidrec.utils.io import check_writable
 
+    check_device_name(device)
     ck_cfg, _, _ = read_checkpoint_meta(checkpoint)
     cfg = None
     set_ = list(set_) + (["data.strict=true"] if strict else [])
@@ -203,7 +213,7 @@ def eval_(
         from vidrec.engine.retrieval import evaluate_retrieval_checkpoint
         from vidrec.utils.io import write_json_atomic
 
-        m = evaluate_retrieval_checkpoint(checkpoint, cfg=cfg, subset=subset)
+        m = evaluate_retrieval_checkpoint(checkpoint, cfg=cfg, subset=subset, device=device, batch_size=batch_size, workers=workers)
         out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{m['subset']}")
         write_json_atomic(out_dir / "metrics.json", m)
         if as_json:
@@ -216,7 +226,8 @@ def eval_(
         return
     out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{eval_subset}")
     check_writable(out_dir, what="--out", folder=True)
-    outcome = evaluate_checkpoint(checkpoint, cfg=cfg, subset=subset, views=views, progress=not quiet)
+    outcome = evaluate_checkpoint(checkpoint, cfg=cfg, subset=subset, views=views, progress=not quiet, device=device,
+                                  batch_size=batch_size, workers=workers)
     sub = eval_subset
     summary = write_eval_report(outcome, out_dir)
     if as_json:
@@ -239,32 +250,76 @@ def eval_(
 # ---------------------------------------------------------------------------------------------- predict
 @app.command()
 def predict(
-    videos: list[Path] = typer.Argument(..., help="Video files (or frame folders)."),
+    videos: Optional[list[Path]] = typer.Argument(
+        None, help="Video files, frame folders (a folder of JPEG/PNG frames is one video), or folders searched recursively for both."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory, or an .onnx file written by vidrec export."),
-    topk: int = typer.Option(5, "--topk", min=1, help="Classes to show per video."),
+    subset: Optional[str] = typer.Option(
+        None, "--subset", help="Instead of VIDEOS: a subset of the checkpoint's dataset (its config, or --config/--set), e.g. "
+        "test: SSv2's test.json ids, UCF101's testlist0N, a folder dataset's list."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="With --subset: read the data of this config instead."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="With --subset: " + SET_HELP),
+    topk: int = typer.Option(5, "--topk", min=1, help="Classes to show per video (and labels per SSv2 submission line)."),
     views: Optional[int] = typer.Option(None, help="Clips per video, averaged."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Clips per forward pass (default eval.batch_size)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Decoding processes (default data.num_workers; 0: in this process)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write a submission CSV: id,class plus top-k probabilities."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write a submission file (see --csv-format)."),
+    csv_format: str = typer.Option(
+        "auto", "--csv-format", help="ids: 'id,class' (seed 001, UCF101/HMDB51); ssv2: 'id;label1;...;labelK' lines (top --topk) "
+        "for the Something-Something-v2 test set; topk: id,class,top1,prob1,...; auto: ssv2 for an SSv2 checkpoint, else ids."),
     visualize: Optional[Path] = typer.Option(None, "--visualize", help="Write the (first) clip with its top-3 classes drawn on it, e.g. out.mp4."),
-    device: str = typer.Option("cpu", help="cpu, cuda or mps."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable video."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     backend: str = typer.Option(
         "auto", "--backend", help="torch (a checkpoint directory), onnx (an exported .onnx file, onnxruntime on the CPU), "
         "or auto: onnx for a .onnx file."
     ),
 ) -> None:
-    """Predict the top-k classes of videos with a checkpoint directory or an exported .onnx file (nothing else needed)."""
-    from vidrec.engine.predict import Predictor
-    from vidrec.report.tables import text_table
-    from vidrec.utils.io import atomic_path, check_writable
+    """Predict the top-k classes of videos with a checkpoint directory or an exported .onnx file (nothing else needed).
 
+    Videos are read in DataLoader workers and run in batches (on the GPU with --device auto when
+    there is one); videos/s is reported at the end. An unreadable video is listed and the others
+    go on (exit status 1).
+    """
+    from vidrec.engine.predict import Predictor
+    from vidrec.report.submission import resolve_format, write_submission
+    from vidrec.report.tables import text_table
+    from vidrec.utils.device import check_device_name
+    from vidrec.utils.io import check_writable
+    from vidrec.video.files import expand_inputs
+
+    check_device_name(device)
+    if (subset is None) == (not videos):
+        raise VidrecError("give VIDEOS (files or folders) or --subset NAME (e.g. --subset test), not both and not neither")
+    if subset is None and (config is not None or set_):
+        raise VidrecError("--config / --set choose the data of --subset; with VIDEOS the checkpoint needs nothing else")
     for path, what in ((csv_path, "--csv"), (visualize, "--visualize")):
         if path is not None:  # before the work, not after it
             check_writable(path, what=what, folder=False)
+    paths = expand_inputs(videos) if videos else []
     predictor = Predictor(checkpoint, device=device, views=views, backend=backend)
-    preds = predictor.predict(videos, topk=topk, strict=strict)
+    fmt = resolve_format(csv_format, predictor.ck.cfg.data.dataset)
+    progress = not (quiet or as_json)
+    if subset is not None:
+        from vidrec.data.build import load_dataset
+
+        cfg = predictor.ck.cfg
+        if config is not None or set_:
+            cfg = _load_cfg(config, list(set_), **({} if config else cfg.to_dict()))
+        rs = load_dataset(cfg)
+        records = rs.subset(subset)
+        if not records:
+            raise VidrecError(f"--subset {subset}: the subset is empty in {cfg.data.dataset} at {cfg.data.root}")
+        run = predictor.predict_records(records, recordset=rs, topk=topk, strict=strict, batch_size=batch_size, workers=workers,
+                                        progress=progress)
+    else:
+        records, rs = predictor.records_for(paths)
+        run = predictor.predict_records(records, recordset=rs, topk=topk, strict=strict, batch_size=batch_size, workers=workers,
+                                        progress=progress)
+    preds = run.predictions
     if as_json:
-        _echo(json.dumps([{"path": str(p.path), "id": p.path.stem, "class": p.label, "error": p.error,
+        _echo(json.dumps([{"path": str(p.path), "id": p.id, "class": p.label, "error": p.error,
                            "topk": [{"class": c, "prob": q} for c, q in p.topk]} for p in preds], indent=2))
     else:
         for p in preds:
@@ -275,24 +330,22 @@ def predict(
             _echo(text_table(["rank", "class", "probability"], [[i + 1, c, q] for i, (c, q) in enumerate(p.topk)]))
             _echo()
     if csv_path is not None:
-        k = max((len(p.topk) for p in preds), default=0)
-        with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", "class"] + [c for i in range(k) for c in (f"top{i + 1}", f"prob{i + 1}")])
-            for p in preds:
-                row: list[Any] = [p.path.stem, p.label or ""]
-                for c, q in p.topk:
-                    row += [c, f"{q:.6f}"]
-                w.writerow(row)
-        _echo(f"wrote {csv_path}")
+        write_submission(csv_path, preds, fmt=fmt, topk=topk)
+        if not as_json:
+            _echo(f"wrote {csv_path} ({fmt} format, {len(preds)} videos)")
     if visualize is not None:
         ok = [p for p in preds if not p.error]
         if ok:
             from vidrec.report.visualize import visualize_prediction
 
             visualize_prediction(ok[0].path, ok[0], visualize, checkpoint=predictor.ck)
-            _echo(f"wrote {visualize}")
-    if any(p.error for p in preds):
+            if not as_json:
+                _echo(f"wrote {visualize}")
+    failed = [p for p in preds if p.error]
+    if not as_json:
+        _echo(f"{len(preds)} videos in {run.seconds:.1f} s ({run.videos_per_s:.2f} videos/s) on {predictor.device}"
+              + (f"; {len(failed)} could not be read (listed above)" if failed else ""))
+    if failed:
         raise typer.Exit(1)
 
 

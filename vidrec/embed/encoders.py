@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vidrec.errors import UnsafeFileError, VidrecError, WeightsError
+from vidrec.utils.device import autocast, resolve_device
 from vidrec.models.video_clip import DEFAULT_HUB_ID, VideoCLIP, clip_video
 
 if TYPE_CHECKING:
@@ -98,13 +99,13 @@ class ClipEncoder(Encoder):
     @torch.inference_mode()
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
         x = self.preprocess(frames)
-        with _autocast(self.device):
+        with autocast(self.device):
             enc = self.model.encode_video(x)
         return F.normalize(enc.video.float(), dim=-1), F.normalize(enc.clips.float(), dim=-1), enc.groups
 
     @torch.inference_mode()
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        with _autocast(self.device):
+        with autocast(self.device):
             out = self.model.embed_texts(list(texts))
         return F.normalize(out.float(), dim=-1)
 
@@ -149,24 +150,10 @@ class ClassifierEncoder(Encoder):
     @torch.inference_mode()
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
         x = self.preprocess(frames)
-        with _autocast(self.device):
+        with autocast(self.device):
             feats = self.model.forward_features(x)  # type: ignore[operator]
         v = F.normalize(feats.float(), dim=-1)
         return v, v[:, None], [list(range(frames.shape[1]))]
-
-
-def _autocast(device: torch.device) -> Any:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    return torch.autocast("cpu", enabled=False)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise VidrecError("--device cuda but no CUDA GPU is visible; use --device auto or cpu")
-    return torch.device(device)
 
 
 def is_checkpoint_dir(path: Path) -> bool:

@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
 from tqdm.auto import tqdm
 
+from vidrec.utils.device import autocast
+
 
 @dataclass
 class EvalResult:
@@ -75,10 +77,7 @@ def evaluate_model(
         if normalize is not None:
             video = normalize(video)
         side = {k: batch[k].to(device) for k in side_keys if k in batch}
-        if accelerator is not None:
-            with accelerator.autocast():
-                logits = model(video, **side)
-        else:
+        with accelerator.autocast() if accelerator is not None else autocast(device):  # bf16 on a GPU, fp32 on the CPU
             logits = model(video, **side)
         index = torch.as_tensor(batch["index"], device=device)
         failed = torch.as_tensor(batch["failed"], device=device).bool() if "failed" in batch else torch.zeros_like(index, dtype=torch.bool)

@@ -1,9 +1,16 @@
-"""Predict classes for video files with a checkpoint directory (nothing else needed)."""
+"""Predict classes for video files with a checkpoint directory (nothing else needed).
+
+:meth:`Predictor.predict` reads many videos through the one dataset and DataLoader (workers
+decode while the model runs batches of clips, on the GPU when there is one) and averages the
+softmax of each video's views; :meth:`Predictor.predict_one` reads one video in the calling
+process (the web demo, the demo's single clip).
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,7 +18,9 @@ import torch
 
 from vidrec.data.build import build_normalizer, build_reader, resolved_clip
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
+from vidrec.data.records import VideoRecord
 from vidrec.errors import VidrecError, VideoError
+from vidrec.utils.device import resolve_device
 from vidrec.video.reader import Clip
 
 log = logging.getLogger(__name__)
@@ -23,6 +32,11 @@ class Prediction:
     topk: list[tuple[str, float]]  # (class, probability), best first
     error: str | None = None
     frame_indices: list[int] | None = None
+    video_id: str | None = None  # the id a submission file uses (file stem, or the dataset's id)
+
+    @property
+    def id(self) -> str:
+        return self.video_id if self.video_id is not None else (self.path.stem if self.path.suffix else self.path.name)
 
     @property
     def label(self) -> str | None:
@@ -34,10 +48,10 @@ def _load(checkpoint: str | Path, device: str, backend: str) -> LoadedCheckpoint
     from vidrec.engine.onnx_backend import load_onnx, resolve_backend
 
     if resolve_backend(checkpoint, backend) == "onnx":
-        if str(device) != "cpu":
+        if str(device) not in ("cpu", "auto"):
             raise VidrecError(f"--device {device}: the onnx backend runs on the CPU; use --device cpu or the PyTorch checkpoint")
         return load_onnx(checkpoint)  # type: ignore[no-any-return]
-    return load_checkpoint(checkpoint, map_location=device)
+    return load_checkpoint(checkpoint, map_location=resolve_device(device))
 
 
 class Predictor:
@@ -50,10 +64,13 @@ class Predictor:
     """
 
     def __init__(
-        self, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "cpu", views: int | None = None, backend: str = "auto"
+        self, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "auto", views: int | None = None, backend: str = "auto"
     ) -> None:
         self.ck = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else _load(checkpoint, device, backend)
-        self.device = torch.device(device)
+        self.onnx = not isinstance(self.ck.model, torch.nn.Module)  # onnxruntime runs on the CPU
+        self.device = torch.device("cpu") if self.onnx else resolve_device(device)
+        if not self.onnx:
+            self.ck.model.to(self.device)
         cfg = self.ck.cfg
         self.spec = self.ck.model.input_spec  # type: ignore[attr-defined]
         self.num_frames, self.image_size = resolved_clip(cfg, self.spec)
@@ -120,14 +137,92 @@ class Predictor:
         return Prediction(path, [(self.ck.classes[j], float(q)) for q, j in zip(p.tolist(), i.tolist())],
                           frame_indices=clips[0].indices)
 
-    def predict(self, paths: Sequence[str | Path], *, topk: int = 5, strict: bool = False) -> list[Prediction]:
+    def records_for(self, paths: Sequence[str | Path]) -> tuple[list[VideoRecord], Any]:
+        """Records for video files (their id: the file or folder name without suffix); for a model
+        with side inputs, the dataset's own records of those videos (their annotations)."""
+        recs = [VideoRecord(path=Path(p), label=-1, video_id=Path(p).stem if Path(p).is_file() else Path(p).name) for p in paths]
+        if not self.side_keys:
+            return recs, None
+        from vidrec.data.build import load_dataset
+
+        rs = load_dataset(self.ck.cfg)
+        lookup: dict[str, VideoRecord] = {}
+        for sub in rs.subsets.values():
+            for r in sub:
+                lookup.setdefault(str(Path(r.path).resolve()), r)
+                lookup.setdefault(r.video_id, r)
         out = []
-        for p in paths:
-            try:
-                out.append(self.predict_one(p, topk=topk))
-            except VideoError as exc:
-                if strict:
-                    raise
-                log.error("%s", exc)
-                out.append(Prediction(Path(p), [], error=str(exc)))
-        return out
+        for r in recs:
+            hit = lookup.get(str(r.path.resolve())) or lookup.get(r.video_id)
+            if hit is None:
+                raise VidrecError(
+                    f"{r.path}: model {self.ck.cfg.model.name!r} also needs {', '.join(self.side_keys)}, which come from the "
+                    f"annotations of its dataset ({self.ck.cfg.data.dataset} at {self.ck.cfg.data.root}); this video is not in it"
+                )
+            out.append(hit)
+        return out, rs
+
+    def predict(self, paths: Sequence[str | Path], *, topk: int = 5, strict: bool = False, batch_size: int | None = None,
+                workers: int | None = None, progress: bool = False) -> list[Prediction]:
+        """Predict video files (or frame folders) in batches; see :meth:`predict_records`."""
+        records, rs = self.records_for(paths)
+        return self.predict_records(records, recordset=rs, topk=topk, strict=strict, batch_size=batch_size,
+                                    workers=workers, progress=progress).predictions
+
+    def predict_records(self, records: Sequence[VideoRecord], *, recordset: Any = None, topk: int = 5, strict: bool = False,
+                        batch_size: int | None = None, workers: int | None = None, progress: bool = False) -> "PredictRun":
+        """Predict ``records`` through the one dataset and DataLoader: ``workers`` processes decode
+        (default ``data.num_workers``) while the model runs ``batch_size`` clips at a time (default
+        ``eval.batch_size``); each video's views are averaged. A video that cannot be read gets a
+        :class:`Prediction` with its ``error`` (``strict``: a :class:`VideoError` at the first)."""
+        from tqdm.auto import tqdm
+
+        from vidrec.data.build import build_dataset, build_loader
+
+        t0 = time.perf_counter()
+        cfg = self.ck.cfg
+        ds = build_dataset(cfg, list(records), self.ck.classes, self.spec, train=False, views=self.views, recordset=recordset)
+        ds.on_error = "mark"  # never a stand-in; with --strict the first failure stops the run below, in this process
+        loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
+        n = len(records)
+        sums = torch.zeros(n, len(self.ck.classes))
+        errors: dict[int, str] = {}
+        first_idx: dict[int, list[int]] = {}
+        for batch in tqdm(loader, desc="predict", unit="clip", total=len(loader), disable=not progress, dynamic_ncols=True):
+            index = torch.as_tensor(batch["index"])
+            failed = torch.as_tensor(batch["failed"]).bool()
+            for i, bad, why in zip(index.tolist(), failed.tolist(), batch["error"]):
+                if bad:
+                    if strict:
+                        raise VideoError(why)
+                    errors.setdefault(int(i), str(why))
+            side = {k: batch[k] for k in self.side_keys if k in batch}
+            probs = self.forward(batch["video"], side).cpu()  # (B, K)
+            keep = ~failed
+            sums.index_add_(0, index[keep], probs[keep])
+            for i, view, fr in zip(index.tolist(), batch["clip_index"], batch["frame_indices"]):
+                if int(view) == 0:
+                    first_idx[int(i)] = [int(f) for f in fr.tolist()]
+        out = []
+        for i, r in enumerate(records):
+            if i in errors:  # the dataset logged it (once per file)
+                out.append(Prediction(Path(r.path), [], error=errors[i], video_id=r.video_id))
+                continue
+            probs = sums[i] / self.views
+            k = min(topk, probs.numel())
+            p, j = probs.topk(k)
+            out.append(Prediction(Path(r.path), [(self.ck.classes[c], float(q)) for q, c in zip(p.tolist(), j.tolist())],
+                                  frame_indices=first_idx.get(i), video_id=r.video_id))
+        return PredictRun(out, time.perf_counter() - t0)
+
+
+@dataclass
+class PredictRun:
+    """What :meth:`Predictor.predict_records` returns: the predictions, in record order, and the time taken."""
+
+    predictions: list[Prediction] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def videos_per_s(self) -> float:
+        return len(self.predictions) / self.seconds if self.seconds > 0 else 0.0

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidrec.data.records import RecordSet, VideoRecord, register_dataset
 from vidrec.errors import DatasetError
+from vidrec.utils.device import autocast
 from vidrec.video.decode import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,8 @@ def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator
         video = batch["video"].to(device)
         video = normalize(video) if normalize is not None else _as_input(bare, video)  # uint8 → normalised float, on the device
         tok = bare.tokenize(list(batch["caption"]), device=device)  # type: ignore[operator]
-        v, t = model(video, input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
+        with accelerator.autocast() if accelerator is not None else autocast(device):  # bf16 on a GPU, fp32 on the CPU
+            v, t = model(video, input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
         i = torch.as_tensor(batch["index"], device=device)
         if accelerator is not None:
             v, t, i = accelerator.gather_for_metrics((v.contiguous(), t.contiguous(), i))
@@ -302,19 +304,22 @@ def fixed_temperature(cfg: Any) -> float | None:
     return r.temperature if r.temperature is not None and not r.learn_temperature else None
 
 
-def evaluate_retrieval_checkpoint(checkpoint: str | Path, *, cfg: Any = None, subset: str | None = None, device: str = "cpu") -> dict[str, float]:
-    """``vidrec eval`` for a retrieval checkpoint: t2v / v2t R@1/5/10, median and mean rank on ``subset``."""
+def evaluate_retrieval_checkpoint(checkpoint: str | Path, *, cfg: Any = None, subset: str | None = None, device: str = "auto",
+                                  batch_size: int | None = None, workers: int | None = None) -> dict[str, float]:
+    """``vidrec eval`` for a retrieval checkpoint: t2v / v2t R@1/5/10, median and mean rank on ``subset``
+    (``device``, ``batch_size``, ``workers`` as for :func:`vidrec.engine.run.evaluate_checkpoint`)."""
     from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
     from vidrec.engine.checkpoint import load_checkpoint
+    from vidrec.utils.device import resolve_device
 
-    ck = load_checkpoint(checkpoint, map_location=device)
+    ck = load_checkpoint(checkpoint, map_location=resolve_device(device))
     cfg = cfg or ck.cfg
     rs = load_dataset(cfg)
     subset = subset or cfg.eval.subset
     caps = read_captions(cfg.retrieval.captions)[0] if cfg.retrieval.captions else None
     recs, rec_caps = captions_for(rs.subset(subset), caps)
     ds = CaptionClipDataset(build_dataset(cfg, recs, rs.classes, ck.model.input_spec, train=False, recordset=rs), rec_caps, train=False)
-    loader = build_loader(cfg, ds, train=False, batch_size=cfg.eval.batch_size)  # type: ignore[arg-type]
+    loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)  # type: ignore[arg-type]
     metrics = evaluate_retrieval(ck.model, loader, temperature=fixed_temperature(cfg), normalize=build_normalizer(cfg, ck.model.input_spec))
     metrics["subset"] = subset  # type: ignore[assignment]
     return metrics

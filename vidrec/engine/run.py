@@ -25,6 +25,7 @@ from vidrec.engine.evaluate import EvalResult, evaluate_model
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
 from vidrec.errors import ConfigError, DatasetError, VidrecError
 from vidrec.models.registry import create_model
+from vidrec.utils.device import resolve_device
 from vidrec.utils.io import check_writable, link_tree, recover_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -239,10 +240,16 @@ def evaluate_checkpoint(
     subset: str | None = None,
     views: int | None = None,
     progress: bool = True,
-    device: str = "cpu",
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
 ) -> EvalOutcome:
-    """Evaluate a checkpoint directory on a subset of its dataset (or of ``cfg``'s when given)."""
-    ck = load_checkpoint(checkpoint, map_location=device)
+    """Evaluate a checkpoint directory on a subset of its dataset (or of ``cfg``'s when given).
+
+    ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
+    ``workers`` decoding processes (default ``data.num_workers``) feed batches of ``batch_size``
+    clips (default ``eval.batch_size``)."""
+    ck = load_checkpoint(checkpoint, map_location=resolve_device(device))
     cfg = cfg or ck.cfg
     subset = subset or cfg.eval.subset
     rs = load_subset_records(cfg, subset)
@@ -255,7 +262,7 @@ def evaluate_checkpoint(
     spec = ck.model.input_spec  # type: ignore[attr-defined]
     n_views = views or cfg.eval.views or cfg.data.test_views
     ds = eval_dataset(ck, cfg, records, views=n_views, recordset=rs)
-    loader = build_loader(cfg, ds, train=False, batch_size=cfg.eval.batch_size)
+    loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
     side = tuple(getattr(spec, "side_inputs", ()) or ())
     res = evaluate_model(ck.model, loader, num_classes=len(ck.classes), side_keys=side, progress=progress, desc=f"eval {subset}",
                          normalize=build_normalizer(cfg, spec))

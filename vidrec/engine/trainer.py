@@ -43,6 +43,7 @@ from vidrec.engine.optim import LRSchedule, build_optimizer, group_lrs
 from vidrec.engine.state import load_state_dict, rng_state, save_state_dict, set_rng_state
 from vidrec.engine.tasks import Task, make_task
 from vidrec.errors import CheckpointError, VidrecError
+from vidrec.utils.device import resolve_device
 from vidrec.utils.io import head_lines, link_tree, recover_dir, torch_load_safely, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -96,33 +97,26 @@ def resolve_precision(cfg: Config, model: nn.Module | None = None) -> str:
 
 
 def select_cuda_device(device: str) -> None:
-    """Check ``cuda`` / ``cuda:N`` against the visible GPUs and make ``cuda:N`` the current device."""
+    """Check ``cuda`` / ``cuda:N`` against the visible GPUs (:func:`vidrec.utils.device.resolve_device`,
+    the rule every verb uses) and make ``cuda:N`` the current device."""
     import os
 
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if n == 0:
-        raise VidrecError(f"train.device={device} but no CUDA GPU is visible; use train.device=auto or cpu")
+    dev = resolve_device(device, option="train.device")
     if ":" in device:
-        index = int(device.split(":", 1)[1])
-        if index >= n:
-            raise VidrecError(
-                f"train.device={device} but only {n} CUDA GPU{'s are' if n > 1 else ' is'} visible "
-                f"(cuda:0{f'..cuda:{n - 1}' if n > 1 else ''}); choose one of those or train.device=auto"
-            )
         if int(os.environ.get("LOCAL_RANK", -1)) != -1:
             raise VidrecError(
                 f"train.device={device}: under accelerate launch / torchrun every process takes its own GPU; "
                 "use train.device=auto (and CUDA_VISIBLE_DEVICES to choose GPUs)"
             )
-        torch.cuda.set_device(index)  # accelerate's single-process device is "cuda", i.e. the current one
+        torch.cuda.set_device(dev)  # accelerate's single-process device is "cuda", i.e. the current one
 
 
 def make_accelerator(cfg: Config, model: nn.Module | None = None) -> Accelerator:
     cpu = cfg.train.device == "cpu"
     if cfg.train.device.startswith("cuda"):
         select_cuda_device(cfg.train.device)
-    if cfg.train.device == "mps" and not torch.backends.mps.is_available():
-        raise VidrecError("train.device=mps but MPS is not available on this machine; use train.device=auto or cpu")
+    if cfg.train.device == "mps":
+        resolve_device("mps", option="train.device")  # a one-line error where MPS is missing
     # accelerate keeps its state in a process-wide singleton; a second run in the same process (the
     # demo trains two models, the Python API may train many) may ask for another precision.
     from accelerate.state import AcceleratorState

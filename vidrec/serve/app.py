@@ -175,7 +175,7 @@ def load_resources(
         )
     if device not in DEVICES:
         raise ServeError(f"--device {device}: unknown; use one of {', '.join(DEVICES)}")
-    from vidrec.embed.encoders import resolve_device
+    from vidrec.utils.device import resolve_device
 
     predictor = None
     if checkpoint is not None:

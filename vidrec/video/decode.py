@@ -48,14 +48,13 @@ import av
 import numpy as np
 
 from vidrec.errors import VideoError
+from vidrec.video.files import FRAME_SUFFIXES, VIDEO_SUFFIXES  # noqa: F401  (re-exported: the names others import)
 
 if TYPE_CHECKING:  # torch is imported where frames become tensors: probing a video (vidrec prepare scan) needs none
     import torch
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 _PLACEHOLDER_BYTES = 8  # packed-bitstream AVIs hold 1–8 byte "not coded" packets, some wrongly flagged as key frames
 _HEADER_SLACK = 1  # a header may count one frame more than there are packets (B-frame delay)
 
