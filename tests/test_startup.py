@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "transformers", "timm", "accelerate", "gradio")
 
 # Verbs that build (or load) a model, train, or serve: they may import torch.
-HEAVY_VERBS = {"demo", "train", "eval", "predict", "embed", "models", "serve", "export", "prepare hands", "prepare objects"}
+HEAVY_VERBS = {"demo", "train", "eval", "predict", "embed", "moments", "models", "serve", "export", "prepare hands",
+               "prepare objects"}
 # Verbs that build no model: each runs below and must import none of HEAVY. (`search` loads the
 # store's encoder, and torch with it, only once the store and the query have been checked.)
 LIGHT_VERBS = {"config show", "data show", "data download", "prepare scan", "prepare frames", "prepare transcode",

@@ -30,6 +30,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+DEFAULT_CACHE_BYTES = 2 * 2**30  # data.cache_decoded: true
+
+
+def parse_bytes(v: Any) -> int:
+    """``false``/``0`` → 0, ``true`` → 2 GiB, an integer → bytes, ``"500MB"`` / ``"4GiB"`` → bytes."""
+    if v is None or v is False:
+        return 0
+    if v is True:
+        return DEFAULT_CACHE_BYTES
+    if isinstance(v, (int, float)) and v >= 0:
+        return int(v)
+    if isinstance(v, str):
+        import re
+
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", v)
+        if m and m.group(2).lower() in _UNITS:
+            return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        if v.strip().lower() in ("false", "off", "no"):
+            return 0
+        if v.strip().lower() in ("true", "on", "yes"):
+            return DEFAULT_CACHE_BYTES
+    raise ValueError("expected false, true or a size such as 500MB or 4GiB")
+
+
 class DataConfig(BaseModel):
     """Where clips come from and how they are sampled and transformed."""
 
@@ -65,6 +90,13 @@ class DataConfig(BaseModel):
     # for the synthetic dataset, else $VIDREC_CACHE/streams/<dataset>-<hash of the root> (a root is never written to)
     streams_dir: Path | None = None
     streams_on_the_fly: bool = False  # compute a video's streams when it is sampled if the cache lacks them
+    # keep decoded evaluation clips in memory up to this many bytes (false: off; true: 2 GiB; or "500MB", "4GiB")
+    cache_decoded: int = 0
+
+    @field_validator("cache_decoded", mode="before")
+    @classmethod
+    def _cache_bytes(cls, v: Any) -> int:
+        return parse_bytes(v)
 
 
 class ModelConfig(BaseModel):

@@ -171,12 +171,21 @@ def build_dataset(
         side_inputs=side_inputs_for(cfg, spec, recordset),
         seed=cfg.train.seed,
         on_error=on_error,  # type: ignore[arg-type]
+        cache_bytes=cfg.data.cache_decoded if not train else 0,
     )
 
 
-def build_loader(cfg: Config, dataset: VideoClipDataset, *, train: bool, batch_size: int | None = None) -> DataLoader[Any]:
+def build_loader(
+    cfg: Config, dataset: VideoClipDataset, *, train: bool, batch_size: int | None = None, workers: int | None = None
+) -> DataLoader[Any]:
+    """The DataLoader of ``dataset``: ``batch_size`` (default from ``data``), ``workers`` decoding
+    processes (default ``data.num_workers``), pinned memory on CUDA, the seeded epoch sampler."""
     bs = batch_size or (cfg.data.batch_size if train else (cfg.data.eval_batch_size or 2 * cfg.data.batch_size))
-    workers = cfg.data.num_workers
+    workers = cfg.data.num_workers if workers is None else workers
+    if bs < 1 or workers < 0:
+        from vidrec.errors import VidrecError
+
+        raise VidrecError(f"batch size {bs} / workers {workers}: need at least 1 clip per batch and 0 or more workers")
     pin = cfg.data.pin_memory if cfg.data.pin_memory is not None else torch.cuda.is_available()
     g = torch.Generator()
     g.manual_seed(cfg.train.seed)

@@ -21,6 +21,7 @@ see the same clips.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Sequence
 
@@ -30,7 +31,7 @@ from torch.utils.data import Dataset, Sampler
 from vidrec.data.records import VideoRecord
 from vidrec.errors import VideoError
 from vidrec.video.decode import Decoder, VideoInfo
-from vidrec.video.reader import ClipReader
+from vidrec.video.reader import Clip, ClipReader
 from vidrec.video.sampling import ClipSampler
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,66 @@ log = logging.getLogger(__name__)
 SideInput = Callable[[VideoRecord, list[int], VideoInfo], dict[str, torch.Tensor]]
 OnError = Literal["substitute", "mark", "raise"]
 _EPOCH_STRIDE = 1 << 32  # key = epoch * _EPOCH_STRIDE + index
+
+
+class ClipCache:
+    """Decoded clips of an evaluation dataset kept in this process, up to ``budget`` bytes.
+
+    Evaluation clips are deterministic (view k of V, centre crop), so a clip read once is the same
+    clip every epoch. Clips are admitted in the order they are read until the budget is full and
+    then kept (no eviction: a sequential pass over more data than fits would evict every clip
+    before its next use, so an LRU would hit nothing). Each DataLoader worker holds its own share
+    (``budget / num_workers``): with persistent workers and the fixed evaluation order, batch b goes
+    to worker ``b % num_workers`` every epoch, so each worker is asked again for exactly the clips
+    it cached; no shared memory or locking is needed.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = int(budget)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pid = os.getpid()
+        self.share: int | None = None  # this process's part of the budget, fixed on first use
+        self.used = 0
+        self.clips: dict[tuple[int, int], Clip] = {}
+        self.hits = self.misses = 0
+
+    def _own(self) -> None:
+        """A forked worker starts empty, with its own share (not a copy of what its parent held)."""
+        if self.pid != os.getpid():
+            self._reset()
+
+    def _my_share(self) -> int:
+        if self.share is None:
+            from torch.utils.data import get_worker_info
+
+            w = get_worker_info()
+            self.share = self.budget // (w.num_workers if w is not None else 1)
+            log.debug("decoded-clip cache: %.0f MB in process %d", self.share / 1e6, self.pid)
+        return self.share
+
+    def get(self, key: tuple[int, int]) -> Clip | None:
+        self._own()
+        clip = self.clips.get(key)
+        if clip is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return clip
+
+    def put(self, key: tuple[int, int], clip: Clip) -> None:
+        size = clip.video.numel() * clip.video.element_size()
+        if self.used + size <= self._my_share():
+            self.clips[key] = clip
+            self.used += size
+
+    def __getstate__(self) -> dict[str, Any]:  # a spawned worker starts with an empty cache of its own
+        return {"budget": self.budget}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.budget = state["budget"]
+        self._reset()
 
 
 class VideoClipDataset(Dataset[dict[str, Any]]):
@@ -52,6 +113,8 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         views: clips per video for multi-view testing (eval only).
         decode_size: short side to decode straight to (``None``: native size).
         side_inputs: extra per-sample tensors (boxes, joints, crops) aligned with the indices.
+        cache_bytes: keep decoded clips in memory up to this many bytes (evaluation only, where
+            clips are deterministic; see :class:`ClipCache`); 0: off.
         on_error: what an unreadable video becomes. ``substitute`` (training): logged, and the
             next record stands in (counted in ``substituted``; the trainer stops past
             ``data.max_skips``); ``mark`` (evaluation): a placeholder with ``failed=1`` that
@@ -72,6 +135,7 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         seed: int = 0,
         on_error: OnError | None = None,
         max_tries: int = 10,
+        cache_bytes: int = 0,
     ) -> None:
         if not records:
             raise VideoError("no videos to read: the dataset subset is empty")
@@ -84,6 +148,7 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         self.on_error: OnError = on_error or ("substitute" if train else "mark")
         self.max_tries = max_tries
         self._bad: set[Path] = set()
+        self.cache = ClipCache(cache_bytes) if cache_bytes > 0 and not train else None  # training clips are random
 
     def __len__(self) -> int:
         return len(self.records) * self.views
@@ -99,7 +164,11 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         """Build the sample for clip ``idx`` (no substitution on failure)."""
         rec_idx, view = divmod(idx, self.views)
         record = self.records[rec_idx]
-        clip = self.reader.read(record, view=view, views=self.views, train=self.train, seed=(self.seed, epoch, rec_idx))
+        clip = self.cache.get((rec_idx, view)) if self.cache is not None else None
+        if clip is None:
+            clip = self.reader.read(record, view=view, views=self.views, train=self.train, seed=(self.seed, epoch, rec_idx))
+            if self.cache is not None:
+                self.cache.put((rec_idx, view), clip)
         sample: dict[str, Any] = {
             "video": clip.video,  # (C, T, S, S) uint8
             "label": torch.tensor(record.label, dtype=torch.long),
