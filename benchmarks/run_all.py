@@ -34,6 +34,7 @@ def plan(quick: bool) -> dict[str, list[str]]:
             "embed": ["--arch", "tiny", "--videos", "2", "--frames", "8", "--merge", "2-2", "--repeats", "1", "--workers", "0"],
             "accuracy": ["--models", "frame_avg", "--epochs", "1", "--data", str(DATA), "--out", str(ROOT / "runs" / "accuracy_quick"), "--force"],
             "onnx_latency": ["--models", "lsvit_tiny", "--repeats", "2"],
+            "cache_decoded": ["--synthetic-root", str(DATA), "--epochs", "1"],
         }  # fmt: skip
     acc = ROOT / "runs" / "accuracy" / "accuracy.json"  # an earlier accuracy run fills the table's last column
     return {
@@ -44,6 +45,7 @@ def plan(quick: bool) -> dict[str, list[str]]:
         "embed": ["--arch", "b32", "--videos", "8", "--frames", "12", "--merge", "2-2-2", "--threads", "1", "--workers", "1", "--repeats", "2"],
         "accuracy": ["--data", str(DATA), "--out", str(ROOT / "runs" / "accuracy")],
         "onnx_latency": ["--repeats", "20", "--threads", "1", "--json", str(RESULTS / "onnx_latency.json")],
+        "cache_decoded": ["--synthetic-root", str(DATA), "--epochs", "3", "--workers", "2", "--json", str(RESULTS / "cache_decoded.json")],
     }  # fmt: skip
 
 
