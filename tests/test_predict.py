@@ -24,14 +24,15 @@ def synth(tmp_path_factory) -> dict[str, Path]:
     """The synthetic dataset in its SSv2 and UCF101 layouts, and a tiny random checkpoint for each."""
     from vidrec.config import load_config
     from vidrec.data.build import load_dataset
-    from vidrec.data.synthetic import generate
+    from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.checkpoint import save_checkpoint
     from vidrec.models.registry import create_model
 
     root = tmp_path_factory.mktemp("predict")
     data = root / "data"
-    generate(data, videos_per_class=1, val_per_class=2, test_per_class=2, size=48, num_frames=12, classes=CLASSES,
-             layouts=("ssv2", "ucf101"), workers=1, progress=False)
+    spec = SynthSpec.from_options(videos_per_class=1, val_per_class=2, test_per_class=2, size=48, num_frames=12, classes=CLASSES,
+                                  layouts=["ssv2", "ucf101"])
+    generate(data, spec, workers=1, progress=False)
     out = {"data": data}
     for ds in ("ssv2", "ucf101"):
         cfg = load_config(overrides=[f"data.dataset={ds}", f"data.root={data}", "data.num_frames=4", "data.image_size=32",
