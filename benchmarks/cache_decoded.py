@@ -6,7 +6,8 @@ first epoch (the cached one fills its cache), then later epochs alternate betwee
 busy shared machine slows both alike; the per-epoch ratio is the number to read. Only data loading
 is timed (no model): that is what the cache removes.
 
-    python benchmarks/cache_decoded.py --synthetic-root runs/synthetic --epochs 3 --workers 2 --json benchmarks/results/cache_decoded.json
+    python benchmarks/cache_decoded.py --synthetic-root runs/synthetic --epochs 3 --workers 2 \
+        --json benchmarks/results/cache_decoded.json
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def epoch_seconds(loader) -> tuple[float, int]:  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--synthetic-root", type=Path, default=Path("runs/synthetic"), help="vidrec synth --out DIR (the demo's dataset)")
+    ap.add_argument("--synthetic-root", type=Path, default=Path("runs/synthetic"),
+                    help="vidrec synth --out DIR (the demo's dataset)")
     ap.add_argument("--subset", default="val")
     ap.add_argument("--views", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=3, help="epochs after the first, per loader")
@@ -54,8 +56,9 @@ def main(argv: list[str] | None = None) -> dict:
     spec = InputSpec(16, 112, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # cnn_rnn at the demo's 16 × 112²
     loaders = {}
     for name, budget in (("off", "false"), ("on", args.budget)):
-        cfg = load_config(overrides=[f"data.root={args.synthetic_root}", "data.dataset=synthetic", f"data.cache_decoded={budget}",
-                                     "data.num_frames=16", "data.image_size=112"], environ={})
+        sets = [f"data.root={args.synthetic_root}", "data.dataset=synthetic", f"data.cache_decoded={budget}",
+                "data.num_frames=16", "data.image_size=112"]
+        cfg = load_config(overrides=sets, environ={})
         rs = load_dataset(cfg)
         ds = build_dataset(cfg, rs.subset(args.subset), rs.classes, spec, train=False, views=args.views, recordset=rs)
         loaders[name] = build_loader(cfg, ds, train=False, batch_size=args.batch_size, workers=args.workers)
@@ -68,8 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
             later[name].append(s)
     ratios = [a / b for a, b in zip(later["off"], later["on"])]
     out = {
-        "cpu": cpu_model(), "workers": args.workers, "views": args.views, "clips_per_epoch": clips, "budget": args.budget,
-        "first_epoch_s": first, "later_epochs_s": later, "median_later_s": {k: statistics.median(v) for k, v in later.items()},
+        "cpu": cpu_model(), "workers": args.workers, "views": args.views, "clips_per_epoch": clips,
+        "budget": args.budget, "first_epoch_s": first, "later_epochs_s": later,
+        "median_later_s": {k: statistics.median(v) for k, v in later.items()},
         "speedup_per_epoch": ratios, "median_speedup": statistics.median(ratios),
     }
     print(json.dumps(out, indent=2))

@@ -45,7 +45,8 @@ def plan(quick: bool) -> dict[str, list[str]]:
         "embed": ["--arch", "b32", "--videos", "8", "--frames", "12", "--merge", "2-2-2", "--threads", "1", "--workers", "1", "--repeats", "2"],
         "accuracy": ["--data", str(DATA), "--out", str(ROOT / "runs" / "accuracy")],
         "onnx_latency": ["--repeats", "20", "--threads", "1", "--json", str(RESULTS / "onnx_latency.json")],
-        "cache_decoded": ["--synthetic-root", str(DATA), "--epochs", "3", "--workers", "2", "--json", str(RESULTS / "cache_decoded.json")],
+        "cache_decoded": ["--synthetic-root", str(DATA), "--epochs", "3", "--workers", "2",
+                          "--json", str(RESULTS / "cache_decoded.json")],
     }  # fmt: skip
 
 

@@ -130,8 +130,12 @@ def test_every_verb_takes_verbose(capsys, caplog):
             leaves.append((" ".join(prefix), {o for p in cmd.params for o in p.opts}))
 
     walk(command(), [])
-    assert len(leaves) > 10 and all({"--verbose", "-v"} <= opts for _, opts in leaves), [v for v, o in leaves if "-v" not in o]
-    debug = lambda: [r for r in caplog.records if r.levelno == logging.DEBUG and r.name == "vidrec.config"]  # noqa: E731
+    assert len(leaves) > 10
+    assert all({"--verbose", "-v"} <= opts for _, opts in leaves), [v for v, o in leaves if "-v" not in o]
+
+    def debug() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.levelno == logging.DEBUG and r.name == "vidrec.config"]
+
     assert run(capsys, "config", "show", "--set", "train.lr=0.1")[0] == 0 and not debug()
     assert run(capsys, "config", "show", "-v", "--set", "train.lr=0.1")[0] == 0
     assert "train.lr=0.1" in debug()[0].getMessage()

@@ -63,7 +63,8 @@ def test_the_check_catches_a_wrong_option_and_verb() -> None:
     from vidrec.cli import command
 
     root = command()
-    text = "```bash\nvidrec predict --checkpoint ck a.mp4 \\\n    --batch-szie 4   # typo\nvidrec evaluate --checkpoint ck\n```\n"
+    text = ("```bash\nvidrec predict --checkpoint ck a.mp4 \\\n    --batch-szie 4   # typo\n"
+            "vidrec evaluate --checkpoint ck\n```\n")
     found = [check(line, root) for line in commands(text)]
     assert found == ["vidrec predict: no option --batch-szie", "vidrec evaluate: no such verb"]
     assert check("vidrec moments a.mp4 'q' --model m -vv -k 3", root) is None

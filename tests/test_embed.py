@@ -254,7 +254,8 @@ def test_shards_fill_one_store(videos, tmp_path, clip_dir):
 def test_overlapping_windows_cover_the_video():
     from vidrec.video.sampling import window_views
 
-    clips, spans = window_views(16, 8.0, clip_frames=2, window_seconds=0.5, stride_seconds=0.25)  # 4-frame windows every 2
+    # 4-frame windows every 2 frames
+    clips, spans = window_views(16, 8.0, clip_frames=2, window_seconds=0.5, stride_seconds=0.25)
     assert spans == [(0.0, 0.5), (0.25, 0.75), (0.5, 1.0), (0.75, 1.25), (1.0, 1.5), (1.25, 1.75), (1.5, 2.0)]
     assert all(round(s0 * 8) <= min(c) and max(c) < round(s1 * 8) for c, (s0, s1) in zip(clips, spans))
     # back to back by default, the last window shorter; a window longer than the video is the whole video
@@ -271,10 +272,12 @@ def test_moments_without_a_store_are_scored_windows(videos, clip_dir):
     found = moments(enc, red, "a red square", k=3, window_seconds=0.5, stride_seconds=0.25)
     assert len(found) == 3 and [m.score for m in found] == sorted((m.score for m in found), reverse=True)
     starts = {round(m.start_s, 3) for m in found}
-    assert starts <= {0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5} and all(abs(m.end_s - m.start_s - 0.5) < 1e-6 for m in found)
+    assert starts <= {0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5}
+    assert all(abs(m.end_s - m.start_s - 0.5) < 1e-6 for m in found)
     # the best moment's score, recomputed from its own frames
     best = found[0]
-    clip = enc.clip_reader().read_indices(red, [best.frame_indices])[0].video.permute(1, 2, 3, 0)[None]  # (1, T, S, S, C)
+    clip = enc.clip_reader().read_indices(red, [best.frame_indices])[0].video
+    clip = clip.permute(1, 2, 3, 0)[None]  # (1, T, S, S, C)
     vec, _, _ = enc.encode(clip)
     text = enc.encode_text(["a red square"])[0]
     assert abs(float(vec[0] @ text) - best.score) < 1e-4
@@ -298,7 +301,8 @@ def test_moments_of_a_stored_video_and_pairs(videos, tmp_path, clip_dir):
     stored = [r for r in st.segments().to_pylist() if r["path"] == str(red.resolve())]
     expect = sorted(stored, key=lambda r: -float(np.asarray(r["vector"]) @ text))[:3]
     got = moments_in_store(st, red, "a red square", k=3)  # the stored segments of that video only
-    assert [(round(m.start_s, 4), round(m.end_s, 4)) for m in got] == [(round(r["start_s"], 4), round(r["end_s"], 4)) for r in expect]
+    spans = [(round(m.start_s, 4), round(m.end_s, 4)) for m in got]
+    assert spans == [(round(r["start_s"], 4), round(r["end_s"], 4)) for r in expect]
     # at another resolution the video is embedded again, in windows
     fine = moments_in_store(st, red, "a red square", k=10, window_seconds=1.0, stride_seconds=0.5)
     assert sorted((m.start_s, m.end_s) for m in fine) == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
@@ -319,30 +323,34 @@ def test_cli_moments_pairs_and_embed_options(videos, tmp_path, clip_dir, capsys)
     opts.write_text(f"model: {clip_dir}\nframes: 8\nmerge: 2-2\nmerge_keep: 0.6\nfusion: meanP\nsegments: window\n"
                     "window_seconds: 1\nstride_seconds: 0.5\n")
     summary = tmp_path / "summary.json"
-    code, out, err = cli(capsys, "embed", str(videos), "--out", str(store), "--config", str(opts), "--fusion", "seqTransf",
-                         "--merge-layers", "2-3", "--workers", "0", "--summary", str(summary))
+    code, out, err = cli(capsys, "embed", str(videos), "--out", str(store), "--config", str(opts),
+                         "--fusion", "seqTransf", "--merge-layers", "2-3", "--workers", "0", "--summary", str(summary))
     assert code == 1, err  # the broken video
     desc = Store(store).encoder_description
     assert desc["merge_frames"] == "2-2" and desc["merge_keep"] == [0.6, 0.6] and desc["merge_layers"] == [2, 3]
     assert desc["fusion"] == "seqTransf"  # the command line wins over the file
     s = json.loads(summary.read_text())
-    assert (s["processed"], s["failed"]) == (4, 1) and "broken.mp4" in next(iter(s["failures"])) and s["videos_per_s"] > 0
+    assert (s["processed"], s["failed"]) == (4, 1) and s["videos_per_s"] > 0
+    assert "broken.mp4" in next(iter(s["failures"]))
     red = [r for r in Store(store).segments().to_pylist() if r["path"].endswith("red.mp4")]
     assert [(r["start_s"], r["end_s"]) for r in red] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]  # overlapping windows
-    code, out, err = cli(capsys, "search", str(store), "a red square", "--video", str(videos / "red.mp4"), "-k", "2", "--json")
+    code, out, err = cli(capsys, "search", str(store), "a red square", "--video", str(videos / "red.mp4"), "-k", "2",
+                         "--json")
     assert code == 0, err
     assert [m["start_s"] for m in json.loads(out)["moments"]] != [] and len(json.loads(out)["moments"]) == 2
     pairs = tmp_path / "pairs.csv"
-    pairs.write_text("video,query\nred.mp4,a red square\na/green.avi,green\nmissing.mp4,x\n")  # relative to the CSV's folder
+    pairs.write_text("video,query\nred.mp4,a red square\na/green.avi,green\nmissing.mp4,x\n")  # relative to the CSV
     (videos / "pairs.csv").write_text(pairs.read_text())
     code, out, err = cli(capsys, "search", str(store), "--pairs", str(videos / "pairs.csv"), "--json")
     assert code == 1, err  # one pair failed: listed, the others answered
     rows = json.loads(out)
     assert [r["status"] for r in rows] == ["ok", "ok", "error"] and rows[0]["moments"] and rows[2]["error"]
     assert all(r["inference_ms"] > 0 for r in rows)
-    code, out, err = cli(capsys, "moments", str(videos / "red.mp4"), "a red square", "--model", str(clip_dir), "--frames", "4",
-                         "--merge", "off", "--window-seconds", "0.5", "--stride-seconds", "0.25", "-k", "3")
+    code, out, err = cli(capsys, "moments", str(videos / "red.mp4"), "a red square", "--model", str(clip_dir),
+                         "--frames", "4", "--merge", "off", "--window-seconds", "0.5", "--stride-seconds", "0.25",
+                         "-k", "3")
     assert code == 0, err
     assert out.count(" s  frames [") == 3 and "moments of" in out
-    code, out, err = cli(capsys, "moments", "--pairs", str(videos / "pairs.csv"), "--model", str(clip_dir), "--frames", "4")
+    code, out, err = cli(capsys, "moments", "--pairs", str(videos / "pairs.csv"), "--model", str(clip_dir),
+                         "--frames", "4")
     assert code == 1 and "3 pairs, 1 failed" in out, out

@@ -122,9 +122,8 @@ def _path_in(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
 
 def test_vidrec_has_no_import_cycle() -> None:
     found = cycles(import_graph(ROOT))
-    assert not found, "import cycles inside vidrec (move the shared piece down a layer, see docs/architecture.md):\n" + "\n".join(
-        " -> ".join(c) for c in found
-    )
+    msg = "import cycles inside vidrec (move the shared piece down a layer, see docs/architecture.md):\n"
+    assert not found, msg + "\n".join(" -> ".join(c) for c in found)
 
 
 def test_embed_store_is_the_storage_layer_under_search() -> None:
@@ -150,12 +149,14 @@ def _write(root: Path, files: dict[str, str]) -> None:
           "pkg/b.py": "def f():\n    from pkg.a import g\n"}, [["pkg.a", "pkg.b", "pkg.a"]]),
         # relative imports and a longer loop
         ({"pkg/__init__.py": "", "pkg/sub/__init__.py": "", "pkg/sub/x.py": "from . import y\n",
-          "pkg/sub/y.py": "from ..z import q\n", "pkg/z.py": "import pkg.sub.x\n"}, [["pkg.sub.x", "pkg.sub.y", "pkg.z", "pkg.sub.x"]]),
+          "pkg/sub/y.py": "from ..z import q\n", "pkg/z.py": "import pkg.sub.x\n"},
+         [["pkg.sub.x", "pkg.sub.y", "pkg.z", "pkg.sub.x"]]),
         # a package __init__ that imports its submodule is not a cycle with it
         ({"pkg/__init__.py": "from pkg.a import A\n", "pkg/a.py": "import os\nA = 1\n"}, []),
         # under TYPE_CHECKING still counts
         ({"pkg/__init__.py": "", "pkg/a.py": "import pkg.b\n",
-          "pkg/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import A\n"}, [["pkg.a", "pkg.b", "pkg.a"]]),
+          "pkg/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import A\n"},
+         [["pkg.a", "pkg.b", "pkg.a"]]),
     ],
     ids=["lazy", "relative-3", "init-reexport", "type-checking"],
 )

@@ -474,6 +474,11 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
     stranger.write_bytes(val.path.read_bytes())
     with pytest.raises(VidrecError, match="not in it"):
         pred.predict_one(stranger)
+    # the batched path (vidrec predict: the dataset and DataLoader) gathers the same side inputs
+    batched = pred.predict([val.path], topk=2, workers=0)[0]
+    assert [c for c, _ in batched.topk] == [c for c, _ in out.topk] and abs(batched.topk[0][1] - out.topk[0][1]) < 1e-5
+    with pytest.raises(VidrecError, match="not in it"):
+        pred.predict([stranger])
 
 
 class _NoHands:

@@ -30,14 +30,15 @@ def synth(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("predict")
     data = root / "data"
-    spec = SynthSpec.from_options(videos_per_class=1, val_per_class=2, test_per_class=2, size=48, num_frames=12, classes=CLASSES,
-                                  layouts=["ssv2", "ucf101"])
+    spec = SynthSpec.from_options(videos_per_class=1, val_per_class=2, test_per_class=2, size=48, num_frames=12,
+                                  classes=CLASSES, layouts=["ssv2", "ucf101"])
     generate(data, spec, workers=1, progress=False)
     out = {"data": data}
     for ds in ("ssv2", "ucf101"):
-        cfg = load_config(overrides=[f"data.dataset={ds}", f"data.root={data}", "data.num_frames=4", "data.image_size=32",
-                                     "data.decode_size=32", "data.num_workers=0", "model.name=cnn_rnn", "model.backbone=resnet10t",
-                                     "model.hidden_size=16", "model.attention_dim=16", "eval.batch_size=4"], environ={})
+        sets = [f"data.dataset={ds}", f"data.root={data}", "data.num_frames=4", "data.image_size=32",
+                "data.decode_size=32", "data.num_workers=0", "model.name=cnn_rnn", "model.backbone=resnet10t",
+                "model.hidden_size=16", "model.attention_dim=16", "eval.batch_size=4"]
+        cfg = load_config(overrides=sets, environ={})
         torch.manual_seed(0)
         model = create_model(cfg.model.name, num_classes=2, **cfg.model_kwargs)
         out[ds] = save_checkpoint(root / f"ck-{ds}", model=model, cfg=cfg, classes=load_dataset(cfg).classes)
@@ -89,8 +90,8 @@ def test_a_folder_is_predicted_recursively_in_batches(synth, tmp_path, capsys):
     _frame_folder(videos[0], root / "x" / "frames_of_a")
     (root / "x" / "broken.mp4").write_bytes(b"\x00" * 64)
     (root / "notes.txt").write_text("not a video")
-    code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), str(root), "--batch-size", "3", "--workers", "2",
-                         "--views", "2", "--json", "--device", "cpu")
+    code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), str(root), "--batch-size", "3",
+                         "--workers", "2", "--views", "2", "--json", "--device", "cpu")
     assert code == 1, err  # done; one input failed and is listed
     got = {Path(p["path"]).relative_to(root).as_posix(): p for p in json.loads(out)}
     assert sorted(got) == ["a.webm", "x/b.webm", "x/broken.mp4", "x/frames_of_a", "x/y/c.webm"]
@@ -101,30 +102,34 @@ def test_a_folder_is_predicted_recursively_in_batches(synth, tmp_path, capsys):
         ref = one.predict_one(root / rel, topk=2).topk
         assert [c for c, _ in ref] == [t["class"] for t in got[rel]["topk"]]
         np.testing.assert_allclose([q for _, q in ref], [t["prob"] for t in got[rel]["topk"]], atol=1e-5)
-    np.testing.assert_allclose([t["prob"] for t in got["x/frames_of_a"]["topk"]], [t["prob"] for t in got["a.webm"]["topk"]],
-                               atol=0.05)  # JPEG round trip of the same frames
+    probs = {k: [t["prob"] for t in got[k]["topk"]] for k in ("x/frames_of_a", "a.webm")}
+    np.testing.assert_allclose(probs["x/frames_of_a"], probs["a.webm"], atol=0.05)  # JPEG round trip of the same frames
     code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), str(root / "x" / "y"), "--workers", "0")
     assert code == 0 and "1 videos in" in out and "videos/s" in out, err
 
 
 def test_a_subset_becomes_a_benchmark_submission(synth, tmp_path, capsys):
-    test_ids = [str(v["id"]) for v in json.loads((synth["data"] / "annotations" / "something-something-v2-test.json").read_text())]
+    ann = synth["data"] / "annotations"
+    test_ids = [str(v["id"]) for v in json.loads((ann / "something-something-v2-test.json").read_text())]
     sub = tmp_path / "ssv2.csv"
     code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), "--subset", "test", "--csv", str(sub),
                          "--topk", "2", "--workers", "0", "-q")
     assert code == 0, err
     lines = sub.read_text().splitlines()  # SSv2: id;label1;label2, no header, the labels file's names
     assert [ln.split(";")[0] for ln in lines] == test_ids and len(test_ids) == 4
-    names = set(json.loads((synth["data"] / "annotations" / "something-something-v2-labels.json").read_text()))
+    names = set(json.loads((ann / "something-something-v2-labels.json").read_text()))
     assert all(len(ln.split(";")) == 3 and set(ln.split(";")[1:]) == names for ln in lines)
-    run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), "--subset", "test", "--csv", str(sub), "--topk", "1", "-q")
+    run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), "--subset", "test", "--csv", str(sub), "--topk", "1",
+        "-q")
     assert all(len(ln.split(";")) == 2 for ln in sub.read_text().splitlines())  # top-1 lines
     # UCF101: testlist01 in the seed-001 format id,class
     ucf = tmp_path / "ucf.csv"
-    code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ucf101"]), "--subset", "test", "--csv", str(ucf), "-q")
+    code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ucf101"]), "--subset", "test", "--csv", str(ucf),
+                         "-q")
     assert code == 0, err
     rows = list(csv.reader(ucf.open()))
-    listed = [Path(ln.split()[0]).stem for ln in (synth["data"] / "ucfTrainTestlist" / "testlist01.txt").read_text().splitlines()]
+    testlist = (synth["data"] / "ucfTrainTestlist" / "testlist01.txt").read_text().splitlines()
+    listed = [Path(ln.split()[0]).stem for ln in testlist]
     assert rows[0] == ["id", "class"] and [r[0] for r in rows[1:]] == listed
     assert {r[1] for r in rows[1:]} <= {"MovingSomethingUp", "MovingSomethingDown"}
     code, _, err = run(capsys, "predict", "--checkpoint", str(synth["ucf101"]), "--subset", "nope")
@@ -153,18 +158,19 @@ def test_cache_decoded_serves_later_evaluation_epochs_from_memory(synth, tmp_pat
     from vidrec.config import load_config
     from vidrec.data.build import build_dataset, build_loader, load_dataset
     from vidrec.engine.checkpoint import read_checkpoint_meta
+    from vidrec.models.base import InputSpec
 
     data = tmp_path / "data"
     shutil.copytree(synth["data"], data)
     cfg = read_checkpoint_meta(synth["ssv2"])[0]
-    spec = type("S", (), {"num_frames": 4, "image_size": 32, "mean": (0.5,) * 3, "std": (0.5,) * 3, "side_inputs": ()})()
+    spec = InputSpec(4, 32, (0.5,) * 3, (0.5,) * 3)
     clip_bytes = 3 * 4 * 32 * 32  # uint8 (C, T, S, S)
 
     def epochs(budget: str) -> tuple[dict, dict]:
         c = load_config(overrides=[f"data.root={data}", f"data.cache_decoded={budget}"], base=cfg.to_dict(), environ={})
         rs = load_dataset(c)
         ds = build_dataset(c, rs.subset("val"), rs.classes, spec, train=False, views=2, recordset=rs)
-        loader = build_loader(c, ds, train=False, batch_size=2, workers=workers)  # persistent workers: their caches live on
+        loader = build_loader(c, ds, train=False, batch_size=2, workers=workers)  # persistent workers keep their caches
         first = _clips(loader)
         moved = data.with_name("away")
         (data / "20bn-something-something-v2").rename(moved)
