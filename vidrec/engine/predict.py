@@ -20,7 +20,7 @@ from vidrec.data.build import build_normalizer, build_reader, resolved_clip
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.data.records import VideoRecord
 from vidrec.errors import VidrecError, VideoError
-from vidrec.utils.device import resolve_device
+from vidrec.utils.device import autocast, resolve_device
 from vidrec.video.reader import Clip
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,9 @@ class Predictor:
         """Class probabilities ``(N, K)`` of uint8 clips ``(N, C, T, S, S)`` (normalised here, on the device)."""
         x = self.normalize(video.to(self.device, non_blocking=True))
         side = {k: v.to(self.device) for k, v in (side or {}).items()}
-        return self.ck.model(x, **side).float().softmax(1)
+        with autocast(self.device):  # bf16 on a GPU (as vidrec eval), fp32 elsewhere
+            logits = self.ck.model(x, **side)
+        return logits.float().softmax(1)
 
     def predict_one(self, path: str | Path, *, topk: int = 5) -> Prediction:
         path = Path(path)
