@@ -78,31 +78,43 @@ class Predictor:
         self.normalize = build_normalizer(cfg, self.spec)
         self.views = views or cfg.data.test_views
         self.side_keys = tuple(getattr(self.spec, "side_inputs", ()) or ())
-        self._side: tuple[list, dict] | None = None  # (side-input callables, video id / path → record)
+        self._dataset: tuple[Any, dict[str, VideoRecord]] | None = None  # (record set, path / video id → record)
+        self._side_fns: list | None = None
+
+    def _dataset_record(self, path: Path, video_id: str) -> VideoRecord:
+        """The checkpoint dataset's own record of a video (by path, else by id): a model with side
+        inputs reads them from its annotations. The dataset is loaded once per predictor."""
+        if self._dataset is None:
+            from vidrec.data.build import load_dataset
+
+            rs = load_dataset(self.ck.cfg)
+            lookup: dict[str, VideoRecord] = {}
+            for recs in rs.subsets.values():
+                for r in recs:
+                    lookup.setdefault(str(Path(r.path).resolve()), r)
+                    lookup.setdefault(r.video_id, r)
+            self._dataset = (rs, lookup)
+        lookup = self._dataset[1]
+        record = lookup.get(str(path.resolve())) or lookup.get(video_id)
+        if record is None:
+            cfg = self.ck.cfg
+            raise VidrecError(
+                f"{path}: model {cfg.model.name!r} also needs {', '.join(self.side_keys)}, which come from the "
+                f"annotations of its dataset ({cfg.data.dataset} at {cfg.data.root}); this video is not in it"
+            )
+        return record
 
     def _side_inputs(self, path: Path, indices: list[int], info: Any) -> dict[str, torch.Tensor]:
         """Side inputs (boxes, joints, crops) of a dataset video: they come from its annotations, not the file."""
         if not self.side_keys:
             return {}
-        if self._side is None:
-            from vidrec.data.build import load_dataset, side_inputs_for
+        record = self._dataset_record(path, path.stem)
+        if self._side_fns is None:
+            from vidrec.data.build import side_inputs_for
 
-            rs = load_dataset(self.ck.cfg)
-            lookup: dict[str, Any] = {}
-            for recs in rs.subsets.values():
-                for r in recs:
-                    lookup.setdefault(r.video_id, r)
-                    lookup.setdefault(str(Path(r.path).resolve()), r)
-            self._side = (side_inputs_for(self.ck.cfg, self.spec, rs), lookup)
-        fns, lookup = self._side
-        record = lookup.get(str(path.resolve())) or lookup.get(path.stem)
-        if record is None:
-            raise VidrecError(
-                f"{path}: model {self.ck.cfg.model.name!r} also needs {', '.join(self.side_keys)}, which come from the "
-                f"annotations of its dataset ({self.ck.cfg.data.dataset} at {self.ck.cfg.data.root}); this video is not in it"
-            )
+            self._side_fns = side_inputs_for(self.ck.cfg, self.spec, self._dataset[0] if self._dataset else None)
         out: dict[str, torch.Tensor] = {}
-        for fn in fns:
+        for fn in self._side_fns:
             out.update(fn(record, list(indices), info))
         return out
 
@@ -141,28 +153,12 @@ class Predictor:
 
     def records_for(self, paths: Sequence[str | Path]) -> tuple[list[VideoRecord], Any]:
         """Records for video files (their id: the file or folder name without suffix); for a model
-        with side inputs, the dataset's own records of those videos (their annotations)."""
-        recs = [VideoRecord(path=Path(p), label=-1, video_id=Path(p).stem if Path(p).is_file() else Path(p).name) for p in paths]
+        with side inputs, the dataset's own records of those videos (their annotations) and its record set."""
+        ids = [(Path(p), Path(p).stem if Path(p).is_file() else Path(p).name) for p in paths]
         if not self.side_keys:
-            return recs, None
-        from vidrec.data.build import load_dataset
-
-        rs = load_dataset(self.ck.cfg)
-        lookup: dict[str, VideoRecord] = {}
-        for sub in rs.subsets.values():
-            for r in sub:
-                lookup.setdefault(str(Path(r.path).resolve()), r)
-                lookup.setdefault(r.video_id, r)
-        out = []
-        for r in recs:
-            hit = lookup.get(str(r.path.resolve())) or lookup.get(r.video_id)
-            if hit is None:
-                raise VidrecError(
-                    f"{r.path}: model {self.ck.cfg.model.name!r} also needs {', '.join(self.side_keys)}, which come from the "
-                    f"annotations of its dataset ({self.ck.cfg.data.dataset} at {self.ck.cfg.data.root}); this video is not in it"
-                )
-            out.append(hit)
-        return out, rs
+            return [VideoRecord(path=p, label=-1, video_id=v) for p, v in ids], None
+        records = [self._dataset_record(p, v) for p, v in ids]
+        return records, self._dataset[0] if self._dataset else None
 
     def predict(self, paths: Sequence[str | Path], *, topk: int = 5, strict: bool = False, batch_size: int | None = None,
                 workers: int | None = None, progress: bool = False) -> list[Prediction]:
