@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HANDS  := .venv-hands
 OUT    ?= runs/demo
 
-.PHONY: setup sysdeps hands-env browser demo test test-slow bench clean
+.PHONY: setup sysdeps hands-env browser demo test test-slow lint bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ test: setup hands-env sysdeps
 
 test-slow: setup hands-env browser sysdeps
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]
+
+# ruff (lint rules in pyproject.toml; no formatting check yet: the code predates the formatter) and mypy on the package.
+$(VENV)/.installed-lint: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,lint]"
+	touch $@
+
+lint: $(VENV)/.installed-lint
+	$(VENV)/bin/ruff check vidrec tests benchmarks
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -142,7 +142,8 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
         opt.step()
     train_m, val_m = evaluate_retrieval(model, [tr]), evaluate_retrieval(model, [va])
     keys = ("t2v_r1", "t2v_r5", "t2v_median_rank", "v2t_r1", "chance_r1", "num_pairs")
-    return {"steps": steps, "batch": batch, "train_videos": len(tr["caption"]), "seconds": round(time.perf_counter() - t0, 1), "train_pairs": {k: round(train_m[k], 3) for k in keys},
+    return {"steps": steps, "batch": batch, "train_videos": len(tr["caption"]),
+            "seconds": round(time.perf_counter() - t0, 1), "train_pairs": {k: round(train_m[k], 3) for k in keys},
             "held_out": {k: round(val_m[k], 3) for k in keys}}
 
 

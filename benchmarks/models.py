@@ -84,7 +84,7 @@ QUICK: dict[str, tuple[dict[str, Any], int, int]] = {
         {"context_backbone": "resnet10t", "object_backbone": "resnet10t", "num_objects": 2, "object_size": 32,
          "num_frames": 4, "image_size": 32},
         4, 32,
-    ),  # fmt: skip
+    ),
 }
 # Hugging Face base architectures (random init from a config): name -> (model type, frames at 224²).
 HF_BASE = {"hf:videomae-base": ("videomae", 16), "hf:timesformer-base": ("timesformer", 8), "hf:vivit-b-16x2": ("vivit", 32)}
@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     footer = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}{' — QUICK run: tiny sizes, not the standard ones' if args.quick else ''}"
-        f"{' — parameters and FLOPs only (no timing)' if args.flops_only else ''}; latency = median of {args.repeats} single-clip forwards; training = {args.train_steps} AdamW steps of "
+        f"{' — parameters and FLOPs only (no timing)' if args.flops_only else ''}; "
+        f"latency = median of {args.repeats} single-clip forwards; training = {args.train_steps} AdamW steps of "
         f"batch {args.batch_size}, all parameters trainable. Command: `{cmd}`."
     )
     if args.update:

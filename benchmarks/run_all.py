@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *extra]
         print(f"\n== {' '.join(['python', f'benchmarks/{name}.py', *extra])}", flush=True)
         start = time.perf_counter()
-        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        rc = subprocess.run(cmd, cwd=ROOT, check=False).returncode
         took[name] = time.perf_counter() - start
         if rc != 0:
             print(f"\n{name} failed (exit {rc}); stopping", file=sys.stderr)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dataloading import write_video  # noqa: E402  (the textured, panning test scene)
+from dataloading import write_video  # the textured, panning test scene
 
-from vidrec.data.transcode import TranscodeOptions, transcode  # noqa: E402
-from vidrec.video.reader import ClipReader  # noqa: E402
-from vidrec.video.sampling import make_sampler  # noqa: E402
-from vidrec.video.transforms import ClipTransform  # noqa: E402
+from vidrec.data.transcode import TranscodeOptions, transcode
+from vidrec.video.reader import ClipReader
+from vidrec.video.sampling import make_sampler
+from vidrec.video.transforms import ClipTransform
 
 
 def main() -> None:
@@ -61,7 +61,8 @@ def main() -> None:
         for name, path in (("before", src), ("after", out_dir / src.name))[:: 1 if rep % 2 == 0 else -1]:
             runs[name].append(rate(path, rep))
     before, after = statistics.median(runs["before"]), statistics.median(runs["after"])
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), platform.processor())
     print(f"CPU: {cpu}; TSN-8 training clips, short side 128, one process")
     print(f"  before: {before:6.2f} clips/s  {[round(x, 2) for x in runs['before']]}")
     print(f"  after:  {after:6.2f} clips/s  {[round(x, 2) for x in runs['after']]}")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from vidrec.data.records import RecordSet, VideoRecord, register_dataset  # noqa: E402
-from vidrec.video.encode import write_video  # noqa: E402
+from vidrec.data.records import RecordSet, VideoRecord, register_dataset
+from vidrec.video.encode import write_video
 
 TINY_CLASSES = ["moving square left to right", "moving square right to left"]
 

@@ -38,7 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # quiet
         return None
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         name = self.path.lstrip("/")
         data = self.server.files.get(name)
         rng = self.headers.get("Range")

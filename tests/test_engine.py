@@ -39,7 +39,7 @@ def test_training_lowers_loss_and_writes_run(trained):
 
 
 def test_checkpoint_round_trip(trained, tmp_path):
-    cfg, res = trained
+    _cfg, res = trained
     ck = load_checkpoint(res.fit.best_checkpoint)
     assert ck.classes == res.classes and ck.cfg.model.name == "cnn_rnn"
     copy = save_checkpoint(tmp_path / "copy", model=ck.model, cfg=ck.cfg, classes=ck.classes, metrics={"x": 1})
@@ -50,7 +50,7 @@ def test_checkpoint_round_trip(trained, tmp_path):
 
 
 def test_checkpoint_errors(trained, tmp_path):
-    cfg, res = trained
+    _cfg, res = trained
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing")
     (tmp_path / "weights.pth").write_bytes(b"x")

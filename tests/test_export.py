@@ -64,7 +64,7 @@ def exported(tiny_dataset, tmp_path_factory):
 
 
 def test_export_writes_a_self_describing_onnx_file(exported):
-    ck, out = exported
+    _ck, out = exported
     proto = onnx.load(str(out))
     onnx.checker.check_model(proto)
     meta = {p.key: p.value for p in proto.metadata_props}

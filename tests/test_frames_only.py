@@ -101,7 +101,7 @@ def test_something_else_frames_only_with_aligned_boxes(tmp_path: Path) -> None:
     assert info.num_frames == SE_FRAMES
     indices = [0, 7, 12, 23]
     out = BoxesSideInput(max_objects=2)(rec, indices, info)
-    h, w = SE_SIZE
+    _h, w = SE_SIZE
     for row, t in enumerate(indices):  # annotation NNNN.jpg is frame NNNN - 1: the fixture's hand sits at x1 = t
         assert out["hand_mask"][row, 0]
         assert out["hand_boxes"][row, 0, 0].item() == pytest.approx(t / w)

@@ -61,7 +61,7 @@ TINY: dict[str, tuple[dict[str, Any], int, int]] = {
          "gnn_layers": 1, "object_dim": 16, "context_dim": 16, "num_objects": 2, "object_size": 32, "fusion_dim": 16,
          "num_heads": 2, "lstm_hidden": 8, "dropout": 0.0, "num_frames": 4, "image_size": 32},
         4, 32,
-    ),  # fmt: skip
+    ),
 }
 
 

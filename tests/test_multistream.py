@@ -385,7 +385,7 @@ def test_visualize_draws_classes_boxes_and_joints(videos: list[VideoRecord], tmp
     assert changed[:, 10 * 2, 4 * 2 : 16 * 2].any(-1)[0]  # frame 0: the red object's box top edge
 
     class Pred:
-        topk = [("a", 0.5), ("b", 0.3), ("c", 0.2)]
+        topk = (("a", 0.5), ("b", 0.3), ("c", 0.2))
 
     out = visualize_prediction(videos[0].path, Pred(), tmp_path / "vis.mp4", cache_dir=cache)
     info = PyAVDecoder().info(out)

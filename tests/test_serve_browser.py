@@ -321,7 +321,7 @@ def test_search_like_a_person(page, resources, library):  # noqa: F811  (fixture
 
 
 def test_find_similar_like_a_person(page, library, not_a_video, tmp_path):  # noqa: F811  (fixtures)
-    store, videos = library
+    _store, videos = library
     page.tab("Search")
     page.el("similar-accordion").find_element(
         By.CSS_SELECTOR, "button.label-wrap"

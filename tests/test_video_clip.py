@@ -6,7 +6,6 @@ import string
 
 import pytest
 import torch
-from torch import nn
 
 from vidrec.errors import ConfigError, WeightsError
 from vidrec.models.registry import create_model, get_model_entry
@@ -174,7 +173,7 @@ def test_hash_tokenizer_fallback(tmp_path):
     from transformers import CLIPModel
 
     CLIPModel(tiny_clip_config()).save_pretrained(tmp_path / "notok")
-    model, tok, fp = load_clip(tmp_path / "notok")
+    _model, tok, fp = load_clip(tmp_path / "notok")
     assert isinstance(tok, HashTokenizer) and fp.startswith("dir:")
     enc = tok(["Pour water", "pour  WATER!"])
     assert torch.equal(enc["input_ids"][0], enc["input_ids"][1])

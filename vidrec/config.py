@@ -166,7 +166,7 @@ class TrainConfig(_Section):
         return "no" if v is False else v
 
     @model_validator(mode="after")
-    def _recipe(self) -> "TrainConfig":
+    def _recipe(self) -> TrainConfig:
         if self.scheduler == "step" and not self.milestones:
             raise ValueError("train.scheduler=step needs train.milestones, the epochs after which lr *= train.gamma, "
                              "e.g. [30, 40]")

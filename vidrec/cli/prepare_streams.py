@@ -10,7 +10,8 @@ import typer
 from vidrec.cli.app import CONFIG_HELP, SET_HELP, prepare_app
 
 _SUBSETS_HELP = "Comma-separated subsets to prepare (default: every subset of the dataset)."
-_OUT_HELP = "Cache folder (default: data.streams_dir, else <root>/streams for the synthetic dataset and ~/.cache/vidrec/streams/<dataset>-<hash> for real ones, never inside a dataset root: where training looks)."
+_OUT_HELP = ("Cache folder (default: data.streams_dir, else <root>/streams for the synthetic dataset and "
+             "~/.cache/vidrec/streams/<dataset>-<hash> for real ones, never inside a dataset root: where training looks).")
 _BOXES_HELP = "Something-Else boxes (merged file or parts folder) when the dataset's records do not name them."
 
 
@@ -55,7 +56,8 @@ def prepare_hands(
     subsets: Optional[str] = typer.Option(None, "--subsets", help=_SUBSETS_HELP),
     boxes: Optional[Path] = typer.Option(None, "--boxes", help=_BOXES_HELP),
     margin: float = typer.Option(0.25, "--margin", min=0.0, help="Enlarge each hand box by this fraction of its longer side on every side."),
-    roi: bool = typer.Option(True, "--roi/--no-roi", help="Run MediaPipe on ground-truth hand crops (--no-roi: on the full frame, for data without boxes)."),
+    roi: bool = typer.Option(True, "--roi/--no-roi", help="Run MediaPipe on ground-truth hand crops "
+                             "(--no-roi: on the full frame, for data without boxes)."),
     min_confidence: float = typer.Option(0.3, "--min-confidence", min=0.0, max=1.0, help="MediaPipe's min_detection_confidence."),
     model_complexity: int = typer.Option(1, "--model-complexity", min=0, max=1, help="MediaPipe hand model: 0 lite, 1 full."),
     workers: int = typer.Option(2, "--workers", "-w", min=0, help="Parallel processes (0: in this process)."),

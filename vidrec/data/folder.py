@@ -269,7 +269,7 @@ def load_folder(
     auto = [r for r, s in items if s is None]
     subsets: dict[str, list[VideoRecord]] = {"train": [], "val": []}
     for r, s in explicit:
-        subsets.setdefault(s, []).append(r)  # type: ignore[arg-type]
+        subsets.setdefault(s, []).append(r)
     if auto:
         tr, va, notes = group_split([(r.video_id, r.label, r.meta["group"]) for r in auto], val_fraction=val_fraction, seed=seed)
         for lab, n_groups, n_clips in notes:

@@ -9,8 +9,8 @@ Expected (``hmdb51_org.rar`` unpacked, each class archive unpacked into its fold
 
 The split folder and the video folder are found up to two levels below ``root`` (the video
 folder is the one holding the class folders). Classes are sorted alphabetically, the standard
-order; ``classes=[...]`` selects a subset (labels 0..K-1 in its order). Subsets: ``train``, ``test`` and ``val`` (the same records as ``test``: the official
-protocol evaluates on the test part).
+order; ``classes=[...]`` selects a subset (labels 0..K-1 in its order). Subsets: ``train``, ``test`` and
+``val`` (the same records as ``test``: the official protocol evaluates on the test part).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class ScanEntry:
     rotation: int = 0  # clockwise degrees that show the coded frames upright; width/height are as displayed
 
 
-_COLUMNS = [f for f in ScanEntry.__dataclass_fields__]
+_COLUMNS = list(ScanEntry.__dataclass_fields__)
 _OPTIONAL = {"rotation": 0}  # columns added later; older indexes without them still load
 
 
@@ -125,7 +125,6 @@ def iter_videos(root: Path) -> Iterator[Path]:
 
 def probe_video(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None, verify: bool = True) -> ScanEntry:
     """Probe one file; never raises for a bad video (the entry says why)."""
-    import av
 
     p = Path(path)
     rel = p.relative_to(root).as_posix() if root is not None else p.as_posix()
@@ -139,7 +138,7 @@ def probe_video(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | 
         info = PyAVDecoder().info(p)
     except VideoError as exc:
         return ScanEntry(rel, size, ok=False, error=_reason(str(exc), p))
-    except Exception as exc:  # FFmpeg can raise odd errors on garbage; the scan must go on
+    except Exception as exc:  # noqa: BLE001 - FFmpeg can raise odd errors on garbage; the scan must go on
         return ScanEntry(rel, size, ok=False, error=f"unreadable: {type(exc).__name__}: {exc}")
     entry = ScanEntry(rel, size, info.num_frames, info.fps, info.duration, info.width, info.height, info.codec, rotation=info.rotation)
     if info.num_frames <= 0:
@@ -160,7 +159,7 @@ def probe_video(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | 
                     decoded = bool(packet.decode())
             if not decoded:  # the decoder may hold the first frames until flushed
                 decoded = bool(stream.codec_context.decode(None))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any demuxing failure marks the file bad
         return _bad(entry, f"truncated or corrupt: demuxing failed ({type(exc).__name__}: {exc})")
     if not decoded:
         return _bad(entry, "no frame could be decoded")

@@ -55,7 +55,7 @@ class Encoder:
     def describe(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def clip_reader(self) -> "ClipReader":
+    def clip_reader(self) -> ClipReader:
         """How videos become this encoder's clips: TSN segments, short side ``image_size``, centre crop."""
         from vidrec.video.reader import ClipReader
         from vidrec.video.sampling import make_sampler
@@ -132,7 +132,7 @@ class ClassifierEncoder(Encoder):
         self.cfg = cfg
         self.classes = list(classes)
 
-    def clip_reader(self) -> "ClipReader":
+    def clip_reader(self) -> ClipReader:
         """A checkpoint reads videos exactly as its evaluation does (sampler, ``data.decode_size``, crop)."""
         if self.cfg is None:
             return super().clip_reader()

@@ -132,7 +132,7 @@ def export_onnx(
                     external_data=False,
                     verbose=False,
                 )
-        except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the reason is reported in one line
+        except Exception as exc:  # the exporter raises many types; the reason is reported in one line
             log.debug("exporter output:\n%s", notes.getvalue())
             raise ExportError(
                 f"{checkpoint}: model {name!r} cannot be exported to ONNX ({_reason(exc)}); use the PyTorch checkpoint"

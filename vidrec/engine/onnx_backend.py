@@ -67,7 +67,7 @@ class OnnxModel:
         opts.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for unreadable files
+        except Exception as exc:  # onnxruntime raises its own types for unreadable files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{self.path}: not a readable ONNX model ({first[:200]})") from exc
         self.meta: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -92,10 +92,10 @@ class OnnxModel:
         (logits,) = self.session.run(None, {self.input_name: x})
         return torch.from_numpy(logits)
 
-    def eval(self) -> "OnnxModel":
+    def eval(self) -> OnnxModel:
         return self
 
-    def to(self, *args: Any, **kwargs: Any) -> "OnnxModel":
+    def to(self, *args: Any, **kwargs: Any) -> OnnxModel:
         return self
 
 

@@ -23,7 +23,7 @@ from vidrec.data.records import RecordSet
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.engine.evaluate import EvalResult, evaluate_model
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
-from vidrec.errors import ConfigError, DatasetError, VidrecError
+from vidrec.errors import DatasetError, VidrecError
 from vidrec.models.registry import create_model
 from vidrec.utils.device import resolve_device
 from vidrec.utils.io import check_writable, link_tree, recover_dir, write_text_atomic

@@ -80,7 +80,7 @@ class ClassificationTask:
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         cfg = self.cfg.train
         bare = unwrap(model)
-        skip = set(getattr(bare, "no_weight_decay", lambda: set())())
+        skip = set(getattr(bare, "no_weight_decay", set)())
         bb = {id(p) for p in self.backbone}
         named = list(bare.named_parameters())
         head = decay_groups([(n, p) for n, p in named if id(p) not in bb], lr=cfg.lr, weight_decay=cfg.weight_decay,

@@ -103,7 +103,7 @@ def select_cuda_device(device: str) -> None:
 
     dev = resolve_device(device, option="train.device")
     if ":" in device:
-        if int(os.environ.get("LOCAL_RANK", -1)) != -1:
+        if int(os.environ.get("LOCAL_RANK", "-1")) != -1:
             raise VidrecError(
                 f"train.device={device}: under accelerate launch / torchrun every process takes its own GPU; "
                 "use train.device=auto (and CUDA_VISIBLE_DEVICES to choose GPUs)"
@@ -148,12 +148,12 @@ class TrainerState:
     log_lines: int = 0  # lines in metrics.jsonl when the state was saved: a resume cuts the log back to them
 
     @classmethod
-    def from_json(cls, data: Any, *, source: str) -> "TrainerState":
+    def from_json(cls, data: Any, *, source: str) -> TrainerState:
         """Rebuild from ``trainer_state.json``, checking every field's type (unknown keys are ignored)."""
         if not isinstance(data, dict):
             raise CheckpointError(f"{source}: expected a JSON object")
         kw: dict[str, Any] = {}
-        for name, f in cls.__dataclass_fields__.items():
+        for name in cls.__dataclass_fields__:
             if name not in data:
                 continue
             v, default = data[name], getattr(cls(), name)

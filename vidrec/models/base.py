@@ -52,7 +52,7 @@ class VideoClassifier(nn.Module):
         return self.forward_head(self.forward_features(video, **side))
 
     def get_classifier(self) -> nn.Module:
-        return self.head  # type: ignore[attr-defined,no-any-return]
+        return self.head
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a freshly initialised one for ``num_classes`` classes."""

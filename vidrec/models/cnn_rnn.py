@@ -119,7 +119,7 @@ class FrameEncoder(nn.Module):
         own = self.net.state_dict()
         return {f"net.{k}": v for k, v in sd.items() if k in own}
 
-    def train(self, mode: bool = True) -> "FrameEncoder":
+    def train(self, mode: bool = True) -> FrameEncoder:
         super().train(mode)
         if mode and self.freeze_bn:
             for m in self.net.modules():

@@ -119,7 +119,7 @@ class HFVideoClassifier(VideoClassifier):
     @classmethod
     def from_hub(
         cls, *, name_or_path: str, num_classes: int, pretrained: bool = True, dropout: float = 0.0
-    ) -> "HFVideoClassifier":
+    ) -> HFVideoClassifier:
         """Load a VideoMAE / TimeSformer / ViViT checkpoint from a directory or the hub, head resized
         (``pretrained`` is implied: the weights come with the checkpoint)."""
         from transformers import AutoConfig
@@ -163,7 +163,7 @@ class HFVideoClassifier(VideoClassifier):
     def from_config(
         cls, *, model_type: ModelType, num_classes: int, num_frames: int = 8, image_size: int = 112,
         hidden_size: int = 192, depth: int = 4, num_heads: int = 3, dropout: float = 0.0,
-    ) -> "HFVideoClassifier":  # fmt: skip
+    ) -> HFVideoClassifier:  # fmt: skip
         """The architecture from a config, random-initialised (offline, CPU-sized): patch / tubelet 16 (×2)."""
         import transformers as tf
 

@@ -54,16 +54,16 @@ class SMIF(nn.Module):
 
     def motion(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, L, D)`` → mean frame difference in a window centred on each frame, same shape."""
-        b, t, l, d = x.shape
+        b, t, n, d = x.shape  # n: tokens per frame
         diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)  # (B, T, L, D); first frame: 0
         if self.window == 1 or t == 1:
             return diff
-        seq = diff.permute(0, 2, 3, 1).reshape(b, l * d, t)  # (B, L*D, T)
+        seq = diff.permute(0, 2, 3, 1).reshape(b, n * d, t)  # (B, L*D, T)
         left, right = (self.window - 1) // 2, self.window // 2
         summed = F.avg_pool1d(F.pad(seq, (left, right)), self.window, stride=1) * self.window  # (B, L*D, T)
         count = F.avg_pool1d(F.pad(torch.ones(1, 1, t, device=x.device, dtype=x.dtype), (left, right)), self.window, stride=1)
         mean = summed / (count * self.window)  # frames outside the clip do not count
-        return mean.reshape(b, l, d, t).permute(0, 3, 1, 2)  # (B, T, L, D)
+        return mean.reshape(b, n, d, t).permute(0, 3, 1, 2)  # (B, T, L, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.alpha * self.proj(self.motion(x))  # (B, T, L, D)

@@ -103,17 +103,17 @@ class ModelEntry:
     """A registered variant: its builder, the class it builds, its input and its known weights."""
 
     name: str
-    builder: Callable[..., "nn.Module"]
+    builder: Callable[..., nn.Module]
     model_cls: type
     family: str  # the module that defines it
     input: InputSpec
     pretrained: dict[str, PretrainedCfg] = field(default_factory=dict)  # tag -> weights
     description: str = ""
     prefix_match: bool = False  # e.g. "hf:" accepts "hf:<hub id or directory>"
-    constructor: Callable[..., "nn.Module"] | None = None  # what build_variant calls: the class or a classmethod
+    constructor: Callable[..., nn.Module] | None = None  # what build_variant calls: the class or a classmethod
 
     @property
-    def make(self) -> Callable[..., "nn.Module"]:
+    def make(self) -> Callable[..., nn.Module]:
         return self.constructor or self.model_cls
 
     @property
@@ -150,7 +150,7 @@ def _is_config_type(annotation: Any) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _options(constructor: Callable[..., Any]) -> dict[str, ModelOption]:
     target = constructor.__init__ if isinstance(constructor, type) else constructor  # type: ignore[misc]
     hints = typing.get_type_hints(target)
@@ -174,11 +174,11 @@ def register_model(
     pretrained: Iterable[PretrainedCfg] = (),
     description: str = "",
     prefix_match: bool = False,
-    constructor: Callable[..., "nn.Module"] | None = None,
-) -> Callable[[Callable[..., "nn.Module"]], Callable[..., "nn.Module"]]:
+    constructor: Callable[..., nn.Module] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder under ``name``; its return annotation is the model class. Duplicates are refused."""
 
-    def deco(fn: Callable[..., "nn.Module"]) -> Callable[..., "nn.Module"]:
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].builder is not fn:
             raise ValueError(f"model {name!r} is already registered by {_REGISTRY[name].builder.__module__}")
         model_cls = typing.get_type_hints(fn).get("return")
@@ -264,7 +264,7 @@ def create_model(
     pretrained: bool = False,
     weights: str | os.PathLike[str] | None = None,
     **kwargs: Any,
-) -> "nn.Module":
+) -> nn.Module:
     """Build a registered model (``name`` may be a prefix entry such as ``hf:<id or dir>``) and its weights.
 
     ``kwargs`` are ``model.<key>`` options, checked by :func:`check_model_kwargs`. ``pretrained`` loads the

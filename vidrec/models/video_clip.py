@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import pickle
 import re
 import zlib
@@ -589,7 +588,7 @@ class VideoCLIP(VideoClassifier):
         prompt_layer: int = 0,
         fusion: str = "meanP",
         fusion_layers: int = 2,
-    ) -> "VideoCLIP":
+    ) -> VideoCLIP:
         """CLIP towers from ``clip`` (a from_pretrained dir or hub id; ``pretrained``: OpenAI's ViT-B/32) or
         random from ``arch`` (``image_size`` only for ``tiny``); ``merge``: frames merged per stage (``2-2-2``,
         ``off``); ``merge_layers``: layers that merge (default 6-8-10 on 12 layers); ``merge_keep``: proportion

@@ -130,7 +130,7 @@ def _read_file(path: Path) -> StateDict:
                 f"{unpickle_refusal(path, exc)} torch.load(weights_only=True) reads plain state dicts; re-save it as one "
                 "or as .safetensors"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad pickle
+        except Exception as exc:  # torch raises many types for a bad pickle
             raise WeightsError(
                 f"{path}: cannot be read with torch.load(weights_only=True) ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:200]}); re-save it as a plain state dict or as .safetensors"

@@ -9,11 +9,11 @@ from typing import Any, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+import numpy as np
 
-from vidrec.utils.io import atomic_path  # noqa: E402
+from vidrec.utils.io import atomic_path
 
 
 def _save(fig: Any, path: Path, *, tight: bool = True) -> Path:

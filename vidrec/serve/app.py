@@ -446,7 +446,7 @@ def build_app(
         if overlay:
             out = res.preview_path(Path(str(video)).stem)
             preview = str(render_prediction(video, top_k, out))  # type: ignore[arg-type]
-        return {c: p for c, p in top_k}, preview
+        return dict(top_k), preview
 
     def _hit_video(row: SearchRow) -> Any:
         clip = render_hit(row, res.preview_path(Path(row.path).stem), root=root)

@@ -155,7 +155,7 @@ def head_lines(path: str | os.PathLike[str], n: int) -> str:
     path = Path(path)
     if not path.is_file() or n <= 0:
         return ""
-    out = []
+    out: list[str] = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if len(out) == n or not line.endswith("\n"):

@@ -297,7 +297,7 @@ class PyAVDecoder:
         path = Path(path)
         if len(indices) == 0:
             raise ValueError("no frame indices requested")
-        wanted = sorted(set(int(i) for i in indices))
+        wanted = sorted({int(i) for i in indices})
         if wanted[0] < 0:
             raise ValueError(f"negative frame index {wanted[0]}")
         facts = self.facts(path)

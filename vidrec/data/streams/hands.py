@@ -156,7 +156,7 @@ def _import_solutions_hands() -> Any:
         raise HandsUnavailable(f"hand joints need MediaPipe, which is not installed: {INSTALL_HINT}")
     try:
         import mediapipe as mp
-    except Exception as exc:  # noqa: BLE001 - any import-time failure means the extra is unusable
+    except Exception as exc:  # any import-time failure means the extra is unusable
         raise HandsUnavailable(
             f"MediaPipe {ver} does not import ({type(exc).__name__}: {exc}); {INSTALL_HINT}"
         ) from exc
@@ -228,7 +228,7 @@ class SubprocessHands:
     ) -> None:
         self.python, self.max_hands = python, max_hands
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()  # MediaPipe's own chatter, kept for the error message
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close(); MediaPipe's own chatter, kept for the error message
         options = json.dumps({"min_confidence": min_confidence, "model_complexity": model_complexity})
         try:  # -I: the hands environment sees none of this one's PYTHONPATH or packages
             self._proc = subprocess.Popen(

@@ -145,7 +145,8 @@ def write_something_else(
         box_parts[name] = ids
     # Compositional split: per temporal pair, train sees one shape group, validation the other.
     comp = out / "dataset_splits" / "compositional"
-    ctrain, cval = [], []
+    ctrain: list[dict[str, str]] = []
+    cval: list[dict[str, str]] = []
     for p in plans:
         if p.subset == "test":
             continue
