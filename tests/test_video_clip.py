@@ -221,7 +221,7 @@ def test_contrastive_loss_and_metrics():
 def test_captions_msrvtt_layout_and_errors(tmp_path):
     import json
 
-    from vidrec.engine.retrieval import load_msrvtt, read_captions
+    from vidrec.data.msrvtt import load_msrvtt, read_captions
     from vidrec.errors import DatasetError
     from vidrec.video.encode import write_video
 

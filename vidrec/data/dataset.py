@@ -15,7 +15,8 @@ Samples are dicts with stable keys:
 
 Randomness is a pure function of ``(seed, epoch, index)``: the :class:`EpochSampler` encodes the
 epoch into the keys it yields, so persistent workers, mid-epoch resume and any worker count all
-see the same clips.
+see the same clips. :class:`CaptionClipDataset` (``task: retrieval``) adds a ``caption`` to each sample, drawn from the
+same keys.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -249,3 +251,31 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_items
+
+
+class CaptionClipDataset(Dataset[dict[str, Any]]):
+    """A :class:`VideoClipDataset` whose samples also carry ``caption`` (a random one of the video's captions in
+    training, a function of ``(seed, epoch, index)``; the first in evaluation)."""
+
+    def __init__(self, clips: Dataset[dict[str, Any]], captions: Sequence[Sequence[str]], *, train: bool, seed: int = 0) -> None:
+        self.clips = clips
+        self.captions = [list(c) for c in captions]
+        self.train = train
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.clips)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        sample = self.clips[key]
+        caps = self.captions[int(sample["index"])]
+        if self.train and len(caps) > 1:
+            epoch = int(key) // _EPOCH_STRIDE
+            rng = np.random.default_rng((self.seed, epoch, int(sample["index"]), 7))
+            sample["caption"] = caps[int(rng.integers(len(caps)))]
+        else:
+            sample["caption"] = caps[0]
+        return sample
+
+    def set_epoch(self, epoch: int) -> None:  # the sampler carries the epoch; kept for loaders that ask
+        return None

@@ -61,7 +61,7 @@ class RecordSet:
 DatasetLoader = Callable[..., RecordSet]
 _LOADERS: dict[str, DatasetLoader] = {}
 # Where each built-in loader lives, imported only when asked for: `vidrec data show` on UCF101
-# must not pay for the synthetic renderer or the retrieval engine (and their torch imports).
+# must not pay for the synthetic renderer (and its torch import).
 _LOADER_MODULES: dict[str, str] = {
     "synthetic": "vidrec.data.synthetic.loader",
     "ucf101": "vidrec.data.ucf101",
@@ -71,7 +71,7 @@ _LOADER_MODULES: dict[str, str] = {
     "folder": "vidrec.data.folder",
     "kinetics": "vidrec.data.kinetics",
     "list": "vidrec.data.mmaction_list",
-    "msrvtt": "vidrec.engine.retrieval",  # captioned videos in the MSR-VTT JSON layout
+    "msrvtt": "vidrec.data.msrvtt",  # captioned videos in the MSR-VTT JSON layout
 }
 
 
