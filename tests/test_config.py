@@ -77,3 +77,27 @@ def test_round_trip_to_dict():
     cfg = load_config(overrides=["model.hidden_size=32", "train.lr=0.01"])
     again = config_from_dict(cfg.to_dict())
     assert again == cfg and again.model_kwargs == {"hidden_size": 32}
+
+
+def test_deprecated_keys_still_load_and_say_where_they_went(caplog, monkeypatch):
+    """data.test_views / data.eval_batch_size are eval.views / eval.batch_size now; eval.topk was never read."""
+    import vidrec.config as config
+
+    monkeypatch.setattr(config, "_warned", set())
+    with caplog.at_level("WARNING", logger="vidrec.config"):
+        cfg = load_config(overrides=["data.test_views=3", "data.eval_batch_size=5", "eval.topk=[1, 3]"])
+    assert cfg.eval.views == 3 and cfg.eval.batch_size == 5
+    assert "test_views" not in cfg.to_dict()["data"] and "topk" not in cfg.to_dict()["eval"]
+    assert cfg.data_options == {}  # not taken for loader options either
+    text = caplog.text
+    assert "data.test_views is deprecated; use eval.views" in text and "eval.topk is deprecated and not used" in text
+    cfg = load_config(overrides=["data.test_views=3", "eval.views=2"])  # the new key wins
+    assert cfg.eval.views == 2
+
+
+def test_monitor_is_named_for_the_task():
+    assert load_config().train.monitor == "val_top1"
+    assert load_config(overrides=["task=retrieval"]).train.monitor == "val_t2v_r1"  # a retrieval run has no top-1
+    assert load_config(overrides=["task=retrieval", "train.monitor=val_loss"]).train.monitor == "val_loss"
+    with pytest.raises(ConfigError, match="val_t2v_r1 is a retrieval metric"):
+        load_config(overrides=["train.monitor=val_t2v_r1"])

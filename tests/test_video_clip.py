@@ -286,7 +286,8 @@ def test_vidrec_train_and_eval_with_a_retrieval_config(synth_root, tmp_path):
                          "retrieval.mode=sequential")
     out = train(cfg, progress=False)
     hist = out.fit.history[-1]
-    assert {"val_t2v_r1", "val_v2t_r1", "val_t2v_median_rank", "val_top1"} <= set(hist)
+    assert {"val_t2v_r1", "val_v2t_r1", "val_t2v_median_rank"} <= set(hist) and "val_top1" not in hist
+    assert cfg.train.monitor == "val_t2v_r1" and out.fit.best_metrics["val_t2v_r1"] == hist["val_t2v_r1"]
     m = evaluate_retrieval_checkpoint(out.fit.best_checkpoint)
     assert m["num_pairs"] == 4 and 0 <= m["t2v_r1"] <= 1 and m["subset"] == "val"
 

@@ -78,10 +78,8 @@ class DataConfig(BaseModel):
     mean: tuple[float, float, float] | None = None  # None: the model's
     std: tuple[float, float, float] | None = None
     batch_size: int = Field(8, ge=1)
-    eval_batch_size: int | None = None  # None: 2 × batch_size
     num_workers: int = Field(2, ge=0)
     pin_memory: bool | None = None  # None: when on CUDA
-    test_views: int = Field(1, ge=1)  # clips per video at test time (multi-view)
     strict: bool = False  # a failing video stops the run instead of being skipped
     max_skips: float = Field(0.05, ge=0)  # training: stand-ins for unreadable videos allowed per epoch (fraction of the subset) before the run stops
     limit: int | None = None  # use only the first N records of each subset (quick runs)
@@ -131,7 +129,9 @@ class TrainConfig(_Section):
     freeze_backbone_epochs: int = Field(0, ge=0)  # progressive fine-tuning: backbone frozen this long
     backbone_lr_mult: float = Field(1.0, gt=0)  # backbone lr = lr * this
     early_stop_patience: int | None = Field(5, ge=1)  # epochs without val improvement; None: off
-    monitor: Literal["val_top1", "val_loss"] = "val_top1"
+    # the metric that picks checkpoints/best, early stopping and plateau: val_top1 (classification), val_t2v_r1 (retrieval:
+    # text→video R@1; a retrieval config's val_top1 means it) or val_loss
+    monitor: Literal["val_top1", "val_t2v_r1", "val_loss"] = "val_top1"
     seed: int = 42
     device: str = "auto"  # auto (CUDA → MPS → CPU), cpu, mps, cuda or cuda:N
     out_dir: Path = Path("runs/train")
@@ -181,10 +181,11 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
-    subset: str = "val"
-    batch_size: int | None = None
-    views: int | None = None  # None: data.test_views
-    topk: tuple[int, ...] = (1, 5)
+    """Validation during training and ``vidrec eval`` / ``predict``."""
+
+    subset: str = "val"  # what vidrec eval evaluates
+    batch_size: int | None = Field(None, ge=1)  # clips per batch when evaluating; None: 2 × data.batch_size
+    views: int = Field(1, ge=1)  # clips per video at test time, averaged (multi-view testing)
 
 
 class RetrievalConfig(_Section):
@@ -200,6 +201,37 @@ class RetrievalConfig(_Section):
     learn_temperature: bool = True  # train it (from `temperature` when given, at module_lr) or keep it fixed
 
 
+# Old keys still read (with a warning) so that older configs and checkpoints load: old → new (None: no longer used).
+DEPRECATED_KEYS: dict[tuple[str, str], tuple[str, str] | None] = {
+    ("data", "test_views"): ("eval", "views"),
+    ("data", "eval_batch_size"): ("eval", "batch_size"),
+    ("eval", "topk"): None,  # eval always reports top-1 and top-5
+}
+_warned: set[tuple[str, str]] = set()
+
+
+def _upgrade_keys(tree: Any) -> Any:
+    """Move deprecated keys of a raw config tree to their new place (the new key wins when both are set)."""
+    if not isinstance(tree, Mapping):
+        return tree
+    tree = dict(tree)
+    for (sec, key), new in DEPRECATED_KEYS.items():
+        old = tree.get(sec)
+        if not isinstance(old, Mapping) or key not in old:
+            continue
+        tree[sec] = {k: v for k, v in old.items() if k != key}
+        if (sec, key) not in _warned:  # once per process: every checkpoint of an older run carries them
+            _warned.add((sec, key))
+            log.warning("config key %s.%s is deprecated%s", sec, key,
+                        f"; use {new[0]}.{new[1]} (read as that this time)" if new else " and not used; remove it")
+        if new is not None:
+            target = dict(tree.get(new[0]) or {})
+            if target.get(new[1]) is None:
+                target[new[1]] = old[key]
+            tree[new[0]] = target
+    return tree
+
+
 class Config(_Section):
     task: Literal["classification", "retrieval"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
@@ -207,6 +239,21 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated(cls, data: Any) -> Any:
+        return _upgrade_keys(data)
+
+    @model_validator(mode="after")
+    def _monitor(self) -> Config:
+        """Name the monitored metric for what it is: a retrieval run has no top-1."""
+        if self.task == "retrieval" and self.train.monitor == "val_top1":
+            self.train.monitor = "val_t2v_r1"
+        elif self.task == "classification" and self.train.monitor == "val_t2v_r1":
+            raise ValueError("train.monitor=val_t2v_r1 is a retrieval metric; a classification run monitors val_top1 "
+                             "or val_loss")
+        return self
 
     @property
     def model_kwargs(self) -> dict[str, Any]:

@@ -127,7 +127,8 @@ def train(
     cfg = _load_cfg(config, sets, **(base or {}))
     res = run_train(cfg, resume=resume, resume_from=resume_from, progress=not quiet)
     m = res.fit.best_metrics
-    _echo(f"best val top-1 {m.get('val_top1', float('nan')):.3f} (epoch {m.get('epoch')}) in {res.fit.train_seconds:.0f} s of training")
+    monitor = cfg.train.monitor  # val_top1, or val_t2v_r1 (text→video R@1) in a retrieval run
+    _echo(f"best {monitor} {m.get(monitor, float('nan')):.3f} (epoch {m.get('epoch')}) in {res.fit.train_seconds:.0f} s of training")
     _echo(f"best checkpoint: {res.fit.best_checkpoint}")
     _echo(f"last checkpoint: {res.fit.last_checkpoint} (resume with --resume --out {res.out_dir})")
     _echo(f"logs: {res.out_dir / 'metrics.jsonl'}, curves: {res.out_dir / 'training_curves.png'}, "

@@ -180,7 +180,7 @@ def build_loader(
 ) -> DataLoader[Any]:
     """The DataLoader of ``dataset``: ``batch_size`` (default from ``data``), ``workers`` decoding
     processes (default ``data.num_workers``), pinned memory on CUDA, the seeded epoch sampler."""
-    bs = batch_size or (cfg.data.batch_size if train else (cfg.data.eval_batch_size or 2 * cfg.data.batch_size))
+    bs = batch_size or (cfg.data.batch_size if train else (cfg.eval.batch_size or 2 * cfg.data.batch_size))
     workers = cfg.data.num_workers if workers is None else workers
     if bs < 1 or workers < 0:
         from vidrec.errors import VidrecError

@@ -100,7 +100,7 @@ class LRSchedule:
         self.plateau: ReduceLROnPlateau | None = None
         if self.kind == "plateau":
             self.plateau = ReduceLROnPlateau(
-                optimizer, mode="max" if t.monitor == "val_top1" else "min", factor=t.gamma,
+                optimizer, mode="min" if t.monitor == "val_loss" else "max", factor=t.gamma,
                 patience=t.plateau_patience, min_lr=[b * t.min_lr_ratio for b in base],
             )
 

@@ -76,7 +76,7 @@ class Predictor:
         self.num_frames, self.image_size = resolved_clip(cfg, self.spec)
         self.reader = build_reader(cfg, self.spec, self.ck.classes, train=False)
         self.normalize = build_normalizer(cfg, self.spec)
-        self.views = views or cfg.data.test_views
+        self.views = views or cfg.eval.views
         self.side_keys = tuple(getattr(self.spec, "side_inputs", ()) or ())
         self._dataset: tuple[Any, dict[str, VideoRecord]] | None = None  # (record set, path / video id → record)
         self._side_fns: list | None = None

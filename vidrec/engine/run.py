@@ -260,7 +260,7 @@ def evaluate_checkpoint(
         )
     records = rs.subset(subset)
     spec = ck.model.input_spec  # type: ignore[attr-defined]
-    n_views = views or cfg.eval.views or cfg.data.test_views
+    n_views = views or cfg.eval.views
     ds = eval_dataset(ck, cfg, records, views=n_views, recordset=rs)
     loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
     side = tuple(getattr(spec, "side_inputs", ()) or ())

@@ -34,7 +34,7 @@ class Task(Protocol):
         ...
 
     def validate(self, model: nn.Module, loader: DataLoader[Any], *, accelerator: Any, progress: bool) -> dict[str, Any]:
-        """Metrics with at least ``val_top1`` (the default monitor) and ``val_loss`` where defined."""
+        """Metrics with at least the task's monitor (``val_top1``, ``val_t2v_r1``) and ``val_loss`` where defined."""
         ...
 
 
@@ -142,8 +142,7 @@ class RetrievalTask:
         from vidrec.engine.retrieval import evaluate_retrieval
 
         r = evaluate_retrieval(model, loader, accelerator=accelerator, temperature=self.temperature, normalize=self.normalize)
-        metrics = {f"val_{k}": v for k, v in r.items()}
-        metrics["val_top1"] = r["t2v_r1"]  # text→video R@1: train.monitor and early stopping work unchanged
+        metrics = {f"val_{k}": v for k, v in r.items()}  # val_t2v_r1 is what train.monitor follows by default
         log.info("val t2v R@1 %.3f R@5 %.3f MdR %.0f | v2t R@1 %.3f (chance %.3f)",
                  r["t2v_r1"], r["t2v_r5"], r["t2v_median_rank"], r["v2t_r1"], r["chance_r1"])
         return metrics

@@ -453,7 +453,7 @@ class Trainer:
             return self.state.best is None
         if self.state.best is None:
             return True
-        return metrics[key] > self.state.best if key == "val_top1" else metrics[key] < self.state.best
+        return metrics[key] < self.state.best if key == "val_loss" else metrics[key] > self.state.best
 
     def _train_epoch(self) -> None:
         cfg, st, acc = self.cfg, self.state, self.accelerator
