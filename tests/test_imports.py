@@ -135,6 +135,18 @@ def test_embed_store_is_the_storage_layer_under_search() -> None:
         assert "_check_queries" not in text and "._table(" not in text and "_sql_str" not in text, user
 
 
+
+def test_data_and_video_never_import_the_engine() -> None:
+    """Data code lives in vidrec/data (a dataset loader is never an engine module); the engine builds on it."""
+    graph = import_graph(ROOT)
+    bad = sorted(f"{m} -> {t}" for m, ts in graph.items() if m.startswith(("vidrec.data", "vidrec.video"))
+                 for t in ts if t.startswith("vidrec.engine"))
+    assert not bad, bad
+    from vidrec.data.records import _LOADER_MODULES  # imported by name on demand: not an import statement
+
+    assert all(m.startswith("vidrec.data.") for m in _LOADER_MODULES.values()), _LOADER_MODULES
+
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
