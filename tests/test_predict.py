@@ -112,7 +112,7 @@ def test_a_subset_becomes_a_benchmark_submission(synth, tmp_path, capsys):
     ann = synth["data"] / "annotations"
     test_ids = [str(v["id"]) for v in json.loads((ann / "something-something-v2-test.json").read_text())]
     sub = tmp_path / "ssv2.csv"
-    code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), "--subset", "test", "--csv", str(sub),
+    code, _out, err = run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), "--subset", "test", "--csv", str(sub),
                          "--topk", "2", "--workers", "0", "-q")
     assert code == 0, err
     lines = sub.read_text().splitlines()  # SSv2: id;label1;label2, no header, the labels file's names
@@ -124,7 +124,7 @@ def test_a_subset_becomes_a_benchmark_submission(synth, tmp_path, capsys):
     assert all(len(ln.split(";")) == 2 for ln in sub.read_text().splitlines())  # top-1 lines
     # UCF101: testlist01 in the seed-001 format id,class
     ucf = tmp_path / "ucf.csv"
-    code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ucf101"]), "--subset", "test", "--csv", str(ucf),
+    code, _out, err = run(capsys, "predict", "--checkpoint", str(synth["ucf101"]), "--subset", "test", "--csv", str(ucf),
                          "-q")
     assert code == 0, err
     rows = list(csv.reader(ucf.open()))

@@ -88,7 +88,7 @@ def embed(
     from vidrec.embed import extract
 
     summary = extract(
-        video_dir, out, model=opts.model, batch_size=opts.batch_size or 8, segments=opts.segments or "frame",  # type: ignore[arg-type]
+        video_dir, out, model=opts.model, batch_size=opts.batch_size or 8, segments=opts.segments or "frame",
         window_seconds=opts.window_seconds or 5.0, stride_seconds=opts.stride_seconds, formats=fmt, workers=opts.workers,
         device=opts.device or "auto", shard=rank, progress=True, **opts.encoder_kwargs(),
     )

@@ -28,7 +28,7 @@ from vidrec.errors import ConfigError
 
 def parse_keep(value: Any) -> float | list[float] | None:
     """``0.5`` / ``"0.3-0.7"`` / ``"0.3,0.7"`` / ``[0.3, 0.7]`` → a proportion or one per merge stage."""
-    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return None if value is None else float(value)
     if isinstance(value, str):
         parts = [p for p in value.replace(",", "-").split("-") if p.strip()]

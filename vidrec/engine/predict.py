@@ -168,7 +168,7 @@ class Predictor:
                                     workers=workers, progress=progress).predictions
 
     def predict_records(self, records: Sequence[VideoRecord], *, recordset: Any = None, topk: int = 5, strict: bool = False,
-                        batch_size: int | None = None, workers: int | None = None, progress: bool = False) -> "PredictRun":
+                        batch_size: int | None = None, workers: int | None = None, progress: bool = False) -> PredictRun:
         """Predict ``records`` through the one dataset and DataLoader: ``workers`` processes decode
         (default ``data.num_workers``) while the model runs ``batch_size`` clips at a time (default
         ``eval.batch_size``); each video's views are averaged. A video that cannot be read gets a

@@ -7,7 +7,8 @@ visible one; both are checked against the GPUs this process sees, ``mps`` agains
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from vidrec.errors import ConfigError, VidrecError
 
@@ -31,7 +32,7 @@ def check_device_name(name: str, *, option: str = "--device") -> str:
     return n
 
 
-def resolve_device(name: str = "auto", *, option: str = "--device") -> "torch.device":
+def resolve_device(name: str = "auto", *, option: str = "--device") -> torch.device:
     """The :class:`torch.device` for ``name`` (see the module doc); an absent GPU is a one-line error."""
     import torch
 
@@ -62,7 +63,7 @@ def resolve_device(name: str = "auto", *, option: str = "--device") -> "torch.de
     return torch.device("cuda", index)
 
 
-def autocast(device: "torch.device") -> object:
+def autocast(device: torch.device) -> AbstractContextManager[Any]:
     """Inference autocast: bf16 (fp16 where bf16 is missing) on CUDA; nothing elsewhere."""
     import torch
 
