@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 
 import pytest
@@ -277,7 +278,7 @@ def test_contrastive_training_reaches_recall_far_above_chance(synth_root):
     assert after["t2v_r1"] >= 0.5 and after["v2t_r1"] >= 0.5, after  # chance: 0.0625
 
 
-def test_vidrec_train_and_eval_with_a_retrieval_config(synth_root, tmp_path):
+def test_vidrec_train_and_eval_with_a_retrieval_config(synth_root, tmp_path, capsys):
     """The trainer's retrieval wiring: one short epoch, a checkpoint, vidrec eval's R@K report."""
     from vidrec.engine.retrieval import evaluate_retrieval_checkpoint
     from vidrec.engine.run import train
@@ -290,6 +291,13 @@ def test_vidrec_train_and_eval_with_a_retrieval_config(synth_root, tmp_path):
     assert cfg.train.monitor == "val_t2v_r1" and out.fit.best_metrics["val_t2v_r1"] == hist["val_t2v_r1"]
     m = evaluate_retrieval_checkpoint(out.fit.best_checkpoint)
     assert m["num_pairs"] == 4 and 0 <= m["t2v_r1"] <= 1 and m["subset"] == "val"
+    # vidrec eval asks the checkpoint's task (no branch on cfg.task in the CLI): R@K text, metrics.json
+    from vidrec.cli import main
+
+    main(["eval", "--checkpoint", str(out.fit.best_checkpoint), "--out", str(tmp_path / "ev"), "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert "text→video: R@1" in printed and "video→text: R@1" in printed and "4 video–caption pairs" in printed
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["num_pairs"] == 4
 
 
 def test_set_merge_schedule_on_a_built_model():

@@ -135,44 +135,6 @@ def train(
 
 
 # ---------------------------------------------------------------------------------------------- eval
-def write_eval_report(outcome: Any, out_dir: Path, *, title: str = "Evaluation report") -> dict[str, Any]:
-    """The evaluation report (vidrec.report.evaluation) of ``outcome`` into ``out_dir``, with the
-    training curves of the checkpoint's run when it has its metrics.jsonl."""
-    from vidrec.report.evaluation import write_eval_report as write
-
-    run_dir = Path(outcome.checkpoint.path).resolve().parent.parent  # RUN/checkpoints/<name>
-    return write(outcome.result, outcome.classes, out_dir, run_dir=run_dir, title=title)
-
-
-def print_class_summary(outcome: Any, *, n: int = 10) -> None:
-    """Per-class accuracy best to worst (all of it up to 30 classes, else the best and worst ``n``)
-    and the most-confused pairs."""
-    from vidrec.report.evaluation import confused_pairs, ranked_classes
-    from vidrec.report.tables import text_table
-
-    r, classes = outcome.result, outcome.classes
-    rows = ranked_classes(r.per_class, r.support, r.confusion, classes)
-
-    def table(part: list[Any], start: int) -> str:
-        return text_table(["rank", "class", "videos", "accuracy", "most often mistaken for"],
-                          [[start + i, c.name, c.videos, c.accuracy if c.accuracy is not None else "n/a",
-                            f"{c.confused_with} ({c.confused_rate:.0%})" if c.confused_with else "-"]
-                           for i, c in enumerate(part)])
-
-    if len(rows) <= 30:
-        _echo(table(rows, 1))
-    else:
-        _echo(f"best {n} of {len(rows)} classes:")
-        _echo(table(rows[:n], 1))
-        _echo(f"\nworst {n}:")
-        _echo(table(rows[-n:], len(rows) - n + 1))
-    pairs = confused_pairs(r.confusion, classes, top=n)
-    if pairs:
-        _echo(f"\nmost-confused pairs (top {len(pairs)}):")
-        _echo(text_table(["true class", "predicted as", "videos", "share"],
-                         [[p.true, p.predicted, p.count, f"{p.rate:.0%}"] for p in pairs]))
-
-
 @app.command("eval")
 def eval_(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory (e.g. RUN/checkpoints/best)."),
@@ -194,7 +156,7 @@ def eval_(
     processes decoding batches of --batch-size clips; retrieval checkpoints print R@1/5/10.
     """
     from vidrec.engine.checkpoint import read_checkpoint_meta
-    from vidrec.engine.run import evaluate_checkpoint
+    from vidrec.engine.tasks import task_type
     from vidrec.utils.device import check_device_name
     from vidrec.utils.io import check_writable
 
@@ -207,44 +169,13 @@ def eval_(
 
         cfg = load_config(config, overrides=set_, base=None if config else ck_cfg.to_dict())
     eval_subset = subset or (cfg or ck_cfg).eval.subset
-    if out is not None:  # checked before the work, not after it (the default is beside the run)
-        check_writable(out, what="--out", folder=True)
-    if (cfg or ck_cfg).task == "retrieval":  # video–text retrieval: R@K and ranks (vidrec.engine.retrieval)
-        from vidrec.engine.retrieval import evaluate_retrieval_checkpoint
-        from vidrec.utils.io import write_json_atomic
-
-        m = evaluate_retrieval_checkpoint(checkpoint, cfg=cfg, subset=subset, device=device, batch_size=batch_size, workers=workers)
-        out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{m['subset']}")
-        write_json_atomic(out_dir / "metrics.json", m)
-        if as_json:
-            _echo(json.dumps(m, indent=2))
-            return
-        for d, name in (("t2v", "text→video"), ("v2t", "video→text")):
-            _echo(f"{name}: R@1 {m[f'{d}_r1']:.3f}  R@5 {m[f'{d}_r5']:.3f}  R@10 {m[f'{d}_r10']:.3f}  "
-                  f"median rank {m[f'{d}_median_rank']:.0f}  mean rank {m[f'{d}_mean_rank']:.1f}")
-        _echo(f"{m['subset']}: {int(m['num_pairs'])} video–caption pairs (chance R@1 {m['chance_r1']:.3f}); report: {out_dir / 'metrics.json'}")
-        return
-    out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{eval_subset}")
-    check_writable(out_dir, what="--out", folder=True)
-    outcome = evaluate_checkpoint(checkpoint, cfg=cfg, subset=subset, views=views, progress=not quiet, device=device,
-                                  batch_size=batch_size, workers=workers)
-    sub = eval_subset
-    summary = write_eval_report(outcome, out_dir)
-    if as_json:
-        _echo(json.dumps(summary, indent=2))
-        return
-    r = outcome.result
-    print_class_summary(outcome)
-    _echo()
-    _echo(f"{sub}: top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  mean class acc {r.mean_class_acc:.3f}  "
-          f"({summary['num_videos']} videos, {summary['num_clips']} clips)")
-    if outcome.unreadable:
-        _echo(f"{len(outcome.unreadable)} unreadable video(s) left out of every metric (no stand-in was scored):")
-        for path, why in outcome.unreadable.items():
-            _echo(f"  {path}: {why}")
-    curves = ", training_curves.png" if (out_dir / "training_curves.png").is_file() else ""
-    _echo(f"report: {out_dir / 'report.md'} (metrics.json, confusion.csv, per_class.md, confusion.png, "
-          f"confusion_top.png, per_class.png{curves})")
+    out_dir = out or (checkpoint.resolve().parent.parent / f"eval-{eval_subset}")  # default: beside the run
+    check_writable(out_dir, what="--out", folder=True)  # before the work, not after it
+    report = task_type((cfg or ck_cfg).task).evaluate_checkpoint(
+        checkpoint, out_dir, cfg=cfg, subset=subset, views=views, progress=not quiet, device=device,
+        batch_size=batch_size, workers=workers,
+    )
+    _echo(json.dumps(report.metrics, indent=2) if as_json else report.text)
 
 
 # ---------------------------------------------------------------------------------------------- predict
@@ -391,6 +322,7 @@ def demo(
     from vidrec.engine.predict import Predictor
     from vidrec.engine.run import evaluate_checkpoint, train as run_train
     from vidrec.presets import preset_path
+    from vidrec.report.evaluation import write_checkpoint_report
     from vidrec.report.tables import markdown_table, text_table
     from vidrec.utils.io import write_json_atomic, write_text_atomic
 
@@ -428,7 +360,7 @@ def demo(
 
     _echo("[3/5] evaluating the best checkpoint")
     ev = evaluate_checkpoint(tr.fit.best_checkpoint, progress=not quiet)
-    summary_eval = write_eval_report(ev, report_dir, title="vidrec demo: CNN-RNN on the synthetic dataset")
+    summary_eval = write_checkpoint_report(ev, report_dir, title="vidrec demo: CNN-RNN on the synthetic dataset")
     results = {"cnn_rnn": ev.result}
 
     base_metrics: dict[str, Any] | None = None

@@ -4,13 +4,16 @@ Multi-view testing needs no special case: clips of one video share ``index``; th
 scores are averaged into one video-level prediction. Clips arrive as uint8 and are normalised
 per batch on the device. Evaluation never scores a stand-in: a video that cannot be read comes
 as a placeholder with ``failed=1``, is left out of every metric, and is listed in
-:attr:`EvalResult.unreadable`.
+:attr:`EvalResult.unreadable`. :func:`evaluate_checkpoint` runs this on a checkpoint and a subset of its dataset
+(``vidrec eval`` for a classifier; :mod:`vidrec.engine.retrieval` has the retrieval one).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +22,15 @@ from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
 from tqdm.auto import tqdm
 
-from vidrec.utils.device import autocast
+from vidrec.config import Config
+from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
+from vidrec.data.records import RecordSet
+from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
+from vidrec.errors import DatasetError, VidrecError
+from vidrec.models.base import InputSpec
+from vidrec.utils.device import autocast, resolve_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -136,3 +147,76 @@ def summarise(logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, *
         per_class=per_class, support=support.tolist(), confusion=confusion, probs=vprobs, labels=vlabels,
         indices=uniq, num_clips=int(index.numel()),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# a checkpoint on a subset of its dataset (vidrec eval, classification)
+
+
+def load_subset_records(cfg: Config, subset: str) -> RecordSet:
+    """The dataset, for work on one ``subset``: with ``data.strict`` only that subset's problems stop it
+    (a broken line in the train list does not stop an evaluation of val)."""
+    if not cfg.data.strict:
+        return load_dataset(cfg)
+    lenient = cfg.model_copy(deep=True)
+    lenient.data.strict = False
+    rs = load_dataset(lenient)
+    problems = rs.problems_for(subset)
+    if problems:
+        more = f" ({len(problems) - 1} more problems concern it; vidrec data show lists them)" if len(problems) > 1 else ""
+        raise DatasetError(f"data.strict: {problems[0]}{more}")
+    return rs
+
+
+@dataclass
+class EvalOutcome:
+    result: EvalResult
+    classes: list[str]
+    checkpoint: LoadedCheckpoint
+    video_ids: list[str]
+    unreadable: dict[str, str] = field(default_factory=dict)  # video path -> why it could not be read (never scored)
+
+
+def eval_dataset(ck: LoadedCheckpoint, cfg: Config, records: list[Any], *, views: int, recordset: Any = None) -> Any:
+    """The clips ``vidrec eval`` scores: the checkpoint's evaluation view(s), read by the one reader."""
+    return build_dataset(cfg, records, ck.classes, ck.model.input_spec, train=False, views=views, recordset=recordset)  # type: ignore[arg-type]
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    cfg: Config | None = None,
+    subset: str | None = None,
+    views: int | None = None,
+    progress: bool = True,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+) -> EvalOutcome:
+    """Evaluate a checkpoint directory on a subset of its dataset (or of ``cfg``'s when given).
+
+    ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
+    ``workers`` decoding processes (default ``data.num_workers``) feed batches of ``batch_size``
+    clips (default ``eval.batch_size``)."""
+    ck = load_checkpoint(checkpoint, map_location=resolve_device(device))
+    cfg = cfg or ck.cfg
+    subset = subset or cfg.eval.subset
+    rs = load_subset_records(cfg, subset)
+    if rs.classes != ck.classes:
+        raise VidrecError(
+            f"the checkpoint's {len(ck.classes)} classes differ from dataset {cfg.data.dataset!r}'s {len(rs.classes)}; "
+            "evaluate on the dataset it was trained on"
+        )
+    records = rs.subset(subset)
+    spec = cast(InputSpec, ck.model.input_spec)  # nn.Module.__getattr__ types it as Tensor | Module
+    n_views = views or cfg.eval.views
+    ds = eval_dataset(ck, cfg, records, views=n_views, recordset=rs)
+    loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
+    side = tuple(getattr(spec, "side_inputs", ()) or ())
+    res = evaluate_model(ck.model, loader, num_classes=len(ck.classes), side_keys=side, progress=progress, desc=f"eval {subset}",
+                         normalize=build_normalizer(cfg, spec))
+    ids = [records[i].video_id for i in res.indices.tolist()]
+    unreadable = {str(records[i].path): why.removeprefix(f"{records[i].path}: ") for i, why in res.unreadable.items()}
+    if unreadable:
+        log.warning("%d of %d videos could not be read and were left out of every metric", len(unreadable), len(records))
+    return EvalOutcome(result=res, classes=ck.classes, checkpoint=ck, video_ids=ids, unreadable=unreadable)

@@ -10,22 +10,20 @@ import json
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
 from vidrec.config import Config, absolute_paths
-from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset, train_records
-from vidrec.data.records import RecordSet
-from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
-from vidrec.engine.evaluate import EvalResult, evaluate_model
+from vidrec.data.build import build_dataset, build_loader, load_dataset, train_records
+# re-exported: the Python API (docs/usage.md) evaluates a checkpoint from here
+from vidrec.engine.evaluate import EvalOutcome, eval_dataset, evaluate_checkpoint, load_subset_records  # noqa: F401
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
-from vidrec.errors import DatasetError, VidrecError
+from vidrec.errors import VidrecError
 from vidrec.models.registry import create_model
-from vidrec.utils.device import resolve_device
 from vidrec.utils.io import check_writable, link_tree, recover_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -202,74 +200,5 @@ def _train(
     if fit.substituted:
         log.warning("%d training clips came from a stand-in video because their own failed to decode (see warnings above)", fit.substituted)
     return TrainOutcome(fit=fit, classes=classes, out_dir=out_dir)
-
-
-def load_subset_records(cfg: Config, subset: str) -> RecordSet:
-    """The dataset, for work on one ``subset``: with ``data.strict`` only that subset's problems stop it
-    (a broken line in the train list does not stop an evaluation of val)."""
-    if not cfg.data.strict:
-        return load_dataset(cfg)
-    lenient = cfg.model_copy(deep=True)
-    lenient.data.strict = False
-    rs = load_dataset(lenient)
-    problems = rs.problems_for(subset)
-    if problems:
-        more = f" ({len(problems) - 1} more problems concern it; vidrec data show lists them)" if len(problems) > 1 else ""
-        raise DatasetError(f"data.strict: {problems[0]}{more}")
-    return rs
-
-
-@dataclass
-class EvalOutcome:
-    result: EvalResult
-    classes: list[str]
-    checkpoint: LoadedCheckpoint
-    video_ids: list[str]
-    unreadable: dict[str, str] = field(default_factory=dict)  # video path -> why it could not be read (never scored)
-
-
-def eval_dataset(ck: LoadedCheckpoint, cfg: Config, records: list[Any], *, views: int, recordset: Any = None) -> Any:
-    """The clips ``vidrec eval`` scores: the checkpoint's evaluation view(s), read by the one reader."""
-    return build_dataset(cfg, records, ck.classes, ck.model.input_spec, train=False, views=views, recordset=recordset)  # type: ignore[arg-type]
-
-
-def evaluate_checkpoint(
-    checkpoint: str | Path,
-    *,
-    cfg: Config | None = None,
-    subset: str | None = None,
-    views: int | None = None,
-    progress: bool = True,
-    device: str = "auto",
-    batch_size: int | None = None,
-    workers: int | None = None,
-) -> EvalOutcome:
-    """Evaluate a checkpoint directory on a subset of its dataset (or of ``cfg``'s when given).
-
-    ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
-    ``workers`` decoding processes (default ``data.num_workers``) feed batches of ``batch_size``
-    clips (default ``eval.batch_size``)."""
-    ck = load_checkpoint(checkpoint, map_location=resolve_device(device))
-    cfg = cfg or ck.cfg
-    subset = subset or cfg.eval.subset
-    rs = load_subset_records(cfg, subset)
-    if rs.classes != ck.classes:
-        raise VidrecError(
-            f"the checkpoint's {len(ck.classes)} classes differ from dataset {cfg.data.dataset!r}'s {len(rs.classes)}; "
-            "evaluate on the dataset it was trained on"
-        )
-    records = rs.subset(subset)
-    spec = ck.model.input_spec  # type: ignore[attr-defined]
-    n_views = views or cfg.eval.views
-    ds = eval_dataset(ck, cfg, records, views=n_views, recordset=rs)
-    loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
-    side = tuple(getattr(spec, "side_inputs", ()) or ())
-    res = evaluate_model(ck.model, loader, num_classes=len(ck.classes), side_keys=side, progress=progress, desc=f"eval {subset}",
-                         normalize=build_normalizer(cfg, spec))
-    ids = [records[i].video_id for i in res.indices.tolist()]
-    unreadable = {str(records[i].path): why.removeprefix(f"{records[i].path}: ") for i, why in res.unreadable.items()}
-    if unreadable:
-        log.warning("%d of %d videos could not be read and were left out of every metric", len(unreadable), len(records))
-    return EvalOutcome(result=res, classes=ck.classes, checkpoint=ck, video_ids=ids, unreadable=unreadable)
 
 

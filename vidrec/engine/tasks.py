@@ -4,11 +4,16 @@ schedule, checkpoints, resume, logging).
 
 - :class:`ClassificationTask`: cross-entropy on logits (every classifier in the zoo).
 - :class:`RetrievalTask`: symmetric InfoNCE on video–caption pairs (``task: retrieval``).
+
+Each task also evaluates a checkpoint it trained (``Task.evaluate_checkpoint``, found with
+:func:`task_type`), so ``vidrec eval`` does not need to know which task a checkpoint is for.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 import torch
@@ -22,6 +27,16 @@ from vidrec.engine.evaluate import evaluate_model
 from vidrec.video.transforms import VideoNormalize
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckpointReport:
+    """A checkpoint's evaluation: ``metrics`` (``metrics.json``, what ``vidrec eval --json`` prints), ``text`` (what
+    it prints otherwise) and ``out_dir``, the folder with the report's files."""
+
+    metrics: dict[str, Any]
+    text: str
+    out_dir: Path
 
 
 class Task(Protocol):
@@ -106,6 +121,22 @@ class ClassificationTask:
                              side_keys=self.side_keys, progress=progress, desc="validate", normalize=self.normalize)
         return {"val_loss": res.loss, "val_top1": res.top1, "val_top5": res.top5, "val_mean_class_acc": res.mean_class_acc}
 
+    @staticmethod
+    def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | None = None,
+                            subset: str | None = None, views: int | None = None, progress: bool = True,
+                            device: str = "auto", batch_size: int | None = None,
+                            workers: int | None = None) -> CheckpointReport:
+        """Top-1/5, mean class accuracy, per-class table and confusion figures of ``checkpoint`` on ``subset``
+        (default ``eval.subset``), written to ``out_dir`` (:func:`~vidrec.engine.evaluate.evaluate_checkpoint`)."""
+        from vidrec.engine.evaluate import evaluate_checkpoint
+        from vidrec.report.evaluation import classification_eval_text, write_checkpoint_report
+
+        outcome = evaluate_checkpoint(checkpoint, cfg=cfg, subset=subset, views=views, progress=progress, device=device,
+                                      batch_size=batch_size, workers=workers)
+        summary = write_checkpoint_report(outcome, out_dir)
+        sub = subset or (cfg or outcome.checkpoint.cfg).eval.subset
+        return CheckpointReport(summary, classification_eval_text(outcome, summary, out_dir, sub), Path(out_dir))
+
 
 class RetrievalTask:
     """Contrastive video–text training; ``retrieval.mode`` picks what trains (see :mod:`vidrec.engine.retrieval`)."""
@@ -146,6 +177,32 @@ class RetrievalTask:
         log.info("val t2v R@1 %.3f R@5 %.3f MdR %.0f | v2t R@1 %.3f (chance %.3f)",
                  r["t2v_r1"], r["t2v_r5"], r["t2v_median_rank"], r["v2t_r1"], r["chance_r1"])
         return metrics
+
+    @staticmethod
+    def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | None = None,
+                            subset: str | None = None, views: int | None = None, progress: bool = True,
+                            device: str = "auto", batch_size: int | None = None,
+                            workers: int | None = None) -> CheckpointReport:
+        """Text→video and video→text R@1/5/10, median and mean rank on ``subset``, written to
+        ``out_dir/metrics.json``; ``views`` and ``progress`` do not apply (one clip per video)."""
+        from vidrec.engine.retrieval import evaluate_retrieval_checkpoint
+        from vidrec.report.evaluation import retrieval_eval_text
+        from vidrec.utils.io import write_json_atomic
+
+        m = evaluate_retrieval_checkpoint(checkpoint, cfg=cfg, subset=subset, device=device, batch_size=batch_size,
+                                          workers=workers)
+        write_json_atomic(Path(out_dir) / "metrics.json", m)
+        return CheckpointReport(m, retrieval_eval_text(m, out_dir), Path(out_dir))
+
+
+TASKS: dict[str, type[ClassificationTask] | type[RetrievalTask]] = {
+    "classification": ClassificationTask, "retrieval": RetrievalTask,
+}
+
+
+def task_type(name: str) -> type[ClassificationTask] | type[RetrievalTask]:
+    """The task class of ``cfg.task`` (its ``evaluate_checkpoint`` evaluates a checkpoint trained for it)."""
+    return TASKS[name]
 
 
 def make_task(cfg: Config, model: nn.Module, num_classes: int) -> Task:

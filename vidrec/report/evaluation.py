@@ -224,3 +224,65 @@ def _focus_classes(pairs: Sequence[ConfusedPair], classes: Sequence[str], *, lim
             if index[name] not in out and len(out) < limit:
                 out.append(index[name])
     return sorted(out)
+
+
+# --------------------------------------------------------------------------------------------
+# vidrec eval: a checkpoint's report folder and the text a person reads
+
+
+def write_checkpoint_report(outcome: Any, out_dir: str | Path, *, title: str = "Evaluation report") -> dict[str, Any]:
+    """:func:`write_eval_report` for an :class:`~vidrec.engine.evaluate.EvalOutcome`, with the training curves of
+    the checkpoint's run (``RUN/checkpoints/<name>``) when it has its metrics.jsonl."""
+    run_dir = Path(outcome.checkpoint.path).resolve().parent.parent
+    return write_eval_report(outcome.result, outcome.classes, out_dir, run_dir=run_dir, title=title)
+
+
+def class_summary_text(result: Any, classes: Sequence[str], *, n: int = 10) -> str:
+    """Per-class accuracy best to worst (all of it up to 30 classes, else the best and worst ``n``)
+    and the most-confused pairs, as text tables."""
+    from vidrec.report.tables import text_table
+
+    rows = ranked_classes(result.per_class, result.support, result.confusion, list(classes))
+
+    def table(part: list[Any], start: int) -> str:
+        return text_table(["rank", "class", "videos", "accuracy", "most often mistaken for"],
+                          [[start + i, c.name, c.videos, c.accuracy if c.accuracy is not None else "n/a",
+                            f"{c.confused_with} ({c.confused_rate:.0%})" if c.confused_with else "-"]
+                           for i, c in enumerate(part)])
+
+    if len(rows) <= 30:
+        out = [table(rows, 1)]
+    else:
+        out = [f"best {n} of {len(rows)} classes:", table(rows[:n], 1), f"\nworst {n}:", table(rows[-n:], len(rows) - n + 1)]
+    pairs = confused_pairs(result.confusion, list(classes), top=n)
+    if pairs:
+        out += [f"\nmost-confused pairs (top {len(pairs)}):",
+                text_table(["true class", "predicted as", "videos", "share"],
+                           [[p.true, p.predicted, p.count, f"{p.rate:.0%}"] for p in pairs])]
+    return "\n".join(out)
+
+
+def classification_eval_text(outcome: Any, summary: dict[str, Any], out_dir: str | Path, subset: str) -> str:
+    """What ``vidrec eval`` prints for a classifier: the class tables, the headline numbers, unreadable videos and
+    the report's files."""
+    r, out = outcome.result, Path(out_dir)
+    lines = [class_summary_text(r, outcome.classes), "",
+             f"{subset}: top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  mean class acc {r.mean_class_acc:.3f}  "
+             f"({summary['num_videos']} videos, {summary['num_clips']} clips)"]
+    if outcome.unreadable:
+        lines.append(f"{len(outcome.unreadable)} unreadable video(s) left out of every metric (no stand-in was scored):")
+        lines += [f"  {path}: {why}" for path, why in outcome.unreadable.items()]
+    curves = ", training_curves.png" if (out / "training_curves.png").is_file() else ""
+    lines.append(f"report: {out / 'report.md'} (metrics.json, confusion.csv, per_class.md, confusion.png, "
+                 f"confusion_top.png, per_class.png{curves})")
+    return "\n".join(lines)
+
+
+def retrieval_eval_text(m: dict[str, Any], out_dir: str | Path) -> str:
+    """What ``vidrec eval`` prints for a video–text model: R@1/5/10 and ranks in both directions."""
+    lines = [f"{name}: R@1 {m[f'{d}_r1']:.3f}  R@5 {m[f'{d}_r5']:.3f}  R@10 {m[f'{d}_r10']:.3f}  "
+             f"median rank {m[f'{d}_median_rank']:.0f}  mean rank {m[f'{d}_mean_rank']:.1f}"
+             for d, name in (("t2v", "text→video"), ("v2t", "video→text"))]
+    lines.append(f"{m['subset']}: {int(m['num_pairs'])} video–caption pairs (chance R@1 {m['chance_r1']:.3f}); "
+                 f"report: {Path(out_dir) / 'metrics.json'}")
+    return "\n".join(lines)
