@@ -33,7 +33,8 @@ def read_captions(path: str | Path) -> tuple[dict[str, list[str]], dict[str, str
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
-        raise DatasetError(f"{path}: expected an object with a \"sentences\" list of {{\"video_id\", \"caption\"}} (MSR-VTT layout)")
+        raise DatasetError(f"{path}: expected an object with a \"sentences\" list of {{\"video_id\", \"caption\"}} "
+                           "(MSR-VTT layout)")
     caps: dict[str, list[str]] = defaultdict(list)
     for i, s in enumerate(data["sentences"]):
         if not isinstance(s, dict) or "video_id" not in s or not isinstance(s.get("caption"), str):
@@ -86,11 +87,14 @@ def load_msrvtt(
     if strict and problems:
         raise DatasetError(f"{cap_file}: {len(problems)} problems, first: {problems[0]}")
     if not any(subsets.values()):
-        raise DatasetError(f"{cap_file}: no captioned video found under {vdir} ({problems[0] if problems else 'empty lists'})")
+        why = problems[0] if problems else "empty lists"
+        raise DatasetError(f"{cap_file}: no captioned video found under {vdir} ({why})")
     return RecordSet(subsets=subsets, classes=["video"], problems=problems, info={"captions": cap_file})
 
 
-def captions_for(records: Sequence[VideoRecord], captions: Mapping[str, list[str]] | None = None) -> tuple[list[VideoRecord], list[list[str]]]:
+def captions_for(
+    records: Sequence[VideoRecord], captions: Mapping[str, list[str]] | None = None
+) -> tuple[list[VideoRecord], list[list[str]]]:
     """Keep records that have a caption: from ``captions`` (by video_id) or from ``record.meta``."""
     kept, caps = [], []
     missing = 0
@@ -106,5 +110,6 @@ def captions_for(records: Sequence[VideoRecord], captions: Mapping[str, list[str
     if missing:
         log.warning("%d videos have no caption and are left out of retrieval training/evaluation", missing)
     if not kept:
-        raise DatasetError("no video has a caption: give retrieval.captions=FILE.json (MSR-VTT layout) or a captioned dataset")
+        raise DatasetError("no video has a caption: give retrieval.captions=FILE.json (MSR-VTT layout) "
+                           "or a captioned dataset")
     return kept, caps

@@ -163,7 +163,8 @@ def load_subset_records(cfg: Config, subset: str) -> RecordSet:
     rs = load_dataset(lenient)
     problems = rs.problems_for(subset)
     if problems:
-        more = f" ({len(problems) - 1} more problems concern it; vidrec data show lists them)" if len(problems) > 1 else ""
+        more = (f" ({len(problems) - 1} more problems concern it; vidrec data show lists them)"
+                if len(problems) > 1 else "")
         raise DatasetError(f"data.strict: {problems[0]}{more}")
     return rs
 
@@ -179,7 +180,8 @@ class EvalOutcome:
 
 def eval_dataset(ck: LoadedCheckpoint, cfg: Config, records: list[Any], *, views: int, recordset: Any = None) -> Any:
     """The clips ``vidrec eval`` scores: the checkpoint's evaluation view(s), read by the one reader."""
-    return build_dataset(cfg, records, ck.classes, ck.model.input_spec, train=False, views=views, recordset=recordset)  # type: ignore[arg-type]
+    spec = cast(InputSpec, ck.model.input_spec)
+    return build_dataset(cfg, records, ck.classes, spec, train=False, views=views, recordset=recordset)
 
 
 def evaluate_checkpoint(
@@ -213,10 +215,11 @@ def evaluate_checkpoint(
     ds = eval_dataset(ck, cfg, records, views=n_views, recordset=rs)
     loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
     side = tuple(getattr(spec, "side_inputs", ()) or ())
-    res = evaluate_model(ck.model, loader, num_classes=len(ck.classes), side_keys=side, progress=progress, desc=f"eval {subset}",
-                         normalize=build_normalizer(cfg, spec))
+    res = evaluate_model(ck.model, loader, num_classes=len(ck.classes), side_keys=side, progress=progress,
+                         desc=f"eval {subset}", normalize=build_normalizer(cfg, spec))
     ids = [records[i].video_id for i in res.indices.tolist()]
     unreadable = {str(records[i].path): why.removeprefix(f"{records[i].path}: ") for i, why in res.unreadable.items()}
     if unreadable:
-        log.warning("%d of %d videos could not be read and were left out of every metric", len(unreadable), len(records))
+        log.warning("%d of %d videos could not be read and were left out of every metric", len(unreadable),
+                    len(records))
     return EvalOutcome(result=res, classes=ck.classes, checkpoint=ck, video_ids=ids, unreadable=unreadable)

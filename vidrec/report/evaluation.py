@@ -253,7 +253,8 @@ def class_summary_text(result: Any, classes: Sequence[str], *, n: int = 10) -> s
     if len(rows) <= 30:
         out = [table(rows, 1)]
     else:
-        out = [f"best {n} of {len(rows)} classes:", table(rows[:n], 1), f"\nworst {n}:", table(rows[-n:], len(rows) - n + 1)]
+        out = [f"best {n} of {len(rows)} classes:", table(rows[:n], 1),
+               f"\nworst {n}:", table(rows[-n:], len(rows) - n + 1)]
     pairs = confused_pairs(result.confusion, list(classes), top=n)
     if pairs:
         out += [f"\nmost-confused pairs (top {len(pairs)}):",
@@ -270,7 +271,8 @@ def classification_eval_text(outcome: Any, summary: dict[str, Any], out_dir: str
              f"{subset}: top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  mean class acc {r.mean_class_acc:.3f}  "
              f"({summary['num_videos']} videos, {summary['num_clips']} clips)"]
     if outcome.unreadable:
-        lines.append(f"{len(outcome.unreadable)} unreadable video(s) left out of every metric (no stand-in was scored):")
+        lines.append(f"{len(outcome.unreadable)} unreadable video(s) left out of every metric "
+                     "(no stand-in was scored):")
         lines += [f"  {path}: {why}" for path, why in outcome.unreadable.items()]
     curves = ", training_curves.png" if (out / "training_curves.png").is_file() else ""
     lines.append(f"report: {out / 'report.md'} (metrics.json, confusion.csv, per_class.md, confusion.png, "
