@@ -124,7 +124,7 @@ def search(store: StoreLike, query: str | Sequence[str] | np.ndarray, *, k: int 
     if isinstance(query, np.ndarray):
         return search_vectors(store, query, k=k, moments=moments, exclude=exclude)
     single = isinstance(query, str)
-    queries = check_queries([query] if single else list(query))
+    queries = check_queries([query] if isinstance(query, str) else list(query))
     if not queries:
         raise QueryError("no queries given")
     encoder = store.encoder()

@@ -23,7 +23,7 @@ parameters, which the trainer freezes for the first ``train.freeze_backbone_epoc
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +83,7 @@ class FrameEncoder(nn.Module):
             from vidrec.models.weights import load_pretrained
 
             load_pretrained(self, f"timm:{backbone}")
-        self.num_features: int = int(self.net.num_features) * self.spatial_pool**2
+        self.num_features: int = int(cast(int, self.net.num_features)) * self.spatial_pool**2
         self.freeze_bn = freeze_bn
         if finetune_layers == AUTO_LAYERS:
             finetune_layers = PRETRAINED_FINETUNE if pretrained and self._has_stages(PRETRAINED_FINETUNE) else ALL_LAYERS

@@ -176,7 +176,8 @@ class LSViT(VideoClassifier):
 
         out: dict[str, torch.Tensor] = {}
         for key, value in sd.items():
-            if key == "pos_embed" and value.shape != self.vit.pos_embed.shape:
+            pos = self.vit.pos_embed
+            if key == "pos_embed" and pos is not None and value.shape != pos.shape:
                 grid = self.vit.patch_embed.grid_size
                 value = resample_abs_pos_embed(value, new_size=list(grid), num_prefix_tokens=1)
             out[f"vit.{key}"] = value

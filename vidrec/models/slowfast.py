@@ -40,7 +40,7 @@ _SPEC = InputSpec(num_frames=32, image_size=224, mean=PTV_MEAN, std=PTV_STD)
 def conv_norm(dim_in: int, dim_out: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1),
               groups: int = 1) -> tuple[nn.Conv3d, nn.BatchNorm3d]:  # fmt: skip
     """A bias-free 3D convolution padded to keep the size (at stride 1) and its batch norm."""
-    padding = tuple(k // 2 for k in kernel)
+    padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
     return nn.Conv3d(dim_in, dim_out, kernel, stride, padding, groups=groups, bias=False), nn.BatchNorm3d(dim_out)
 
 

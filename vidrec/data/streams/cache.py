@@ -119,7 +119,7 @@ def write_cache(path: Path, arrays: dict[str, np.ndarray], kinds: Sequence[str],
     merged["meta"] = np.array(json.dumps(meta))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-            np.savez_compressed(f, **merged)
+            np.savez_compressed(f, **merged)  # type: ignore[arg-type]  # numpy's stubs: a key could be allow_pickle
 
 
 def default_streams_dir(cfg: Any) -> Path:

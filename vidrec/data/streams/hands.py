@@ -179,7 +179,7 @@ class MediaPipeHands:
         _import_solutions_hands()
         self.max_hands = max_hands
         self._by_count: dict[int, Any] = {}
-        self._opts = {"min_confidence": min_confidence, "model_complexity": model_complexity}
+        self._opts: dict[str, Any] = {"min_confidence": min_confidence, "model_complexity": model_complexity}
         self._get(max_hands)
 
     def _get(self, n: int) -> Any:
