@@ -93,6 +93,11 @@ def test_deprecated_keys_still_load_and_say_where_they_went(caplog, monkeypatch)
     assert "data.test_views is deprecated; use eval.views" in text and "eval.topk is deprecated and not used" in text
     cfg = load_config(overrides=["data.test_views=3", "eval.views=2"])  # the new key wins
     assert cfg.eval.views == 2
+    monkeypatch.setattr(config, "_warned", set())
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vidrec.config"):  # an older checkpoint's config.yaml lists the defaults
+        cfg = load_config(overrides=["data.test_views=1", "data.eval_batch_size=null", "eval.topk=[1, 5]"])
+    assert cfg.eval.views == 1 and cfg.eval.batch_size is None and "deprecated" not in caplog.text
 
 
 def test_monitor_is_named_for_the_task():

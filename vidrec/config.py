@@ -207,6 +207,9 @@ DEPRECATED_KEYS: dict[tuple[str, str], tuple[str, str] | None] = {
     ("data", "eval_batch_size"): ("eval", "batch_size"),
     ("eval", "topk"): None,  # eval always reports top-1 and top-5
 }
+# Their old defaults: every checkpoint's config.yaml lists them, so only another value is worth a warning.
+_OLD_DEFAULTS: dict[tuple[str, str], Any] = {("data", "test_views"): 1, ("data", "eval_batch_size"): None,
+                                             ("eval", "topk"): [1, 5]}
 _warned: set[tuple[str, str]] = set()
 
 
@@ -220,7 +223,8 @@ def _upgrade_keys(tree: Any) -> Any:
         if not isinstance(old, Mapping) or key not in old:
             continue
         tree[sec] = {k: v for k, v in old.items() if k != key}
-        if (sec, key) not in _warned:  # once per process: every checkpoint of an older run carries them
+        value = list(old[key]) if isinstance(old[key], (list, tuple)) else old[key]
+        if value != _OLD_DEFAULTS[(sec, key)] and (sec, key) not in _warned:  # once per process
             _warned.add((sec, key))
             log.warning("config key %s.%s is deprecated%s", sec, key,
                         f"; use {new[0]}.{new[1]} (read as that this time)" if new else " and not used; remove it")
