@@ -2,7 +2,8 @@
 
 - captions (:mod:`vidrec.data.msrvtt`) and :class:`~vidrec.data.dataset.CaptionClipDataset`, the
   one clip dataset plus a ``caption`` per sample, come from the data package;
-- :func:`contrastive_loss`: symmetric InfoNCE over the batch (CLIP / CLIP4Clip);
+- :func:`contrastive_loss`: symmetric InfoNCE over the batch (CLIP / CLIP4Clip), over every process's
+  batch under DDP;
 - :func:`retrieval_step` (what the trainer calls per batch) and :func:`evaluate_retrieval`
   (text→video and video→text R@1/5/10, median and mean rank);
 """
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader
 from vidrec.data.dataset import CaptionClipDataset
 from vidrec.data.msrvtt import captions_for, read_captions
 from vidrec.data.records import RecordSet
+from vidrec.engine.distributed import all_gather_with_grad
 from vidrec.utils.device import autocast
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,18 @@ def _as_input(bare: nn.Module, video: torch.Tensor) -> torch.Tensor:
 def retrieval_step(model: nn.Module, batch: Mapping[str, Any], *, temperature: float | None = None) -> torch.Tensor:
     """The loss of one batch: encode ``batch["video"]`` and ``batch["caption"]``, symmetric InfoNCE.
 
+    Under several processes the InfoNCE runs over the pairs of all of them (gathered with their
+    gradients, :func:`~vidrec.engine.distributed.all_gather_with_grad`): the loss and, after DDP's
+    averaging, the gradients are those of one process on the concatenated batch.
+
     ``temperature=None`` uses the model's learnable CLIP logit scale; a number fixes it.
     """
     bare = _bare(model)
     video = _as_input(bare, batch["video"])
     tok = bare.tokenize(list(batch["caption"]), device=video.device)  # type: ignore[operator]
     v, t = model(video, input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
+    # (B, E) here → (B_total, E): every process's pairs are negatives for every other process's
+    v, t = all_gather_with_grad(v.float()), all_gather_with_grad(t.float())
     scale = (1.0 / temperature) if temperature else bare.logit_scale()  # type: ignore[operator]
     return contrastive_loss(v, t, scale)
 

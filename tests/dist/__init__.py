@@ -1,0 +1,1 @@
+"""Programs the multi-process tests launch with ``torchrun`` / ``accelerate launch`` (tests/test_distributed.py)."""
