@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -67,6 +68,13 @@ def command() -> Any:
     return root
 
 
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point. Exit status (the same rule for every verb, see docs/usage.md):
 
@@ -83,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     if not logging.getLogger().handlers:
         # vidrec's own messages at INFO; libraries (accelerate's checkpoint chatter, ...) at WARNING
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("vidrec").setLevel(logging.INFO)
+        # under accelerate launch / torchrun only rank 0 talks (the others still warn)
+        logging.getLogger("vidrec").setLevel(logging.INFO if _rank() == 0 else logging.WARNING)
     _load_commands()
     levels = {name: logging.getLogger(name).level for name in ("", "vidrec")}  # -v changes them for this call only
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -20,7 +21,9 @@ log = logging.getLogger("vidrec")
 
 
 def _echo(msg: str = "") -> None:
-    typer.echo(msg)
+    """Print (rank 0 only under accelerate launch / torchrun: the others would print the same)."""
+    if os.environ.get("RANK", "0") in ("0", ""):
+        typer.echo(msg)
 
 
 def _load_cfg(config: Optional[Path], sets: list[str], **base: Any) -> Any:

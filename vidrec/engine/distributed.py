@@ -10,10 +10,14 @@ Everything here is a no-op in a single process, so library code calls it uncondi
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
+
+from vidrec.errors import VidrecError
 
 
 def world_size() -> int:
@@ -23,6 +27,43 @@ def world_size() -> int:
 
 def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def launched_rank() -> int:
+    """This process's rank as the launcher set it (``RANK``), before any process group exists."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def check_launch() -> None:
+    """Refuse the one launch that silently runs a single process: ``accelerate launch --cpu
+    --num_processes N`` starts several CPU processes only through ``mpirun``; without it, it starts
+    one (with ``MASTER_PORT`` set and no ``WORLD_SIZE``), which would train alone while the user
+    believes N processes share the work."""
+    env = os.environ
+    if env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_PORT" in env and "WORLD_SIZE" not in env:
+        raise VidrecError(
+            "accelerate launch --cpu with several processes started only one (accelerate needs mpirun for that). "
+            "For N CPU processes use: accelerate launch --multi_gpu --num_processes N -m vidrec train ... "
+            "--set train.device=cpu, or torchrun --nproc_per_node N -m vidrec train ..."
+        )
+
+
+@contextmanager
+def main_process_first(*, cpu: bool) -> Iterator[bool]:
+    """Run the block on rank 0 first and on the other processes after it (they see what it wrote:
+    a finished checkpoint swap, a generated dataset); yields whether this is rank 0.
+
+    Under a launcher this starts accelerate's process group early (``cpu``: gloo, as the trainer's
+    accelerator will); in one process it is a plain block.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        yield True
+        return
+    from accelerate import PartialState
+
+    state = PartialState(cpu=cpu)
+    with state.main_process_first():
+        yield state.is_main_process
 
 
 class _GatherWithGrad(torch.autograd.Function):

@@ -80,7 +80,7 @@ def evaluate_model(
     was_training = model.training
     model.eval()
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
-    logits_all, labels_all, index_all, failed_all = [], [], [], []
+    logits_all, labels_all, index_all, failed_all, view_all = [], [], [], [], []
     unreadable: dict[int, str] = {}
     main = accelerator is None or accelerator.is_main_process
     for batch in tqdm(loader, desc=desc, disable=not (progress and main), leave=False, dynamic_ncols=True):
@@ -96,15 +96,19 @@ def evaluate_model(
             if bad:
                 unreadable[int(i)] = str(why)
         logits, labels = logits.float(), batch["label"].to(device)
+        view = torch.as_tensor(batch.get("clip_index", torch.zeros_like(index)), device=device)
         if accelerator is not None:
-            logits, labels, index, failed = accelerator.gather_for_metrics((logits, labels, index, failed))
+            logits, labels, index, failed, view = accelerator.gather_for_metrics((logits, labels, index, failed, view))
         logits_all.append(logits.cpu())
         labels_all.append(labels.cpu())
         index_all.append(index.cpu())
         failed_all.append(failed.cpu())
+        view_all.append(view.cpu())
     if was_training:
         model.train()
     keep = ~torch.cat(failed_all)  # a placeholder for an unreadable video is never scored
+    if accelerator is not None and accelerator.num_processes > 1:
+        keep &= first_occurrence(torch.cat(index_all), torch.cat(view_all))
     for i in torch.cat(index_all)[~keep].tolist():
         unreadable.setdefault(int(i), "unreadable (see the log)")
     logits = torch.cat(logits_all)[keep]
@@ -113,6 +117,17 @@ def evaluate_model(
     res = summarise(logits, labels, index, num_classes=num_classes, topk=topk)
     res.unreadable = dict(sorted(unreadable.items()))
     return res
+
+
+def first_occurrence(index: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+    """True at the first clip of each (video, view): under several processes the loader pads its last
+    batches with repeated clips so that every process gets as many; ``gather_for_metrics`` drops them
+    where accelerate knows the padding, and this drops whatever it could not (any sampler, any count)."""
+    key = index.long() * (int(view.max()) + 1 if view.numel() else 1) + view.long()  # (N,)
+    order = torch.sort(key, stable=True).indices
+    first = torch.ones_like(key, dtype=torch.bool)
+    first[order[1:]] = key[order[1:]] != key[order[:-1]]
+    return first
 
 
 def summarise(logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, *, num_classes: int, topk: int = 5) -> EvalResult:

@@ -19,6 +19,7 @@ from torch import nn
 
 from vidrec.config import Config, absolute_paths
 from vidrec.data.build import build_dataset, build_loader, load_dataset, train_records
+from vidrec.engine.distributed import main_process_first
 # re-exported: the Python API (docs/usage.md) evaluates a checkpoint from here
 from vidrec.engine.evaluate import EvalOutcome, eval_dataset, evaluate_checkpoint, load_subset_records  # noqa: F401
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
@@ -140,10 +141,13 @@ def train(
     if cfg.data.root is None and cfg.data.dataset == "synthetic":
         cfg.data.root = cfg.train.out_dir / "data"
     out_dir = Path(cfg.train.out_dir)
-    source, log_source = resume_plan(out_dir, resume=resume, resume_from=resume_from)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if source is not None and source.parent.parent.resolve() != out_dir.resolve():
-        _carry_best(source, out_dir)
+    # under a launcher, rank 0 checks the run and finishes a swap a kill interrupted before the others look
+    with main_process_first(cpu=cfg.train.device == "cpu") as main:
+        source, log_source = resume_plan(out_dir, resume=resume, resume_from=resume_from)
+        if main:  # only rank 0 writes
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if source is not None and source.parent.parent.resolve() != out_dir.resolve():
+                _carry_best(source, out_dir)
     with run_log(out_dir / "train.log"):
         return _train(cfg, out_dir, source, log_source, progress=progress, step_callback=step_callback)
 
@@ -169,7 +173,8 @@ def _train(
     step_callback: Callable[[TrainerState], None] | None,
 ) -> TrainOutcome:
     torch.manual_seed(cfg.train.seed)
-    rs = load_dataset(cfg)
+    with main_process_first(cpu=cfg.train.device == "cpu") as main:  # rank 0 writes a generated dataset first
+        rs = load_dataset(cfg)
     for p in rs.problems[:20]:
         log.warning("dataset: %s", p)
     classes = rs.classes
@@ -185,12 +190,16 @@ def _train(
         val_ds = build_dataset(cfg, val_records, classes, spec, train=False, recordset=rs) if val_records else None
     train_loader = build_loader(cfg, train_ds, train=True)
     val_loader = build_loader(cfg, val_ds, train=False) if val_ds is not None else None
-    write_text_atomic(out_dir / "config.yaml", cfg.to_yaml())
+    if main:
+        write_text_atomic(out_dir / "config.yaml", cfg.to_yaml())
     trainer = Trainer(cfg, model, train_loader, val_loader, classes, out_dir, step_callback=step_callback, progress=progress)
+    acc = trainer.accelerator
     log.info(
-        "training %s on %s: %d train / %d val videos, %d classes, device %s, precision %s",
+        "training %s on %s: %d train / %d val videos, %d classes, device %s, precision %s, %d process%s%s",
         cfg.model.name, cfg.data.dataset, len(train_ds), len(val_ds) if val_ds else 0, len(classes),
-        trainer.accelerator.device, trainer.accelerator.mixed_precision,
+        acc.device, acc.mixed_precision, acc.num_processes, "es" if acc.num_processes > 1 else "",
+        f" ({acc.distributed_type.value.lower()}, batch {cfg.data.batch_size} per process, "
+        f"{cfg.data.batch_size * acc.num_processes * cfg.train.accum_steps} per optimiser step)" if acc.num_processes > 1 else "",
     )
     fit = trainer.fit(resume_from=source, log_source=log_source)
     if trainer.is_main and (out_dir / "metrics.jsonl").is_file():

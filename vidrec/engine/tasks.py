@@ -119,7 +119,8 @@ class ClassificationTask:
     def validate(self, model: nn.Module, loader: DataLoader[Any], *, accelerator: Any, progress: bool) -> dict[str, Any]:
         res = evaluate_model(model, loader, num_classes=self.num_classes, accelerator=accelerator,
                              side_keys=self.side_keys, progress=progress, desc="validate", normalize=self.normalize)
-        return {"val_loss": res.loss, "val_top1": res.top1, "val_top5": res.top5, "val_mean_class_acc": res.mean_class_acc}
+        return {"val_loss": res.loss, "val_top1": res.top1, "val_top5": res.top5, "val_mean_class_acc": res.mean_class_acc,
+                "val_videos": int(res.labels.numel()), "val_clips": res.num_clips}
 
     @staticmethod
     def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | None = None,

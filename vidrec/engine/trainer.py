@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from vidrec.config import Config
 from vidrec.engine.checkpoint import WEIGHTS, load_state_into, save_checkpoint, unwrap
+from vidrec.engine.distributed import check_launch
 from vidrec.engine.optim import LRSchedule, build_optimizer, group_lrs
 from vidrec.engine.state import load_state_dict, rng_state, save_state_dict, set_rng_state
 from vidrec.engine.tasks import Task, make_task
@@ -112,6 +113,8 @@ def select_cuda_device(device: str) -> None:
 
 
 def make_accelerator(cfg: Config, model: nn.Module | None = None) -> Accelerator:
+    """The accelerator of a run: device, precision and, under ``accelerate launch`` / ``torchrun``, DDP."""
+    check_launch()
     cpu = cfg.train.device == "cpu"
     if cfg.train.device.startswith("cuda"):
         select_cuda_device(cfg.train.device)
