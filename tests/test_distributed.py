@@ -177,3 +177,40 @@ def test_contrastive_loss_over_two_processes_equals_one_process_on_the_whole_bat
     assert res["world"] == 2 and res["same_params"]
     assert res["losses"] == pytest.approx([res["reference"]] * 2, rel=1e-5)  # every process: the whole batch's loss
     assert res["max_grad_diff"] <= 1e-5 * max(res["max_grad"], 1.0)
+
+
+def test_embed_over_two_processes_killed_and_rerun_fills_one_store_like_one_process(tmp_path):
+    from tests.test_embed import COLORS, colour_video
+    from tests.test_video_clip import write_tiny_clip
+    from vidrec.embed import Store, extract
+
+    videos = tmp_path / "videos"
+    for k in range(10):
+        colour_video(videos / f"part{k % 3}" / f"clip{k}.mp4", list(COLORS.values())[k % 4], seed=k)
+    clip = write_tiny_clip(tmp_path / "clip")
+    one = extract(videos, tmp_path / "one", model=clip, num_frames=8, merge="2", workers=0, batch_size=1)
+    assert one.processed == 10
+
+    store = tmp_path / "store"
+    args = ["embed", str(videos), "--out", str(store), "--model", str(clip), "--frames", "8", "--merge", "2",
+            "--batch-size", "1", "--workers", "0", "--device", "cpu"]
+    killed = launch(torchrun("-m", "tests.dist.cli", *args), env={"VIDREC_TEST_KILL_AFTER_WRITES": "2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert 2 <= Store(store).count() < 10  # rank 0 wrote 2 videos, then every process died
+    rerun = launch(accelerate("-m", "vidrec", *args))
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr[-3000:]
+    assert "process 0 of 2: embedded" in rerun.stdout and "process 1 of 2: embedded" in rerun.stdout
+
+    def rows(path: Path) -> tuple[dict, dict]:
+        st = Store(path)
+        v, s = st.videos().to_pylist(), st.segments().to_pylist()
+        return ({r["path"]: r for r in v}, {(r["path"], r["segment"]): r for r in s}) if len(v) == len({r["path"] for r in v}) \
+            and len(s) == len({(r["path"], r["segment"]) for r in s}) else pytest.fail("duplicate rows")
+
+    (rv, rs), (mv, ms) = rows(tmp_path / "one"), rows(store)
+    assert rv.keys() == mv.keys() and rs.keys() == ms.keys()  # no video and no segment lost, none twice
+    for p in rv:
+        np.testing.assert_allclose(mv[p]["vector"], rv[p]["vector"], atol=1e-5)
+    for k in rs:
+        np.testing.assert_allclose(ms[k]["vector"], rs[k]["vector"], atol=1e-5)
+    assert not Store(store).failures()

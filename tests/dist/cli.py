@@ -1,11 +1,12 @@
 """``vidrec`` under a launcher, with what the multi-process tests need to observe it.
 
-Runs the real CLI (``vidrec.cli.main``) after two test-only hooks, both set by environment variables:
+Runs the real CLI (``vidrec.cli.main``) after test-only hooks, each set by an environment variable:
 
 - ``VIDREC_TEST_RECORD=DIR``: every training batch's record indices go to ``DIR/rank<R>.jsonl``
   (one line per batch: epoch and indices), so a test can check which process saw which videos;
 - ``VIDREC_TEST_KILL_AT=EPOCH:STEP`` (0-based epoch, micro-batches done in it): every process
   SIGKILLs the other workers, its launcher and itself there, as a machine that dies does (no cleanup runs);
+- ``VIDREC_TEST_KILL_AFTER_WRITES=N`` (``vidrec embed``): the same after N batches written to the store.
 
 ``torchrun --nproc_per_node 2 -m tests.dist.cli train --set ...``
 """
@@ -49,6 +50,7 @@ def _hooks() -> None:
     rank = int(os.environ.get("RANK", "0"))
     record = os.environ.get("VIDREC_TEST_RECORD")
     kill_at = os.environ.get("VIDREC_TEST_KILL_AT")
+    kill_writes = os.environ.get("VIDREC_TEST_KILL_AFTER_WRITES")
     if record:
         from vidrec.engine import tasks, trainer
 
@@ -81,6 +83,19 @@ def _hooks() -> None:
             self.step_callback = cb
 
         trainer.Trainer.__init__ = init_with_kill  # type: ignore[method-assign]
+    if kill_writes:
+        from vidrec.embed import store
+
+        write = store.Store.write
+        done = [0]
+
+        def write_then_die(self, videos, segments):  # type: ignore[no-untyped-def]
+            write(self, videos, segments)
+            done[0] += 1
+            if done[0] >= int(kill_writes):
+                _die()
+
+        store.Store.write = write_then_die  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -19,16 +19,14 @@ log = logging.getLogger("vidrec")
 
 
 def _shard_from(value: Optional[str]) -> tuple[int, int] | None:
+    """``--shard I/N`` (this machine's share); the processes of a launch split it further (vidrec.embed.extract)."""
     if value is None:
-        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-        if rank is not None and world is not None and int(world) > 1:
-            return int(rank), int(world)
         return None
     try:
         r, w = value.split("/")
         return int(r), int(w)
     except ValueError:
-        raise VidrecError(f"--shard {value}: expected RANK/WORLD, e.g. 0/4") from None
+        raise VidrecError(f"--shard {value}: expected I/N, e.g. 0/4") from None
 
 
 _MODEL_HELP = ("Encoder: a CLIP from_pretrained directory, a vidrec checkpoint directory, or a hub id (online). "
@@ -61,7 +59,10 @@ def embed(
                                                    "(default: the window length; less: overlapping windows)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoding processes (default: CPU cores - 1, at most 8)."),
     device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
-    shard: Optional[str] = typer.Option(None, "--shard", help="RANK/WORLD: embed every WORLD-th video (default from RANK/WORLD_SIZE)."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="I/N: this machine embeds every N-th video, from the I-th (0-based), into the shared store. "
+        "Under torchrun / accelerate launch the processes split that share again.",
+    ),
     summary_file: Optional[Path] = typer.Option(None, "--summary", help="Also write the processing summary to this JSON file "
                                                 "(found, processed, skipped, failed and why, seconds, videos/s, exports)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -71,6 +72,9 @@ def embed(
     Resumable: videos already embedded (same path, size and mtime) are skipped. A video that
     fails is recorded in STORE/failures.json with its error and the run goes on; the exit status
     is then 1 (as for predict and prepare scan), and the next run retries it.
+
+    Many GPUs or machines, one store: torchrun --nproc_per_node 8 -m vidrec embed VIDEOS --out STORE
+    (each process embeds its share on its own GPU), and --shard I/N per machine (docs/embeddings.md).
     """
     from vidrec.embed.options import embed_options
     from vidrec.utils.device import check_device_name
@@ -82,8 +86,10 @@ def embed(
     check_device_name(opts.device or "auto")
     rank = _shard_from(shard)
     if summary_file is not None:
-        if rank is not None:  # one summary per process: they never write over each other
-            summary_file = summary_file.with_name(f"{summary_file.stem}.rank{rank[0]}{summary_file.suffix}")
+        launched = int(os.environ.get("RANK", "0") or 0) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else None
+        if rank is not None or launched is not None:  # one summary per worker: they never write over each other
+            worker = rank[0] + rank[1] * (launched or 0) if rank is not None else launched  # as extract splits the work
+            summary_file = summary_file.with_name(f"{summary_file.stem}.rank{worker}{summary_file.suffix}")
         check_writable(summary_file, what="--summary", folder=False)  # before the work, not after it
     from vidrec.embed import extract
 
@@ -105,8 +111,10 @@ def embed(
 
 
 def _print_summary(summary: Any) -> None:
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    who = f"process {os.environ.get('RANK', '0')} of {world}: " if world > 1 else ""  # each prints its own share
     typer.echo(
-        f"embedded {summary.processed} videos, skipped {summary.skipped} unchanged, {summary.failed} failed "
+        f"{who}embedded {summary.processed} videos, skipped {summary.skipped} unchanged, {summary.failed} failed "
         f"in {summary.seconds:.1f} s ({summary.videos_per_s:.2f} videos/s) → {summary.store}"
     )
     if summary.short:

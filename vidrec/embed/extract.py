@@ -11,7 +11,13 @@ The run is built for large folders:
   LanceDB after every batch;
 - a video that fails (unreadable, no frames, an error in the model) is recorded with its error in
   ``failures.json`` and the run goes on; it is retried by the next run;
-- ``shard=(rank, world)`` embeds every world-th video (several processes or machines, one store).
+- several processes and machines fill one store: under ``torchrun`` / ``accelerate launch`` each
+  process embeds every world-th video (on its own GPU), and ``shard=(i, n)`` splits the folder between
+  machines (both together: every (n·world)-th). Each writer replaces only its own videos' rows
+  (LanceDB retries concurrent commits); when all processes of a launch are done, rank 0 compacts the
+  tables, builds the ANN index and writes the exports. A killed run loses nothing but the batch in
+  flight: a video's row is written last, after its segments, so a re-run redoes exactly the videos
+  without one.
 
 Segments: ``frame`` mode stores one row per clip the encoder produced (a sampled frame, or the
 frames a temporal merge combined) with the time span those frames stand for; ``window`` mode
@@ -35,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidrec.embed.encoders import Encoder, load_encoder
 from vidrec.embed.store import INDEX_THRESHOLD, Store, StoreError, now_iso
+from vidrec.engine.distributed import launch_state, main_process_first
 from vidrec.errors import VidrecError
 from vidrec.utils.proc import worker_init_fn
 from vidrec.video.decode import VideoInfo
@@ -293,24 +300,30 @@ def extract(
     if batch_size < 1:
         raise VidrecError(f"--batch-size {batch_size}: must be at least 1")
     fmts = _parse_formats(formats)
-    st = Store(store, create=True)
-    root = Path(video_dir).expanduser()
-    files = scan_videos(root, exclude=[st.path])
-    if shard is not None:
-        rank, world = shard
-        if not (0 <= rank < world):
-            raise VidrecError(f"--shard {rank}/{world}: the rank must be in 0..{world - 1}")
-        files = files[rank::world]
-    if encoder is None:
-        recorded = st.meta.get("encoder_options", {}) if st.meta else {}
-        if model is None and recorded.get("model"):  # a re-run into a store: its own encoder by default
-            model = recorded["model"]
-        given = {"num_frames": num_frames, "merge": merge, "merge_layers": merge_layers, "merge_keep": merge_keep,
-                 "fusion": fusion}
-        if st.meta and model is not None and str(model) == str(recorded.get("model")):
-            given = {k: v if v is not None else recorded.get(k) for k, v in given.items()}  # the store's own settings
-        encoder = load_encoder(model, device=device, **given)
-    st.bind_encoder(encoder)
+    if shard is not None and not (0 <= shard[0] < shard[1]):
+        raise VidrecError(f"--shard {shard[0]}/{shard[1]}: the rank must be in 0..{shard[1] - 1}")
+    launch = launch_state(cpu=device == "cpu")
+    if launch is not None:  # torchrun / accelerate launch: this process's share of this machine's share
+        rank, world = launch.process_index, launch.num_processes
+        shard = (rank, world) if shard is None else (shard[0] + shard[1] * rank, shard[1] * world)
+        if device == "auto" and launch.device.type == "cuda":
+            device = str(launch.device)  # cuda:LOCAL_RANK
+    with main_process_first(cpu=device == "cpu"):  # rank 0 creates the store; the others find it
+        st = Store(store, create=True)
+        root = Path(video_dir).expanduser()
+        files = scan_videos(root, exclude=[st.path])
+        if shard is not None:
+            files = files[shard[0] :: shard[1]]
+        if encoder is None:
+            recorded = st.meta.get("encoder_options", {}) if st.meta else {}
+            if model is None and recorded.get("model"):  # a re-run into a store: its own encoder by default
+                model = recorded["model"]
+            given = {"num_frames": num_frames, "merge": merge, "merge_layers": merge_layers, "merge_keep": merge_keep,
+                     "fusion": fusion}
+            if st.meta and model is not None and str(model) == str(recorded.get("model")):
+                given = {k: v if v is not None else recorded.get(k) for k, v in given.items()}  # the store's own settings
+            encoder = load_encoder(model, device=device, **given)
+        st.bind_encoder(encoder)
     summary = EmbedSummary(store=st.path, found=len(files))
     known = st.known()
     todo = []
@@ -372,13 +385,17 @@ def extract(
     _write_failures(st, fail_key, failures)
     summary.failed = sum(1 for p in failures if p in todo_keys)
     summary.failures = {p: e["error"] for p, e in failures.items()}
-    summary.seconds = time.perf_counter() - t0
+    if launch is not None:
+        launch.wait_for_everyone()  # every process's rows are in before rank 0 compacts, indexes and exports
     if shard is None or shard[0] == 0:  # one process compacts and indexes (a re-run refreshes a stale index)
-        if summary.processed:
+        if summary.processed or launch is not None:
             st.compact()
         summary.indexed = st.ensure_index(threshold=index_threshold)
-    if fmts:
-        summary.exports = [str(p) for p in st.export(fmts)]
+        if fmts:
+            summary.exports = [str(p) for p in st.export(fmts)]
+    summary.seconds = time.perf_counter() - t0
+    if launch is not None:
+        launch.wait_for_everyone()  # nobody exits (and tears the launch down) before rank 0 is done
     return summary
 
 

@@ -7,6 +7,7 @@
       lancedb/         LanceDB tables: ``videos`` (one row per video) and ``segments``
                        (per sampled frame / merged clip, or per fixed window, with times)
       failures.json    videos that failed in the last run that tried them, with the error
+                       (failures.rankN.json per shard or process of a sharded run)
       exports/         npy / json / parquet exports (``vidrec embed --format``)
 
 Rows are keyed by the video's absolute path; ``size`` + ``mtime_ns`` tell whether a file changed
@@ -27,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from vidrec.errors import VidrecError
-from vidrec.utils.io import atomic_path, write_json_atomic
+from vidrec.utils.io import atomic_path, create_json_exclusive, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,12 @@ def _segments_schema(dim: int) -> pa.Schema:
     ])
 
 
+def _store_file(name: str) -> bool:
+    """What a store (possibly being created by another process at this moment) may hold."""
+    return name in (DB_DIR, META, "exports") or name.startswith(f".{META}.") or (
+        name.startswith("failures") and name.endswith(".json"))
+
+
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -110,7 +117,7 @@ class Store:
                 if self.path.is_dir() and any(self.path.iterdir()):
                     raise StoreError(f"{self.path}: not an embedding store (no {META}); it is a non-empty folder. Choose another path.")
                 raise StoreError(f"{self.path}: no embedding store here. Build one with: vidrec embed VIDEO_DIR --out {self.path}")
-            if self.path.is_dir() and any(p.name != DB_DIR for p in self.path.iterdir()):
+            if self.path.is_dir() and any(not _store_file(p.name) for p in self.path.iterdir()):
                 raise StoreError(f"{self.path}: the folder is not empty and is not an embedding store; choose an empty or new --out")
             self._meta: dict[str, Any] = {}
         else:
@@ -151,9 +158,14 @@ class Store:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         dim = int(desc["dim"])
-        self._meta = {"format": FORMAT_VERSION, "encoder": desc, "encoder_options": encoder.options, "dim": dim,
-                      "created": now_iso(), "vidrec_version": __import__("vidrec").__version__}
-        write_json_atomic(self.path / META, self._meta)
+        meta = {"format": FORMAT_VERSION, "encoder": desc, "encoder_options": encoder.options, "dim": dim,
+                "created": now_iso(), "vidrec_version": __import__("vidrec").__version__}
+        if not create_json_exclusive(self.path / META, meta):
+            # another process or machine created the store meanwhile (sharded runs start together): check against it
+            self._meta = json.loads((self.path / META).read_text())
+            self.bind_encoder(encoder)
+            return
+        self._meta = meta
         self._encoder = encoder
 
     def encoder(self, *, device: str = "auto") -> Any:
@@ -281,6 +293,9 @@ class Store:
                     out.update(json.loads(f.read_text()))
                 except json.JSONDecodeError:
                     log.warning("%s: unreadable; its failures are forgotten (they are retried anyway)", f)
+        if not key and len(files) > 1 and out:  # a shard's file may predate another shard embedding the video
+            embedded = self.known()
+            out = {p: e for p, e in out.items() if p not in embedded}
         return out
 
     # ------------------------------------------------------------------ ANN index

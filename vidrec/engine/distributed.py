@@ -56,14 +56,22 @@ def main_process_first(*, cpu: bool) -> Iterator[bool]:
     Under a launcher this starts accelerate's process group early (``cpu``: gloo, as the trainer's
     accelerator will); in one process it is a plain block.
     """
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+    state = launch_state(cpu=cpu)
+    if state is None:
         yield True
         return
-    from accelerate import PartialState
-
-    state = PartialState(cpu=cpu)
     with state.main_process_first():
         yield state.is_main_process
+
+
+def launch_state(*, cpu: bool) -> Any:
+    """accelerate's ``PartialState`` (process group, rank, this process's device) under a launcher that
+    started several processes; None in a single process."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState(cpu=cpu)
 
 
 class _GatherWithGrad(torch.autograd.Function):

@@ -55,6 +55,23 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return Path(path)
 
 
+def create_json_exclusive(path: str | os.PathLike[str], obj: Any) -> bool:
+    """Write ``obj`` to ``path`` only if no file is there, atomically (a complete file or none, even when
+    several processes race to create it: a hard link never replaces). False when ``path`` already existed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
+
+
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
 
