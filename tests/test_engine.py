@@ -206,3 +206,23 @@ def test_auto_precision_keeps_3d_convolutions_in_fp32_on_cpu(monkeypatch):
     assert trainer_mod.resolve_precision(cfg) == "bf16"
     forced = load_config(overrides=["train.precision=bf16"], environ={})
     assert trainer_mod.resolve_precision(forced, r3d) == "bf16"  # an explicit choice is kept
+
+
+def test_channels_last_weights_for_2d_and_3d_convolutions():
+    """train.channels_last: 3D convolutions get channels_last_3d, 2D ones (per-frame CNNs) channels_last;
+    same outputs (``model.to(memory_format=channels_last_3d)`` fails on the 2D ones)."""
+    from vidrec.models.base import to_channels_last
+    from vidrec.models.registry import create_model
+
+    torch.manual_seed(0)
+    for name, kw in (("cnn_rnn", {"backbone": "resnet10t", "hidden_size": 8}), ("r3d_18", {})):
+        model = create_model(name, num_classes=3, **kw).eval()
+        x = torch.rand(1, 3, 4, 32, 32)  # (B, C, T, H, W)
+        with torch.no_grad():
+            before = model(x)
+            to_channels_last(model)
+            after = model(x)
+        convs = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+        formats = [torch.channels_last if w.dim() == 4 else torch.channels_last_3d for w in convs]
+        assert convs and all(w.is_contiguous(memory_format=f) for w, f in zip(convs, formats))
+        torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)

@@ -140,7 +140,7 @@ class TrainConfig(_Section):
     checkpoint_every_steps: int | None = Field(None, ge=1)  # mid-epoch resumable state (exact resume)
     keep_checkpoints: int | Literal["all"] = 0  # resumable checkpoints/epoch_NNNN kept: the newest N, or all (0: none)
     compile: bool = False  # torch.compile the model
-    channels_last: bool = False  # channels_last_3d memory format for 3D CNNs
+    channels_last: bool = False  # channels-last weights: channels_last_3d for 3D convolutions, channels_last for 2D
     deterministic: bool = False  # torch.use_deterministic_algorithms
 
     @field_validator("keep_checkpoints", mode="before")

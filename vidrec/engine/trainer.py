@@ -44,6 +44,7 @@ from vidrec.engine.optim import LRSchedule, build_optimizer, group_lrs
 from vidrec.engine.state import load_state_dict, rng_state, save_state_dict, set_rng_state
 from vidrec.engine.tasks import Task, make_task
 from vidrec.errors import CheckpointError, VidrecError
+from vidrec.models.base import to_channels_last
 from vidrec.utils.device import resolve_device
 from vidrec.utils.io import head_lines, link_tree, recover_dir, torch_load_safely, write_json_atomic, write_text_atomic
 
@@ -243,7 +244,7 @@ class Trainer:
             raise VidrecError(f"train.scheduler=plateau follows {cfg.train.monitor}, but there is no validation subset "
                               f"({cfg.data.val_subset!r} is empty); use train.scheduler=cosine or step")
         if cfg.train.channels_last:
-            model = model.to(memory_format=torch.channels_last_3d)
+            to_channels_last(model)
         if cfg.train.compile:
             model = torch.compile(model)  # type: ignore[assignment]
         self.model, self.optimizer, self.train_loader = self.accelerator.prepare(model, self.optimizer, train_loader)

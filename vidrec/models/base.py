@@ -108,3 +108,19 @@ def backbone_parts(names: Iterable[str]) -> list[str]:
         if part not in out:
             out.append(part)
     return out
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Channels-last weights, in place: ``channels_last_3d`` for 3D convolutions' 5-D weights and
+    ``channels_last`` for 2D convolutions' 4-D ones (per-frame CNNs, 2D backbones inside video models).
+
+    ``model.to(memory_format=torch.channels_last_3d)`` alone fails on any 4-D weight. Convolutions
+    whose weight is channels-last run channels-last (cuDNN and oneDNN pick their faster kernels);
+    the input needs no conversion.
+    """
+    for p in model.parameters():
+        if p.dim() == 5:
+            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+        elif p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return model
