@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -284,32 +283,13 @@ def predict(
 
 
 # ---------------------------------------------------------------------------------------------- demo
-def _mean(values: list[Any]) -> float | None:
-    vals = [v for v in values if isinstance(v, (int, float))]
-    return sum(vals) / len(vals) if vals else None
-
-
-def _pair_report(classes: list[str], pairs: list[tuple[str, str]], results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Accuracy of each model on the videos of each temporal pair."""
-    rows = []
-    for a, b in pairs:
-        ia, ib = classes.index(a), classes.index(b)
-        row: dict[str, Any] = {"pair": f"{a} / {b}"}
-        for name, res in results.items():
-            y = res.labels
-            mask = (y == ia) | (y == ib)
-            pred = res.probs.argmax(1)
-            row[name] = float((pred[mask] == y[mask]).float().mean()) if mask.any() else None
-        rows.append(row)
-    return rows
-
-
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Where data, runs, report and summary.json go."),
     seed: int = typer.Option(0, help="Seed for the data and the training."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the demo preset's)."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also train the frame-averaging baseline for contrast."),
+    baseline_epochs: int = typer.Option(6, "--baseline-epochs", help="The baseline's training epochs (at most the CNN-RNN's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the runs of a previous demo in --out (the data is reused)."),
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -317,118 +297,18 @@ def demo(
     """The whole loop on a laptop CPU, no dataset and no internet needed: synth → train → eval → predict.
 
     Writes the synthetic dataset, trains the CNN-RNN (ResNet-18 + BiLSTM + temporal attention),
-    trains the frame-averaging baseline, evaluates both, predicts on one clip, and writes
-    OUT/summary.json and a report with plots.
+    trains the frame-averaging baseline (fewer epochs), evaluates both, predicts on one clip, and writes
+    OUT/summary.json and a report with plots (vidrec.engine.demo.run_demo).
     """
-    from vidrec.config import load_config
-    from vidrec.data.synthetic import SynthSpec, generate
-    from vidrec.engine.predict import Predictor
-    from vidrec.engine.run import evaluate_checkpoint, train as run_train
-    from vidrec.presets import preset_path
-    from vidrec.report.evaluation import write_checkpoint_report
-    from vidrec.report.tables import markdown_table, text_table
-    from vidrec.utils.io import write_json_atomic, write_text_atomic
+    from vidrec.engine.demo import run_demo
 
-    from vidrec.utils.io import check_writable
-
-    check_writable(out, what="--out", folder=True)
-    t_start = time.perf_counter()
-    runs = {"cnn_rnn": out / "cnn_rnn", "frame_avg": out / "frame_avg"}
-    existing = [p for p in list(runs.values()) + [out / "summary.json"] if p.exists()]
-    if existing and not overwrite:
-        raise typer.BadParameter(f"{out} holds a previous demo ({existing[0].name}); pass --overwrite to replace its runs, or another --out")
-    for p in existing:
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-    report_dir = out / "report"
-
-    _echo(f"[1/5] writing the synthetic dataset to {out / 'data'}")
-    info = generate(out / "data", SynthSpec(seed=seed))
-    _echo(f"      {info}")
-
-    def cfg_for(model: str, run_dir: Path) -> Any:
-        from vidrec.config import read_yaml
-
-        tree = read_yaml(preset_path("demo"))
-        if model == "frame_avg":  # same backbone and recipe; only the temporal model differs
-            tree["model"] = {"name": "frame_avg", "backbone": tree["model"]["backbone"], "dropout": tree["model"]["dropout"]}
-        sets = [f"data.root={out / 'data'}", f"train.out_dir={run_dir}", f"train.seed={seed}"]
-        if epochs:
-            sets.append(f"train.epochs={epochs}")
-        return load_config(None, base=tree, overrides=sets + list(set_))
-
-    cfg = cfg_for("cnn_rnn", runs["cnn_rnn"])
-    _echo(f"[2/5] training {cfg.model.name} ({cfg.model.backbone} + BiLSTM + temporal attention) for up to {cfg.train.epochs} epochs")
-    tr = run_train(cfg, progress=not quiet)
-    _echo(f"      best val top-1 {tr.fit.best_metrics.get('val_top1', 0):.3f} after {tr.fit.train_seconds:.0f} s")
-
-    _echo("[3/5] evaluating the best checkpoint")
-    ev = evaluate_checkpoint(tr.fit.best_checkpoint, progress=not quiet)
-    summary_eval = write_checkpoint_report(ev, report_dir, title="vidrec demo: CNN-RNN on the synthetic dataset")
-    results = {"cnn_rnn": ev.result}
-
-    base_metrics: dict[str, Any] | None = None
-    if baseline:
-        bcfg = cfg_for("frame_avg", runs["frame_avg"])
-        _echo("      training the frame-averaging baseline (per-frame ResNet-18, mean over time) for contrast")
-        btr = run_train(bcfg, progress=not quiet)
-        bev = evaluate_checkpoint(btr.fit.best_checkpoint, progress=not quiet)
-        results["frame_avg"] = bev.result
-        base_metrics = {"val_top1": bev.result.top1, "val_top5": bev.result.top5, "mean_class_acc": bev.result.mean_class_acc,
-                        "train_seconds": btr.fit.train_seconds, "checkpoint": str(btr.fit.best_checkpoint.resolve())}
-
-    from vidrec.data.synthetic import CLASSES, template_to_class
-
-    names = [template_to_class(c.template) for c in CLASSES]
-    pairs = [(a, b) for a, b in zip(names[::2], names[1::2]) if a in ev.classes and b in ev.classes]
-    pair_rows = _pair_report(ev.classes, pairs, results)
-
-    _echo("[4/5] predicting one validation clip")
-    from vidrec.data.build import load_dataset
-
-    clip = load_dataset(ev.checkpoint.cfg).subset("val")[0]
-    pred = Predictor(ev.checkpoint).predict_one(clip.path, topk=5)
-    _echo(f"      {clip.path.name} (true: {ev.classes[clip.label]})")
-    _echo(text_table(["rank", "class", "probability"], [[i + 1, c, q] for i, (c, q) in enumerate(pred.topk)]))
-
-    _echo("[5/5] report")
-    r = ev.result
-    summary: dict[str, Any] = {
-        "val_top1": r.top1, "val_top5": r.top5, "mean_class_acc": r.mean_class_acc,
-        "train_seconds": tr.fit.train_seconds, "checkpoint": str(tr.fit.best_checkpoint.resolve()),
-        "train_clips_per_s": _mean([h.get("train_clips_per_s") for h in tr.fit.history]),
-        "model": cfg.model.name, "epochs_run": len(tr.fit.history), "num_classes": len(ev.classes),
-        "num_val_videos": summary_eval["num_videos"], "baseline": base_metrics, "temporal_pairs": pair_rows,
-        "prediction": {"video": str(clip.path), "true": ev.classes[clip.label], "topk": pred.topk},
-        "report_dir": str(report_dir.resolve()), "total_seconds": time.perf_counter() - t_start,
-    }
-    lines = ["# vidrec demo report", "", f"CNN-RNN: val top-1 **{r.top1:.3f}**, top-5 {r.top5:.3f}, mean class accuracy {r.mean_class_acc:.3f}."]
-    if base_metrics:
-        lines.append(f"Frame-averaging baseline: val top-1 **{base_metrics['val_top1']:.3f}**.")
-    if pair_rows:
-        lines += ["", "Accuracy on the videos of each temporal pair (classes that differ only in time order):", ""]
-        def cell(v: Any) -> Any:
-            return "-" if v is None else v
-
-        lines.append(markdown_table(["pair", "cnn_rnn", "frame_avg"], [[p["pair"], cell(p.get("cnn_rnn")), cell(p.get("frame_avg"))] for p in pair_rows]))
-        if base_metrics:
-            both = [p for p in pair_rows if p.get("frame_avg") is not None and p.get("cnn_rnn") is not None]
-            worse = [p for p in both if p["frame_avg"] < p["cnn_rnn"] - 0.1]
-            if worse:
-                lines += ["", f"The frame-averaging model is clearly worse (by more than 0.10) on {len(worse)} of {len(both)} "
-                          "temporal pairs: averaging frames throws the order away, and these classes differ only in order."]
-            else:
-                lines += ["", "The frame-averaging model is NOT clearly worse on any temporal pair in this run: "
-                          "the temporal model has not learned the order yet (too short a training budget?)."]
-    lines += ["", "Files: report.md (most-confused pairs, best and worst classes), confusion.png, confusion_top.png, "
-              "per_class.png, training_curves.png, per_class.md, confusion.csv, metrics.json"]
-    write_text_atomic(report_dir / "README.md", "\n".join(lines) + "\n")
-    write_json_atomic(out / "summary.json", summary)
-
-    _echo("\n".join(lines[2:]))
+    res = run_demo(out, seed=seed, epochs=epochs, baseline=baseline, baseline_epochs=baseline_epochs, overwrite=overwrite,
+                   overrides=set_, progress=not quiet, say=_echo)
+    _echo("\n".join(res.report[2:]))
     _echo()
-    _echo(f"summary:      {out / 'summary.json'}")
-    _echo(f"report:       {report_dir} (README.md, report.md, confusion.png, training_curves.png, per_class.png)")
-    _echo(f"checkpoint:   {tr.fit.best_checkpoint}")
-    _echo(f"predict:      vidrec predict --checkpoint {tr.fit.best_checkpoint} VIDEO.mp4")
-    _echo(f"total time:   {summary['total_seconds']:.0f} s")
+    _echo(f"summary:      {res.summary_path}")
+    _echo(f"report:       {res.report_dir} (README.md, report.md, confusion.png, training_curves.png, per_class.png)")
+    _echo(f"checkpoint:   {res.best_checkpoint}")
+    _echo(f"predict:      vidrec predict --checkpoint {res.best_checkpoint} VIDEO.mp4")
+    _echo(f"total time:   {res.summary['total_seconds']:.0f} s")
     sys.stdout.flush()
