@@ -1,4 +1,5 @@
-"""The benchmark scripts: every accuracy recipe is a valid config, and the models table round-trips."""
+"""The benchmark scripts: every accuracy recipe is a valid config, the models table round-trips, and the
+GPU benchmark runs its every code path on the CPU (``--device cpu --tiny``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def _load(name: str) -> ModuleType:
 
 accuracy = _load("accuracy")
 models_bench = _load("models")
+gpu_bench = _load("gpu")
 
 
 @pytest.mark.parametrize("name", list(accuracy.FAMILIES))
@@ -101,3 +103,28 @@ def test_models_table_retimes_only_the_models_named(tmp_path: Path) -> None:
     assert saved["rows"][2]["note"] == "shared machine" and saved["rows"][2]["latency_ms"] > 0
     assert saved["footer"].startswith("Measured long ago. Updated rows: Measured ")
     assert "| videomae_small (shared machine) |" in doc.read_text()
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_every_section_tiny_on_the_cpu(tmp_path: Path) -> None:
+    """benchmarks/gpu.py --device cpu --tiny: the plain and fast variants of the three models, training and
+    inference, and the real DataLoader section on a synthetic dataset it writes (torch.compile's eager backend:
+    the same dynamo path without a C++ toolchain)."""
+    out = tmp_path / "gpu.json"
+    res = gpu_bench.main(["--device", "cpu", "--tiny", "--steps", "1", "--repeats", "1", "--warmup", "1",
+                          "--loader-steps", "3", "--compile-backend", "eager", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
+    assert [(r["mode"], r["model"]) for r in res["throughput"]] == [
+        (mode, m) for mode in ("train", "inference") for m in ("r3d_18", "cnn_rnn", "multistream")]
+    assert all(r["plain_clips_per_s"] > 0 and r["fast_clips_per_s"] > 0 and r["speedup"] > 0 for r in res["throughput"])
+    loader = res["loader"]
+    assert loader["videos"] == 20 and loader["steps"] == 3 and loader["loader_clips_per_s"] > 0
+    assert 0 < loader["busy_fraction"] <= 1.0  # step time over the loop's wall time
+    assert res["env"]["tiny"] and res["env"]["cpu"]
+
+
+def test_gpu_benchmark_says_how_to_run_without_a_gpu(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(gpu_bench.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exc:
+        gpu_bench.main([])
+    assert exc.value.code == 2 and "--device cpu --tiny" in capsys.readouterr().err
