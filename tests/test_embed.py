@@ -168,6 +168,10 @@ def test_bad_input_messages(videos, tmp_path, clip_dir, monkeypatch):
         run(videos, f, clip_dir)
     with pytest.raises(StoreError, match="no embedding store"):
         Store(tmp_path / "nowhere")
+    for uri in ("s3://bucket/store", Path("gs://bucket/store")):  # typer's Path makes "gs://" "gs:/"
+        with pytest.raises(StoreError, match="object storage is not supported"):
+            Store(uri, create=True)
+    assert not Path("s3:").exists() and not Path("gs:").exists()  # no local folder named after the scheme
     store = tmp_path / "store"
     run(videos, store, clip_dir, limit=1)
     with pytest.raises(QueryError, match="empty query"):

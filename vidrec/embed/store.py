@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -108,6 +109,11 @@ class Store:
     :mod:`vidrec.embed.search`'s (``search(Store(path), "query")``), built on the public methods here."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", os.fspath(path))  # "s3://b/x"; a Path makes it "s3:/b/x"
+        if scheme:
+            raise StoreError(f"{os.fspath(path)}: a store is a folder on a filesystem; {scheme[1]}:// object storage "
+                             "is not supported as --out. On a cluster, use a folder every machine mounts "
+                             "(docs/embeddings.md).")
         self.path = Path(path).expanduser()
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path}: the store path is a file; a store is a directory. Choose another --out (nothing was changed).")
