@@ -80,7 +80,7 @@ class _GatherWithGrad(torch.autograd.Function):
     that it runs on gloo as well as on NCCL)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, max_rows: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, max_rows: int) -> torch.Tensor:
         n = x.shape[0]
         ctx.rows = n
         ctx.max_rows = max_rows
@@ -91,7 +91,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.stack(out)  # (W, max_rows, ...)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         grad = grad.contiguous()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)  # every process's gradient for every process's rows
         return grad[dist.get_rank(), : ctx.rows], None
