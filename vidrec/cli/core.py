@@ -65,7 +65,8 @@ def synth(
     ext: Optional[str] = typer.Option(None, help="Container of the SSv2-layout videos: .webm (default) or .mp4."),
     clutter: Optional[float] = typer.Option(None, help="Share of videos with a cluttered background, 0..1 (default 0.25)."),
     classes: Optional[list[str]] = typer.Option(None, "--class", help="Only these classes (templates or names; repeatable)."),
-    layouts: Optional[list[str]] = typer.Option(None, "--layout", help="Layouts to write: ssv2, something_else, ucf101, folder (repeatable; default all)."),
+    layouts: Optional[list[str]] = typer.Option(
+        None, "--layout", help="Layouts to write: ssv2, something_else, ucf101, folder (repeatable; default all)."),
     workers: int = typer.Option(2, help="Parallel encoding processes."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -95,7 +96,8 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (overrides train.out_dir)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped (with its own config.yaml unless --config is given)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped "
+                                "(with its own config.yaml unless --config is given)."),
     resume_from: Optional[Path] = typer.Option(
         None, "--resume-from",
         help="Continue from this checkpoint's state, e.g. RUN/checkpoints/epoch_0007 (train.keep_checkpoints): "
