@@ -155,7 +155,7 @@ class _Clips(Dataset[dict[str, Any]]):
     def finish(self, frames: torch.Tensor, i: int) -> dict[str, Any]:
         """uint8 T×H×W×C → the seeded crop; normalised here unless the loader hands over uint8."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed([0, i, 0]))
+            torch.default_generator.manual_seed(sample_seed([0, i, 0]))
             video = self.transform(frames)  # (C, T, S, S) uint8
         if self.normalize_in_worker:
             video = self.norm(video[None])[0]  # float, in the worker
