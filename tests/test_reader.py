@@ -86,6 +86,20 @@ def test_fast_decoding_returns_exactly_the_sequential_frames(made, name):
     assert torch.equal(fast.decode(path, [n - 1, 0]), every[[n - 1, 0]])  # any order, any gap
 
 
+@pytest.mark.parametrize("name", ["mpeg4_bframes.avi", "ucf"])
+def test_pixels_are_pyav_own_conversion_and_scaling(made, name):
+    """The shared per-thread scaler gives exactly PyAV's per-frame ``to_ndarray`` / ``reformat`` pixels."""
+    path = {"ucf": UCF}.get(name) or made[name]
+    with av.open(str(path)) as c:
+        frames = [f for _, f in zip(range(5), c.decode(video=0))]
+    h, w = frames[0].height // 2, frames[0].width // 2
+    own = np.stack([f.to_ndarray(format="rgb24") for f in frames])
+    small = np.stack([f.reformat(width=w, height=h, format="rgb24").to_ndarray() for f in frames])
+    dec = PyAVDecoder(seek=False, skip_nonref=False)
+    assert np.array_equal(dec.decode(path, list(range(5))).numpy(), own)
+    assert np.array_equal(dec.decode(path, list(range(5)), size=(h, w)).numpy(), small)
+
+
 def test_real_hmdb_clip_non_utf8_metadata_and_header_count(caplog):
     dec = PyAVDecoder()
     info = dec.info(HMDB)  # av.open() without metadata_errors="ignore" raises UnicodeDecodeError here

@@ -412,7 +412,7 @@ class PyAVDecoder:
     @staticmethod
     def _to_array(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
         if size is None:
-            return frame.to_ndarray(format="rgb24")
+            return _scale_rgb(frame, frame.width, frame.height)  # converted only (yuv -> rgb)
         h, w = size
         return _scale_rgb(frame, int(w), int(h))
 
@@ -421,7 +421,8 @@ _scalers = threading.local()
 
 
 def _scale_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    """``frame`` as an RGB ``H×W×3`` uint8 array at ``width×height`` (FFmpeg's bilinear scaler).
+    """``frame`` as an RGB ``H×W×3`` uint8 array at ``width×height`` (FFmpeg's bilinear scaler; at the frame's
+    own size a conversion only).
 
     ``VideoFrame.reformat`` builds a new scaler context for every frame; one reformatter per
     thread keeps FFmpeg's cached context across frames of the same size, and one scaling thread
