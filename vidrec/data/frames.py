@@ -16,13 +16,13 @@ import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from vidrec.data.scan import iter_videos
 from vidrec.errors import ConfigError, DatasetError
+from vidrec.utils.proc import map_bounded
 
 log = logging.getLogger(__name__)
 
@@ -266,25 +266,6 @@ def extract_frames(
             f"its frame folder is taken by {other.relative_to(plan.root).as_posix()} (same name, another suffix); rename one")))
     tasks = [(str(v), str(plan.root), str(plan.out), options) for v in plan.todo]
     plan.out.mkdir(parents=True, exist_ok=True)
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            record(_task(task))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            pending: set[Future[VideoResult]] = set()
-            it = iter(tasks)
-            try:
-                for task in it:  # keep a bounded queue so an interruption leaves little in flight
-                    pending.add(pool.submit(_task, task))
-                    if len(pending) >= 2 * workers:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in finished:
-                            record(f.result())
-                for f in pending:
-                    record(f.result())
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
+    map_bounded(_task, tasks, workers, record)
     summary.seconds = time.perf_counter() - t0
     return summary

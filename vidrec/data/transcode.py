@@ -25,13 +25,13 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
 from vidrec.errors import ConfigError, DatasetError, VideoError
+from vidrec.utils.proc import map_bounded
 
 log = logging.getLogger(__name__)
 
@@ -248,25 +248,7 @@ def transcode(
 
     tasks = [(str(v), str(plan.src), str(plan.out), options) for v in plan.todo]
     plan.out.mkdir(parents=True, exist_ok=True)
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            record(_task(task))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            pending: set[Future[TranscodeResult]] = set()
-            try:
-                for task in tasks:  # a bounded queue: an interruption leaves little in flight
-                    pending.add(pool.submit(_task, task))
-                    if len(pending) >= 2 * workers:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in finished:
-                            record(f.result())
-                for f in pending:
-                    record(f.result())
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
+    map_bounded(_task, tasks, workers, record)
     summary.seconds = time.perf_counter() - t0
     return summary
 

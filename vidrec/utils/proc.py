@@ -17,7 +17,10 @@ import functools
 import os
 import threading
 import time
-from typing import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Callable, Iterable, TypeVar
+
+T = TypeVar("T")
 
 
 def worker_init_fn() -> Callable[[int], None]:
@@ -56,3 +59,31 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def map_bounded(fn: Callable[[Any], T], tasks: Iterable[Any], workers: int, record: Callable[[T], None]) -> None:
+    """``record(fn(task))`` for every task, in ``workers`` processes (in this one when ``workers <= 1``).
+
+    At most ``2 * workers`` tasks are in flight, so an interruption (Ctrl-C, a kill) leaves little work
+    half done and cancels what has not started. ``fn`` must be picklable (a module-level function).
+    """
+    tasks = list(tasks)
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            record(fn(task))
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: set[Future[T]] = set()
+        try:
+            for task in tasks:
+                pending.add(pool.submit(fn, task))
+                if len(pending) >= 2 * workers:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        record(f.result())
+            for f in pending:
+                record(f.result())
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
