@@ -37,12 +37,20 @@ def _children(pid: int) -> list[int]:
 
 
 def _die() -> None:
-    """SIGKILL the other workers, the launcher (it must not restart or clean up anything) and this process."""
-    for pid in _children(_LAUNCHER):
-        if pid != os.getpid():
-            os.kill(pid, signal.SIGKILL)
+    """SIGKILL the launcher (it must not restart or clean up anything), the other workers and this process.
+
+    The launcher dies first: torchrun polls its workers every 0.1 s, and a sibling killed before it
+    would be noticed (and reported, exit 1) when this process is descheduled in between. Its
+    children are listed before, as they are adopted by init once it is gone.
+    """
+    siblings = [pid for pid in _children(_LAUNCHER) if pid != os.getpid()]
     if os.getppid() == _LAUNCHER:  # never signal whatever adopted us
         os.kill(_LAUNCHER, signal.SIGKILL)
+    for pid in siblings:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # the sibling got here first and is gone
+            pass
     os.kill(os.getpid(), signal.SIGKILL)
 
 
