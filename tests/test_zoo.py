@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from vidrec.errors import ConfigError
+from vidrec.errors import ConfigError, WeightsError
 from vidrec.models.registry import create_model
 from vidrec.models.tsm import temporal_shift
 from vidrec.models.weights import load_state_dict_into, load_weights
@@ -52,8 +52,37 @@ def test_torchvision_checkpoint_gives_torchvision_output(name: str, frames: int,
 def test_mvit_refuses_clips_of_another_size() -> None:
     with torch.device("meta"):
         model = create_model("mvit_v2_s", num_classes=3)
-    with pytest.raises(ConfigError, match="data.num_frames=16 data.image_size=224"):
+    with pytest.raises(
+        ConfigError, match="data.num_frames=16 data.image_size=224, or .* model.num_frames=8 model.image_size=112"
+    ):
         model(torch.empty(1, 3, 8, 112, 112, device="meta"))
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        create_model("mvit_v2_s", num_classes=3, num_frames=8, image_size=100)
+
+
+@pytest.mark.parametrize("name", ["mvit_v1_b", "mvit_v2_s"])
+def test_mvit_is_torchvisions_builder_at_16x224_and_sized_for_other_clips(name: str, tmp_path: Path) -> None:
+    """The block rules rebuild torchvision's network exactly; model.num_frames / image_size resize its tables."""
+    import torchvision.models.video as tvv
+
+    with torch.device("meta"):
+        upstream, ours = getattr(tvv, name)(num_classes=5), create_model(name, num_classes=5)
+    assert repr(ours.blocks) == repr(upstream.blocks)  # every pooling's kernel and stride, every width
+    theirs = {k.replace("head.1.", "head."): v.shape for k, v in upstream.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == theirs
+
+    torch.manual_seed(0)
+    small = create_model(name, num_classes=5, num_frames=8, image_size=64, dropout=0.0, drop_path=0.0).eval()
+    assert (small.input_spec.num_frames, small.input_spec.image_size) == (8, 64)  # the data follows it
+    torch.save(small.state_dict(), tmp_path / "w.pth")
+    again = create_model(name, num_classes=5, num_frames=8, image_size=64, weights=tmp_path / "w.pth").eval()
+    video = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(again(video), small(video))
+    with torch.device("meta"):
+        torch.save({k: torch.empty(v, device="cpu") for k, v in theirs.items()}, tmp_path / "k.pth")
+    with pytest.raises(WeightsError, match="another architecture or size"):  # 16×224² weights do not fit 8×64²
+        create_model(name, num_classes=5, num_frames=8, image_size=64, weights=tmp_path / "k.pth")
 
 
 # ---------------------------------------------------------------------------------------------- TSM
