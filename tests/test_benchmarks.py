@@ -39,8 +39,9 @@ def test_every_accuracy_recipe_is_a_valid_config_for_its_model(name: str, tmp_pa
     cfg = load_config(ROOT / "configs" / config, overrides=overrides, environ={})
     entry = get_model_entry(cfg.model.name)
     assert set(cfg.model_kwargs) <= set(entry.options())  # what `vidrec train` would build
-    budget = (16, 224, 4, 8) if name in accuracy.NOT_COMMON else (8, 64, 16, 8)  # MViT: torchvision's fixed input
-    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.batch_size, cfg.train.epochs) == budget
+    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.batch_size, cfg.train.epochs) == (8, 64, 16, 8)
+    built = {k: cfg.model_kwargs[k] for k in ("num_frames", "image_size") if k in cfg.model_kwargs}
+    assert built in ({}, {"num_frames": 8, "image_size": 64}), built  # a model built for a clip size: the budget's
     assert cfg.train.early_stop_patience is None and not cfg.model.pretrained
     if name.startswith("cnn_rnn_"):  # recorded under the registry name: the same builder with that backbone
         assert cfg.model_kwargs["backbone"] == "resnet" + name.rsplit("_r", 1)[1]
