@@ -5,8 +5,9 @@ its family's config from ``configs/`` (its learning rate, weight decay, warm-up,
 budget laid over it: the built-in synthetic dataset (10 classes, 400 train / 100 val videos, 5 pairs of
 classes that differ only in the direction of time), 8 frames at 64² sampled by TSN segments, batch 16,
 ``--epochs`` epochs (default 8), no early stopping, seed 42, the trainer's default precision (bf16 on
-CPUs that have it, fp32 for models with 3D convolutions). The score is the best validation top-1 over the epochs (the checkpoint ``best``
-keeps). The frame-averaging baseline is trained in the same run and every row gets a ratio against it.
+CPUs that have it, fp32 for models with 3D convolutions). The score is the best validation top-1 over the epochs (the
+checkpoint ``best`` keeps). The frame-averaging baseline is trained in the same run and every row gets a
+ratio against it.
 
     .venv/bin/python benchmarks/accuracy.py                          # every model (~80 min on 2 cores)
     .venv/bin/python benchmarks/accuracy.py --models frame_avg r3d_18 --epochs 2
@@ -87,7 +88,7 @@ def common_overrides(data: Path, epochs: int, seed: int, workers: int) -> list[s
         f"data.root={data}", "data.num_frames=8", "data.sampler=segments", "data.image_size=64",
         "data.decode_size=72", "data.batch_size=16", f"data.num_workers={workers}",
         f"train.epochs={epochs}", "train.early_stop_patience=null", f"train.seed={seed}",
-    ]  # fmt: skip
+    ]
 
 
 def ensure_dataset(data: Path) -> None:
@@ -110,7 +111,8 @@ def multistream_setup(data: Path, work: Path, workers: int) -> list[str]:
         streams.insert(0, "hands")
     extra = [f"data.splits_dir={work / 'splits'}", f"data.streams_dir={work / 'streams'}", f"model.streams=[{','.join(streams)}]"]
     for kind in [s for s in streams if s != "context"]:
-        cmd = [sys.executable, "-m", "vidrec", "prepare", kind, "-c", str(ROOT / "configs" / FAMILIES["multistream"][0]),
+        config = ROOT / "configs" / FAMILIES["multistream"][0]
+        cmd = [sys.executable, "-m", "vidrec", "prepare", kind, "-c", str(config),
                "--size", "64", "--workers", str(workers), "--quiet", "--set", f"data.root={data}"]  # fmt: skip
         cmd += [a for o in FAMILIES["multistream"][1] + extra for a in ("--set", o)]
         print(f"multistream: vidrec prepare {kind} ...", flush=True)

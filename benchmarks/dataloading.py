@@ -315,12 +315,14 @@ def main() -> None:
     for n in args.loaders:
         why = available(n)
         if why:
-            print(f"{n}: not available ({why}); install the bench extra: pip install -e '.[bench]' (and apt-get install ffmpeg)")
+            print(f"{n}: not available ({why}); install the bench extra: "
+                  "pip install -e '.[bench]' (and apt-get install ffmpeg)")
         else:
             loaders.append(n)
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), platform.processor())
-    print(f"CPU: {cpu}, {os.cpu_count()} cores; workers {args.workers}, batch {BATCH}, TSN-{NUM_FRAMES}, short side {SHORT}, "
+    print(f"CPU: {cpu}, {os.cpu_count()} cores; workers {args.workers}, batch {BATCH}, "
+          f"TSN-{NUM_FRAMES}, short side {SHORT}, "
           f"crop {CROP}; {reps} interleaved repetitions")
     t0 = time.perf_counter()
     sets = {}

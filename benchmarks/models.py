@@ -107,7 +107,7 @@ def _hf_base(name: str, quick: bool) -> tuple[nn.Module, int, int]:
 
     kind, frames = HF_BASE[name]
     size = dict(num_frames=4, image_size=32, hidden_size=32, depth=1, num_heads=2) if quick else \
-        dict(num_frames=frames, image_size=224, hidden_size=768, depth=12, num_heads=12)  # fmt: skip
+        dict(num_frames=frames, image_size=224, hidden_size=768, depth=12, num_heads=12)
     model = HFVideoClassifier.from_config(model_type=kind, num_classes=NUM_CLASSES, dropout=0.0, **size)  # type: ignore[arg-type]
     return model, size["num_frames"], size["image_size"]
 
@@ -144,7 +144,7 @@ def count_flops(model: nn.Module, clip: torch.Tensor, side: dict[str, torch.Tens
     """FLOPs of one forward: FlopCounterMode plus LSTMs counted by formula."""
     extra: list[int] = []
     hooks = [m.register_forward_pre_hook(lambda mod, inp: extra.append(_lstm_flops(mod, inp)))
-             for m in model.modules() if isinstance(m, nn.LSTM)]  # fmt: skip
+             for m in model.modules() if isinstance(m, nn.LSTM)]
     try:
         with FlopCounterMode(display=False) as counter:
             model(clip, **side)
@@ -204,7 +204,7 @@ def _fmt_params(n: int) -> str:
 def table(rows: list[Row], accuracy: dict[str, float]) -> str:
     base = next((r for r in rows if r.model == BASELINE), None)
     head = ("| model | params | input (T×S²) | GFLOPs/clip | × base | CPU latency ms/clip | × base "
-            "| train clips/s | × base | synthetic top-1 |")  # fmt: skip
+            "| train clips/s | × base | synthetic top-1 |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         def ratio(v: float, b: float | None) -> str:
@@ -298,13 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         row.note = args.note
         rows.append(row)
         print(f"{name:22s} {_fmt_params(row.params):>7s} {row.gflops:9.2f} GFLOPs {row.latency_ms:9.1f} ms/clip "
-              f"{row.train_clips_s:7.2f} train clips/s", flush=True)  # fmt: skip
+              f"{row.train_clips_s:7.2f} train clips/s", flush=True)
         del model
 
     cpu = platform.processor() or platform.machine()
     cmd = " ".join(["python benchmarks/models.py", *(sys.argv[1:] if argv is None else argv)])
     footer = (
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu}, {torch.get_num_threads()} torch threads, "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu}, "
+        f"{torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}{' — QUICK run: tiny sizes, not the standard ones' if args.quick else ''}"
         f"{' — parameters and FLOPs only (no timing)' if args.flops_only else ''}; "
         f"latency = median of {args.repeats} single-clip forwards; training = {args.train_steps} AdamW steps of "

@@ -74,8 +74,9 @@ def test_accuracy_script_rejects_unknown_models(capsys: pytest.CaptureFixture[st
 def test_models_table_measures_and_rerenders_with_accuracy(tmp_path: Path) -> None:
     rows, doc = tmp_path / "rows.json", tmp_path / "models.md"
     doc.write_text(f"# Models\n\nintro\n\n{models_bench.MARK_START}\nold\n{models_bench.MARK_END}\n\nafter\n")
-    assert models_bench.main(["--quick", "--models", "frame_avg", "videomae_small", "--repeats", "1", "--train-steps", "1",
-                              "--json", str(rows), "--doc", str(doc)]) == 0  # fmt: skip
+    argv = ["--quick", "--models", "frame_avg", "videomae_small", "--repeats", "1", "--train-steps", "1",
+            "--json", str(rows), "--doc", str(doc)]
+    assert models_bench.main(argv) == 0
     saved = json.loads(rows.read_text())
     assert [r["model"] for r in saved["rows"]] == ["frame_avg", "videomae_small"]
     assert saved["footer"].startswith("Measured ") and "QUICK run" in saved["footer"]

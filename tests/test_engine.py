@@ -167,7 +167,9 @@ def test_progressive_unfreezing_keeps_backbone_fixed_while_frozen(tiny_dataset, 
     torch.manual_seed(cfg.train.seed)  # train() seeds the same way before building the model
     init = dict(model_from_config(cfg, 2).named_parameters())
     after1, after2 = run(1, "one"), run(2, "two")
-    changed = lambda m, prefix: [n for n, p in m.named_parameters() if n.startswith(prefix) and not torch.equal(p, init[n])]  # noqa: E731
+    def changed(m, prefix):
+        return [n for n, p in m.named_parameters() if n.startswith(prefix) and not torch.equal(p, init[n])]
+
     assert changed(after1, "head"), "the head must train while the backbone is frozen"
     assert not changed(after1, "encoder"), "backbone parameters changed during the frozen epoch"
     assert changed(after2, "encoder"), "the backbone must train after it is unfrozen"

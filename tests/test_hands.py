@@ -293,7 +293,7 @@ def test_multistream_trains_on_all_three_streams_with_real_mediapipe(tmp_path: P
         "model.num_heads=2", "model.lstm_hidden=16", "model.hand_dim=16", "model.gnn_hidden=16", "model.object_dim=16",
         "model.context_dim=16", "train.epochs=2", "train.warmup_epochs=0", "train.early_stop_patience=null",
         f"train.out_dir={tmp_path / 'run'}",
-    ]  # fmt: skip
+    ]
     cfg = load_config(overrides=overrides, environ={})
     records = [r for recs in load_dataset(cfg).subsets.values() for r in recs]
     hands = prepare_streams(records, "hands", streams, options=StreamOptions())  # real MediaPipe, ROI mode

@@ -117,7 +117,7 @@ def make_tiny_hf_dir(kind: str, directory: Path, *, num_labels: int = 3) -> Path
 
     directory.mkdir(parents=True, exist_ok=True)
     common = {"image_size": HF_SIZE, "num_frames": HF_NUM_FRAMES, "hidden_size": 32, "num_hidden_layers": 1,
-              "num_attention_heads": 2, "intermediate_size": 64, "num_labels": num_labels}  # fmt: skip
+              "num_attention_heads": 2, "intermediate_size": 64, "num_labels": num_labels}
     if kind == "videomae":
         net = tf.VideoMAEForVideoClassification(tf.VideoMAEConfig(patch_size=16, tubelet_size=2, **common))
         (directory / "preprocessor_config.json").write_text(json.dumps({"image_mean": HF_MEAN, "image_std": [0.5] * 3}))
@@ -272,7 +272,7 @@ def test_options_come_from_the_class_with_their_types() -> None:
     """``model.<key>`` is checked against the model class's constructor: names and types, values coerced."""
     assert set(get_model_entry("r3d_18").options()) == {"dropout", "layers", "zero_init_residual"}  # block/stem: code
     assert check_model_kwargs("cnn_rnn", {"hidden_size": "8", "finetune_layers": ["layer4"]}) == {
-        "hidden_size": 8, "finetune_layers": ["layer4"]}  # fmt: skip
+        "hidden_size": 8, "finetune_layers": ["layer4"]}
     with pytest.raises(ConfigError, match=r"model.hidden_size: 'eight' is not a valid int for model 'cnn_rnn'"):
         check_model_kwargs("cnn_rnn", {"hidden_size": "eight"})
     with pytest.raises(ConfigError, match=r"model.dropout: \[0.1\] is not a valid float"):

@@ -116,7 +116,7 @@ def test_forward_backward_all_streams() -> None:
         assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, part
     assert set(model.input_spec.side_inputs) == {
         "hand_joints", "hand_joints_mask", "hand_boxes", "hand_mask", "object_crops", "object_boxes", "object_mask",
-    }  # fmt: skip
+    }
 
 
 def _changes(model: MultiStream, key: str) -> bool:

@@ -102,8 +102,10 @@ def test_unfreeze_schedule_by_backbone_part():
     assert list(model.backbone_stages())[-4:] == ["layer1", "layer2", "layer3", "layer4"]
     named = named_backbone_parameters(model, model.backbone_parameters())
     sched = UnfreezeSchedule(named, {"layer4": 1, "layer3": 2, "layer3.0.downsample": 3}, default=4)
-    trains = lambda: {".".join(n.split(".")[:3]) if n.startswith("layer3") else n.split(".")[0]  # noqa: E731
-                      for n, p in named if p.requires_grad}
+    def trains() -> set[str]:
+        return {".".join(n.split(".")[:3]) if n.startswith("layer3") else n.split(".")[0]
+                for n, p in named if p.requires_grad}
+
     layer3 = {"layer3.0.conv1", "layer3.0.bn1", "layer3.0.conv2", "layer3.0.bn2"}
     assert sched.apply(0) == [] and not trains()
     sched.apply(1)

@@ -39,12 +39,15 @@ for argv in json.loads(os.environ["VIDREC_TEST_ARGV"]):
     except SystemExit as exc:
         codes.append(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
 with open(os.environ["VIDREC_TEST_MODULES"], "w") as f:
-    json.dump({"codes": codes, "heavy": sorted(m for m in os.environ["VIDREC_TEST_WATCH"].split(",") if m in sys.modules)}, f)
+    heavy = sorted(m for m in os.environ["VIDREC_TEST_WATCH"].split(",") if m in sys.modules)
+    json.dump({"codes": codes, "heavy": heavy}, f)
 """
 
 
 def run_cli(*commands: list[str], cwd: Path, watch: tuple[str, ...] = HEAVY) -> dict:
-    """Run ``vidrec ARGV`` for each command, in turn, in one fresh interpreter: exit codes and which ``watch`` modules loaded."""
+    """Run ``vidrec ARGV`` for each command, in turn, in one fresh interpreter.
+
+    Returns the exit codes and which ``watch`` modules got loaded."""
     out = cwd / f"modules-{len(list(cwd.glob('modules-*')))}.json"
     env = {**os.environ, "VIDREC_TEST_MODULES": str(out), "VIDREC_TEST_ARGV": json.dumps(commands),
            "VIDREC_TEST_WATCH": ",".join(watch),

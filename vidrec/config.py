@@ -129,8 +129,8 @@ class TrainConfig(_Section):
     freeze_backbone_epochs: int = Field(0, ge=0)  # progressive fine-tuning: backbone frozen this long
     backbone_lr_mult: float = Field(1.0, gt=0)  # backbone lr = lr * this
     early_stop_patience: int | None = Field(5, ge=1)  # epochs without val improvement; None: off
-    # the metric that picks checkpoints/best, early stopping and plateau: val_top1 (classification), val_t2v_r1 (retrieval:
-    # text→video R@1; a retrieval config's val_top1 means it) or val_loss
+    # the metric that picks checkpoints/best, early stopping and plateau: val_top1 (classification),
+    # val_t2v_r1 (retrieval: text→video R@1; a retrieval config's val_top1 means it) or val_loss
     monitor: Literal["val_top1", "val_t2v_r1", "val_loss"] = "val_top1"
     seed: int = 42
     device: str = "auto"  # auto (CUDA → MPS → CPU), cpu, mps, cuda or cuda:N

@@ -131,7 +131,10 @@ def train(
     res = run_train(cfg, resume=resume, resume_from=resume_from, progress=not quiet)
     m = res.fit.best_metrics
     monitor = cfg.train.monitor  # val_top1, or val_t2v_r1 (text→video R@1) in a retrieval run
-    _echo(f"best {monitor} {m.get(monitor, float('nan')):.3f} (epoch {m.get('epoch')}) in {res.fit.train_seconds:.0f} s of training")
+    _echo(
+        f"best {monitor} {m.get(monitor, float('nan')):.3f} (epoch {m.get('epoch')}) "
+        f"in {res.fit.train_seconds:.0f} s of training"
+    )
     _echo(f"best checkpoint: {res.fit.best_checkpoint}")
     _echo(f"last checkpoint: {res.fit.last_checkpoint} (resume with --resume --out {res.out_dir})")
     _echo(f"logs: {res.out_dir / 'metrics.jsonl'}, curves: {res.out_dir / 'training_curves.png'}, "
@@ -186,7 +189,8 @@ def eval_(
 @app.command()
 def predict(
     videos: Optional[list[Path]] = typer.Argument(
-        None, help="Video files, frame folders (a folder of JPEG/PNG frames is one video), or folders searched recursively for both."),
+        None, help="Video files, frame folders (a folder of JPEG/PNG frames is one video), "
+        "or folders searched recursively for both."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-k", help="Checkpoint directory, or an .onnx file written by vidrec export."),
     subset: Optional[str] = typer.Option(
         None, "--subset", help="Instead of VIDEOS: a subset of the checkpoint's dataset (its config, or --config/--set), e.g. "
@@ -201,7 +205,8 @@ def predict(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write a submission file (see --csv-format)."),
     csv_format: str = typer.Option(
         "auto", "--csv-format", help="ids: 'id,class' (seed 001, UCF101/HMDB51); ssv2: 'id;label1;...;labelK' lines (top --topk) "
-        "for the Something-Something-v2 test set; topk: id,class,top1,prob1,...; auto: ssv2 for an SSv2 checkpoint, else ids."),
+        "for the Something-Something-v2 test set; topk: id,class,top1,prob1,...; "
+        "auto: ssv2 for an SSv2 checkpoint, else ids."),
     visualize: Optional[Path] = typer.Option(None, "--visualize", help="Write the (first) clip with its top-3 classes drawn on it, e.g. out.mp4."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable video."),

@@ -153,7 +153,8 @@ def prepare_frames(
     if dry_run:
         if plan.sampled:
             _echo(f"estimate from {plan.sampled} sampled video(s): {plan.est_frames:,.0f} frames, "
-                  f"{_human_bytes(plan.est_bytes)} on disk, about {_human_time(plan.est_seconds)} with {workers} worker(s)")
+                  f"{_human_bytes(plan.est_bytes)} on disk, "
+                  f"about {_human_time(plan.est_seconds)} with {workers} worker(s)")
         elif plan.todo:
             _echo("no estimate: the sampled videos could not be read")
         _echo(f"options: quality {quality}, short side {short_side or 'native'}, fps {fps or 'native'}; output {out}")
@@ -233,7 +234,10 @@ def prepare_transcode(
         _echo(f"FAILED  {r.rel}: {r.error}")
     saved = summary.saved_bytes
     pct = 100 * saved / summary.src_bytes if summary.src_bytes else 0.0
-    _echo(f"{summary.done} transcoded, {summary.skipped} already done, {len(summary.failed)} failed in {summary.seconds:.1f} s -> {out}")
+    _echo(
+        f"{summary.done} transcoded, {summary.skipped} already done, "
+        f"{len(summary.failed)} failed in {summary.seconds:.1f} s -> {out}"
+    )
     _echo(f"{_human_bytes(summary.src_bytes)} of source videos became {_human_bytes(summary.dst_bytes)}: "
           + (f"{_human_bytes(saved)} saved ({pct:.0f}%)" if saved >= 0 else f"{_human_bytes(-saved)} more ({-pct:.0f}%)"))
     _echo(f"use it with --set data.root={out} (or data.videos={out})")

@@ -299,7 +299,10 @@ def open_box_store(path: str | os.PathLike[str]) -> BoxStore:
         elif p.is_dir():
             store = JsonBoxStore(find_parts(p))
         else:
-            raise DatasetError(f"data.boxes: {p} not found. Give the merged file from `vidrec prepare something-else` or the parts folder.")
+            raise DatasetError(
+                f"data.boxes: {p} not found. "
+                "Give the merged file from `vidrec prepare something-else` or the parts folder."
+            )
         _STORES[key] = store
     return store
 

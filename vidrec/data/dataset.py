@@ -223,7 +223,10 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
                     log.warning("unreadable video, %s: %s", "skipped" if self.on_error == "mark" else "another stands in", exc)
                 if self.on_error == "mark":
                     return self._placeholder(idx, exc)
-        raise VideoError(f"{self.max_tries} videos in a row failed to decode (last near record {idx // self.views}); check the dataset")
+        raise VideoError(
+            f"{self.max_tries} videos in a row failed to decode (last near record {idx // self.views}); "
+            "check the dataset"
+        )
 
 
 class EpochSampler(Sampler[int]):

@@ -244,7 +244,10 @@ def load_folder(
         for cdir in class_dirs:
             vids = sorted(p for p in cdir.iterdir() if is_video_entry(p))
             if not vids:
-                problems.add(f"{cdir}: the class folder holds no videos; class {cdir.name!r} is left out. Add videos or remove the folder.")
+                problems.add(
+                    f"{cdir}: the class folder holds no videos; class {cdir.name!r} is left out. "
+                    "Add videos or remove the folder."
+                )
                 continue
             for v in vids:
                 path, meta = locate(v, str(cdir))
@@ -274,8 +277,8 @@ def load_folder(
         tr, va, notes = group_split([(r.video_id, r.label, r.meta["group"]) for r in auto], val_fraction=val_fraction, seed=seed)
         for lab, n_groups, n_clips in notes:
             problems.add(
-                f"{root}: class {class_list[lab]!r} has {n_groups} group(s) / {n_clips} clip(s): too few to hold any out "
-                "for validation, so it has no val clips. Add clips from other recordings."
+                f"{root}: class {class_list[lab]!r} has {n_groups} group(s) / {n_clips} clip(s): "
+                "too few to hold any out for validation, so it has no val clips. Add clips from other recordings."
             )
         subsets["train"] += [auto[i] for i in tr]
         subsets["val"] += [auto[i] for i in va]

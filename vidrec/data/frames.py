@@ -263,7 +263,8 @@ def extract_frames(
 
     for v, other in plan.clashes:
         record(VideoResult(v.relative_to(plan.root).as_posix(), False, error=(
-            f"its frame folder is taken by {other.relative_to(plan.root).as_posix()} (same name, another suffix); rename one")))
+            f"its frame folder is taken by {other.relative_to(plan.root).as_posix()} "
+            "(same name, another suffix); rename one")))
     tasks = [(str(v), str(plan.root), str(plan.out), options) for v in plan.todo]
     plan.out.mkdir(parents=True, exist_ok=True)
     map_bounded(_task, tasks, workers, record)

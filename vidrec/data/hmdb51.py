@@ -3,7 +3,7 @@
 Expected (``hmdb51_org.rar`` unpacked, each class archive unpacked into its folder, and
 ``test_train_splits.rar`` unpacked)::
 
-    <root>/<videos>/<class>/<video>.avi                      e.g. hmdb51_org/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi
+    <root>/<videos>/<class>/<video>.avi     e.g. hmdb51_org/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi
     <root>/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt
         "<video>.avi N"   N: 1 = train, 2 = test, 0 = not used in this split
 

@@ -168,7 +168,9 @@ def probe_video(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | 
     expected = entry.duration * entry.fps
     if not header and expected > 0 and packets + _TRUNCATION_SLACK < 0.9 * expected:
         return _bad(
-            entry, f"truncated: the container says {entry.duration:.2f} s (about {expected:.0f} frames), the file holds {packets}"
+            entry,
+            f"truncated: the container says {entry.duration:.2f} s (about {expected:.0f} frames), "
+            f"the file holds {packets}",
         )
     if not header and packets != entry.num_frames:
         entry = ScanEntry(**{**asdict(entry), "num_frames": packets})

@@ -54,11 +54,15 @@ def find_split_dir(root: Path, split_set: str, splits_dir: str | os.PathLike[str
         for cand in (d / split_set, d):
             if (cand / "train.json").is_file():
                 return cand
-        raise DatasetError(f"data.splits_dir: no {split_set}/train.json in {d}. Copy dataset_splits/ from the Something-Else repository there.")
+        raise DatasetError(
+            f"data.splits_dir: no {split_set}/train.json in {d}. "
+            "Copy dataset_splits/ from the Something-Else repository there."
+        )
     found = find_dir(root, [split_set], depth=4)
     if found is None or not (found / "train.json").is_file():
         raise DatasetError(
-            f"{root}: no {split_set}/train.json found (searched four levels down). Copy dataset_splits/{split_set}/ from "
+            f"{root}: no {split_set}/train.json found (searched four levels down). "
+            f"Copy dataset_splits/{split_set}/ from "
             "github.com/joaanna/something_else (code/dataset_splits) under the root, or set data.splits_dir=DIR."
         )
     return found
@@ -113,14 +117,18 @@ def load_something_else(
     problems = Problems(strict=strict)
     if train_list is None and val_list is None:
         if split_set not in SPLIT_SETS:
-            raise ConfigError(f"data.split_set: {split_set!r} is not one of {', '.join(SPLIT_SETS)} (or give data.train_list/val_list)")
+            raise ConfigError(
+                f"data.split_set: {split_set!r} is not one of {', '.join(SPLIT_SETS)} "
+                "(or give data.train_list/val_list)"
+            )
         sdir = find_split_dir(root, split_set, splits_dir)
         lists = {"train": sdir / "train.json", "val": sdir / "validation.json"}
         labels_path = Path(labels_file) if labels_file else sdir / "labels.json"
     else:
         lists = {k: Path(v).expanduser() for k, v in (("train", train_list), ("val", val_list)) if v is not None}
         labels_path = Path(labels_file).expanduser() if labels_file else None  # type: ignore[assignment]
-    # with frames_root, SSv2 finds each record by its frame folder (Something-Else ships <id>/0001.jpg), whatever the video
+    # with frames_root, SSv2 finds each record by its frame folder (Something-Else ships <id>/0001.jpg),
+    # whatever the video
     ssv2 = load_ssv2(root, strict=False, annotations=annotations, videos=videos, frames=frames, frames_root=frames_root)
     by_id: dict[str, VideoRecord] = {r.video_id: r for recs in ssv2.subsets.values() for r in recs}
     if labels_path is not None and labels_path.is_file():
@@ -134,7 +142,10 @@ def load_something_else(
         classes = [class_name(k) for k, _ in order]
     else:
         if labels_path is not None:
-            problems.add(f"{labels_path}: missing; using the SSv2 labels file's classes instead. Copy labels.json from the split folder.")
+            problems.add(
+                f"{labels_path}: missing; using the SSv2 labels file's classes instead. "
+                "Copy labels.json from the split folder."
+            )
         classes = list(ssv2.classes)
     to_label = {c: i for i, c in enumerate(classes)}
     box_path = _find_boxes(root, boxes)
@@ -161,7 +172,10 @@ def load_something_else(
             vid = str(entry["id"])
             label = to_label.get(class_name(entry["template"]))
             if label is None:
-                problems.add(f"{where} (id {vid}): template {entry['template']!r} matches no class in {labels_path}. Fix the entry.")
+                problems.add(
+                    f"{where} (id {vid}): template {entry['template']!r} matches no class in {labels_path}. "
+                    "Fix the entry."
+                )
                 continue
             rec = by_id.get(vid)
             if rec is None:
@@ -219,8 +233,9 @@ def _check_boxes(box_path: Path, subsets: dict[str, list[VideoRecord]], problems
                     outside += 1
                     if outside <= _MAX_LISTED or problems.strict:
                         cat, x1, y1, x2, y2 = bad[0]
-                        problems.add(f"{box_path}: video {r.video_id} frame {fidx + 1:04d}.jpg: {cat} box ({x1:g}, {y1:g}, {x2:g}, "
-                                     f"{y2:g}) lies outside the {w}x{h} frame; it is clipped to the frame when read.")
+                        problems.add(f"{box_path}: video {r.video_id} frame {fidx + 1:04d}.jpg: "
+                                     f"{cat} box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the {w}x{h} frame; "
+                                     "it is clipped to the frame when read.")
                     break  # one message per video
     if outside > _MAX_LISTED:
         problems.add(f"{box_path}: {outside} videos have boxes outside their frame in all (first {_MAX_LISTED} named above).")

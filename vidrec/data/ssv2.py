@@ -6,7 +6,8 @@ Layout (the official download names; point elsewhere with ``annotations=`` / ``v
       20bn-something-something-v2/<id>.webm         videos (or <id>/000001.jpg frame folders)
       annotations/                                  or 20bn-something-something-download-package-labels/labels/
         something-something-v2-labels.json          {"Approaching something with your camera": "0", ...}
-        something-something-v2-train.json           [{"id": "78687", "label": "...", "template": "Holding [something] ...", "placeholders": [...]}]
+        something-something-v2-train.json           [{"id": "78687", "label": "...",
+                                                      "template": "Holding [something] ...", "placeholders": [...]}]
         something-something-v2-validation.json
         something-something-v2-test.json            [{"id": "1420"}]  (ids only: for prediction)
 
@@ -86,9 +87,15 @@ def _find_annotations(root: Path, annotations: str | os.PathLike[str] | None) ->
     if annotations is not None:
         ann = user_path(root, annotations)
         if not ann.is_dir():
-            raise DatasetError(f"ssv2 annotations: {ann} is not a folder. Point data.annotations at the folder with {FILES['labels'][0]}.")
+            raise DatasetError(
+                f"ssv2 annotations: {ann} is not a folder. "
+                f"Point data.annotations at the folder with {FILES['labels'][0]}."
+            )
         if _find_file(ann, "labels") is None:
-            raise DatasetError(f"{ann}: holds no {' or '.join(FILES['labels'])}. Point data.annotations at the folder with the labels file.")
+            raise DatasetError(
+                f"{ann}: holds no {' or '.join(FILES['labels'])}. "
+                "Point data.annotations at the folder with the labels file."
+            )
         return ann
     for sub in ANNOTATION_DIRS:
         cand = root / sub if sub else root
@@ -144,7 +151,10 @@ def _list_frame_folders(frames_root: Path) -> dict[str, str]:
 def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, int]]:
     data = _read_json(path)
     if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected an object {{\"class name\": \"index\", ...}}, got a {type(data).__name__}. Is this the labels file?")
+        raise DatasetError(
+            f"{path}: expected an object {{\"class name\": \"index\", ...}}, got a {type(data).__name__}. "
+            "Is this the labels file?"
+        )
     by_index: dict[int, str] = {}
     for name, raw in data.items():
         try:
@@ -162,7 +172,10 @@ def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, i
     order = sorted(by_index)
     if order and order != list(range(len(order))):
         missing = sorted(set(range(order[-1] + 1)) - set(order))[:10]
-        problems.add(f"{path}: class indices are not 0..{len(order) - 1} (missing {missing}); classes are renumbered in index order.")
+        problems.add(
+            f"{path}: class indices are not 0..{len(order) - 1} (missing {missing}); "
+            "classes are renumbered in index order."
+        )
     classes = [by_index[i] for i in order]
     return classes, {n: i for i, n in enumerate(classes)}
 
@@ -181,7 +194,10 @@ def _read_subset(
         problems.add(str(exc))
         return [], 0
     if not isinstance(data, list):
-        problems.add(f"{path}: expected a list of {{\"id\": ...}} entries, got a {type(data).__name__}. Is this an SSv2 {subset} file?")
+        problems.add(
+            f"{path}: expected a list of {{\"id\": ...}} entries, got a {type(data).__name__}. "
+            f"Is this an SSv2 {subset} file?"
+        )
         return [], 0
     records: list[VideoRecord] = []
     append = records.append
@@ -198,7 +214,10 @@ def _read_subset(
         if labelled:
             template = entry.get("template")
             if not isinstance(template, str):
-                problems.add(f"{path}: entry {i} (id {vid}) has no \"template\". Labelled entries need the template, e.g. \"Moving [something] up\".")
+                problems.add(
+                    f"{path}: entry {i} (id {vid}) has no \"template\". "
+                    "Labelled entries need the template, e.g. \"Moving [something] up\"."
+                )
                 continue
             name = template.replace("[", "").replace("]", "")
             label = get_class(name, -1)
@@ -216,7 +235,10 @@ def _read_subset(
         if fname is None:
             missing += 1
             if missing <= MAX_LISTED_MISSING or problems.strict:
-                problems.add(f"{video_dir}: {what} {vid} (listed in {path.name}, entry {i}) is missing; the record is skipped. {fix}.")
+                problems.add(
+                    f"{video_dir}: {what} {vid} (listed in {path.name}, entry {i}) is missing; "
+                    f"the record is skipped. {fix}."
+                )
             continue
         append(VideoRecord(video_dir / fname, label, vid, meta=meta))
     if missing > MAX_LISTED_MISSING:
@@ -248,8 +270,9 @@ def load_ssv2(
         annotations: folder with the label/train/validation/test JSON files (default: searched under root).
         videos: folder with ``<id>.webm`` files or ``<id>/`` frame folders (default: searched under root).
         frames: prefer pre-extracted frame folders (``20bn-something-something-v2-frames/<id>/000001.jpg``).
-        frames_root: read frame folders ``<frames_root>/<id>/`` (e.g. from ``vidrec prepare frames``, or Something-Else's
-            ``<id>/0001.jpg``) instead of videos: a record is found when its frame folder is, whatever the video.
+        frames_root: read frame folders ``<frames_root>/<id>/`` (e.g. from ``vidrec prepare frames``, or
+            Something-Else's ``<id>/0001.jpg``) instead of videos: a record is found when its frame folder is,
+            whatever the video.
         index: a ``vidrec prepare scan`` index: frame counts, fps and sizes come from it (no probing at train time),
             and videos it found unreadable are left out with a problem each.
     """
@@ -279,7 +302,10 @@ def load_ssv2(
         path = _find_file(ann_dir, subset)
         if path is None:
             if subset != "test":
-                problems.add(f"{ann_dir}: no {' or '.join(FILES[subset])}; the {subset} subset is empty. Unpack the full annotation download there.")
+                problems.add(
+                    f"{ann_dir}: no {' or '.join(FILES[subset])}; the {subset} subset is empty. "
+                    "Unpack the full annotation download there."
+                )
             continue
         files[subset] = path
         subsets[subset], missing[subset] = _read_subset(

@@ -13,7 +13,8 @@ and ``val`` (the same records as ``test``: the official protocol evaluates on th
 Class order is classInd's. A trimmed classInd (original ids kept, e.g. 1, 39, 79) or
 ``classes=[...]`` loads a class subset labelled 0..K-1; split-file lines of classes outside it
 are counted (``info["left_out"]``, shown by ``vidrec data show``), not reported as problems. Paths are matched
-case-insensitively as a fallback (the official lists spell ``HandStandPushups`` where the folder says ``HandstandPushups``).
+case-insensitively as a fallback (the official lists spell ``HandStandPushups`` where the folder says
+``HandstandPushups``).
 """
 
 from __future__ import annotations

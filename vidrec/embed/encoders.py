@@ -227,7 +227,10 @@ def load_encoder(
             net.input_spec = replace(net.input_spec, num_frames=int(options["num_frames"]))  # type: ignore[attr-defined]
         return ClassifierEncoder(net, source=src, options={**options, "model": str(path)}, device=dev, cfg=ck.cfg, classes=ck.classes)
     if path.is_dir() and not (path / "config.json").is_file():
-        raise EncoderError(f"--model {source}: the directory is neither a vidrec checkpoint nor a CLIP from_pretrained directory; {NO_MODEL_HELP}")
+        raise EncoderError(
+            f"--model {source}: the directory is neither a vidrec checkpoint nor a CLIP from_pretrained directory; "
+            f"{NO_MODEL_HELP}"
+        )
     kwargs: dict[str, Any] = {"clip": source}
     if "num_frames" in options:
         kwargs["num_frames"] = int(options["num_frames"])

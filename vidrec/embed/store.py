@@ -116,12 +116,18 @@ class Store:
                              "(docs/embeddings.md).")
         self.path = Path(path).expanduser()
         if self.path.exists() and not self.path.is_dir():
-            raise StoreError(f"{self.path}: the store path is a file; a store is a directory. Choose another --out (nothing was changed).")
+            raise StoreError(
+                f"{self.path}: the store path is a file; a store is a directory. "
+                "Choose another --out (nothing was changed)."
+            )
         meta_file = self.path / META
         if not meta_file.is_file():
             if not create:
                 if self.path.is_dir() and any(self.path.iterdir()):
-                    raise StoreError(f"{self.path}: not an embedding store (no {META}); it is a non-empty folder. Choose another path.")
+                    raise StoreError(
+                        f"{self.path}: not an embedding store (no {META}); it is a non-empty folder. "
+                        "Choose another path."
+                    )
                 raise StoreError(f"{self.path}: no embedding store here. Build one with: vidrec embed VIDEO_DIR --out {self.path}")
             if self.path.is_dir() and any(not _store_file(p.name) for p in self.path.iterdir()):
                 raise StoreError(f"{self.path}: the folder is not empty and is not an embedding store; choose an empty or new --out")
@@ -157,8 +163,10 @@ class Store:
             if old != desc:
                 diff = "; ".join(description_diff(old, desc))
                 raise EncoderMismatch(
-                    f"{self.path} was built by encoder {old.get('source')} and this run uses {desc.get('source')} ({diff}). "
-                    "Embeddings of different encoders cannot be mixed: use another --out, or the same --model and options."
+                    f"{self.path} was built by encoder {old.get('source')} "
+                    f"and this run uses {desc.get('source')} ({diff}). "
+                    "Embeddings of different encoders cannot be mixed: "
+                    "use another --out, or the same --model and options."
                 )
             self._encoder = encoder
             return

@@ -163,7 +163,8 @@ def load_state_into(model: nn.Module, weights: Path, *, source: str) -> None:
     for k, v in sd.items():
         if k in own and own[k].shape != v.shape:
             raise CheckpointError(
-                f"{source}: tensor {k} has shape {tuple(v.shape)} in the checkpoint but {tuple(own[k].shape)} in the model; "
+                f"{source}: tensor {k} has shape {tuple(v.shape)} in the checkpoint "
+                f"but {tuple(own[k].shape)} in the model; "
                 "the checkpoint belongs to another model or configuration."
             )
     if missing or unexpected:

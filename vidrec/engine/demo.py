@@ -130,7 +130,8 @@ def run_demo(
     if baseline:
         bcfg = demo_config("frame_avg", out=out, run_dir=runs["frame_avg"], seed=seed,
                            epochs=min(baseline_epochs, cfg.train.epochs), overrides=overrides)
-        say(f"      training the frame-averaging baseline (per-frame {bcfg.model.backbone}, mean over time) for contrast, "
+        say(f"      training the frame-averaging baseline (per-frame {bcfg.model.backbone}, mean over time) "
+            "for contrast, "
             f"up to {bcfg.train.epochs} epochs")
         btr = train(bcfg, progress=progress)
         bev = evaluate_checkpoint(btr.fit.best_checkpoint, progress=progress)

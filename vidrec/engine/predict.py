@@ -44,7 +44,9 @@ class Prediction:
 
 
 def _load(checkpoint: str | Path, device: str, backend: str) -> LoadedCheckpoint:
-    """A checkpoint directory (PyTorch), or an exported .onnx file run by onnxruntime (``backend``: auto, torch, onnx)."""
+    """A checkpoint directory (PyTorch), or an exported .onnx file run by onnxruntime.
+
+    ``backend``: auto, torch, onnx."""
     from vidrec.engine.onnx_backend import load_onnx, resolve_backend
 
     if resolve_backend(checkpoint, backend) == "onnx":

@@ -153,7 +153,10 @@ def retrieval_param_groups(model: nn.Module, cfg: Any) -> list[dict[str, Any]]:
     if not hasattr(bare, "param_groups"):
         from vidrec.errors import ConfigError
 
-        raise ConfigError(f"task: retrieval needs a video–text model (model.name=clip_video or clip_video_tiny), not {type(bare).__name__}")
+        raise ConfigError(
+            "task: retrieval needs a video–text model (model.name=clip_video or clip_video_tiny), "
+            f"not {type(bare).__name__}"
+        )
     r = cfg.retrieval
     groups = bare.param_groups(  # type: ignore[operator]
         r.mode, clip_lr=r.clip_lr, module_lr=r.module_lr, weight_decay=cfg.train.weight_decay, merge_lr=r.merge_lr,

@@ -569,8 +569,8 @@ class Trainer:
         if stand_ins > self.cfg.data.max_skips * share:
             raise VidrecError(
                 f"{stand_ins} training clips this epoch came from stand-ins because their own videos failed to decode "
-                f"(more than data.max_skips={self.cfg.data.max_skips:g} of {int(share)} clips); the warnings above name "
-                "the files. Fix or remove them, or raise data.max_skips."
+                f"(more than data.max_skips={self.cfg.data.max_skips:g} of {int(share)} clips); "
+                "the warnings above name the files. Fix or remove them, or raise data.max_skips."
             )
 
     def _validate(self) -> dict[str, Any]:

@@ -16,8 +16,9 @@ The seed-004 model (UCF101, 58% top-1 from ImageNet ResNet-18), rebuilt on the s
 
 ``finetune_layers`` names the backbone stages that train; the others stay frozen for good. The
 default ``"auto"`` is the seed's ``("layer3", "layer4")`` when ImageNet weights are loaded
-(``pretrained=True``) and ``"all"`` otherwise: a frozen *random* stem would only hurt. ``backbone_parameters()`` returns the trainable backbone
-parameters, which the trainer freezes for the first ``train.freeze_backbone_epochs`` epochs.
+(``pretrained=True``) and ``"all"`` otherwise: a frozen *random* stem would only hurt.
+``backbone_parameters()`` returns the trainable backbone parameters, which the trainer freezes for the first
+``train.freeze_backbone_epochs`` epochs.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ _SPEC = InputSpec(num_frames=16, image_size=144)  # seed 004: 16 frames at 144×
 def timm_imagenet(model_name: str) -> PretrainedCfg:
     """A timm backbone's ImageNet weights for the frame encoder, as data."""
     return PretrainedCfg("imagenet", f"timm:{model_name}", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                         num_classes=1000, dataset="ImageNet-1k", part="encoder")  # fmt: skip
+                         num_classes=1000, dataset="ImageNet-1k", part="encoder")
 
 
 class FrameEncoder(nn.Module):

@@ -163,7 +163,7 @@ class HFVideoClassifier(VideoClassifier):
     def from_config(
         cls, *, model_type: ModelType, num_classes: int, num_frames: int = 8, image_size: int = 112,
         hidden_size: int = 192, depth: int = 4, num_heads: int = 3, dropout: float = 0.0,
-    ) -> HFVideoClassifier:  # fmt: skip
+    ) -> HFVideoClassifier:
         """The architecture from a config, random-initialised (offline, CPU-sized): patch / tubelet 16 (×2)."""
         import transformers as tf
 
@@ -174,7 +174,7 @@ class HFVideoClassifier(VideoClassifier):
         common: dict[str, Any] = {
             "image_size": image_size, "num_frames": num_frames, "hidden_size": hidden_size, "num_hidden_layers": depth,
             "num_attention_heads": num_heads, "intermediate_size": 4 * hidden_size, "num_labels": num_classes,
-        }  # fmt: skip
+        }
         if model_type == "videomae":
             if num_frames % 2:
                 raise ConfigError(f"model.num_frames ({num_frames}) must be even (VideoMAE tubelets span 2 frames)")
@@ -234,7 +234,7 @@ def _from_pretrained(source: str, *, local: bool, num_labels: int | None = None)
                 "facebook/timesformer-base-finetuned-k400", "google/vivit-b-16x2-kinetics400"))],
     description="Hugging Face VideoMAE / TimeSformer / ViViT: hf:<hub id or from_pretrained directory>",
     constructor=HFVideoClassifier.from_hub,
-)  # fmt: skip
+)
 def hf_video(**kwargs: Any) -> HFVideoClassifier:
     """A transformers video classifier; weights always come from ``name_or_path`` (``pretrained`` is implied)."""
     return build_variant("hf:", {}, **kwargs)

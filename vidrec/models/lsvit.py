@@ -191,7 +191,7 @@ _TINY = InputSpec(num_frames=8, image_size=112, mean=VIT_MEAN, std=VIT_STD)
 def _timm_vit(name: str) -> PretrainedCfg:
     """timm's ImageNet-21k → 1k ViT weights for the per-frame ViT (SMIF and LMI start from scratch)."""
     return PretrainedCfg("imagenet21k_ft_1k", f"timm:{name}", image_size=224, mean=VIT_MEAN, std=VIT_STD,
-                         num_classes=1000, dataset="ImageNet-1k", part="vit")  # fmt: skip
+                         num_classes=1000, dataset="ImageNet-1k", part="vit")
 
 
 @register_model("lsvit", input=_BASE, pretrained=[_timm_vit("vit_base_patch16_224.augreg2_in21k_ft_in1k")])

@@ -2,11 +2,11 @@
 
 Three streams, each optional, fused per frame by cross-attention and read over time by a BiLSTM::
 
-    hand joints  (B, T, 2, 21, 3)  ─ SkeletonGNN: message passing along the 21-joint hand skeleton ─► (B, T, 2, hand_dim)
+    hand joints  (B, T, 2, 21, 3)  ─ SkeletonGNN: message passing along the 21-joint skeleton ─► (B, T, 2, hand_dim)
       + hand boxes (B, T, 2, 4)    ─ linear box embedding (the hand's place even where MediaPipe saw nothing)
-    object crops (B, T, O, 3, S, S) ─ timm 2D CNN (MobileNetV2) ───────────────────────────────────► (B, T, O, object_dim)
+    object crops (B, T, O, 3, S, S) ─ timm 2D CNN (MobileNetV2) ─────────────────────────────► (B, T, O, object_dim)
       + object boxes (B, T, O, 4)  ─ linear box embedding, slot embedding (placeholder 0000, 0001, …)
-    video        (B, C, T, H, W)   ─ timm 2D CNN (ResNet-34) per frame ──────────────────────────────► (B, T, context_dim)
+    video        (B, C, T, H, W)   ─ timm 2D CNN (ResNet-34) per frame ────────────────────────► (B, T, context_dim)
                      │
      project every token to fusion_dim; per frame t:
        query = context token (or a learned query when the context stream is off)
@@ -405,14 +405,14 @@ _SPEC = InputSpec(num_frames=8, image_size=112, side_inputs=HAND_SIDE_INPUTS + O
     "multistream",
     input=_SPEC,
     pretrained=[
-        PretrainedCfg("context", "timm:resnet34", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=1000,
-                      dataset="ImageNet-1k", part="context_encoder"),
+        PretrainedCfg("context", "timm:resnet34", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                      num_classes=1000, dataset="ImageNet-1k", part="context_encoder"),
         PretrainedCfg("objects", "timm:mobilenetv2_100", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                       num_classes=1000, dataset="ImageNet-1k", part="object_encoder"),
     ],
     description="Hands (skeleton GNN on MediaPipe joints) + object crops (MobileNetV2) + context (ResNet-34), "
     "cross-attention fusion, BiLSTM (seed 000)",
-)  # fmt: skip
+)
 def multistream(**kwargs: Any) -> MultiStream:
     """Multi-stream hand / object / context model; ``streams`` picks the streams (ablations)."""
     return build_variant("multistream", {}, **kwargs)

@@ -47,7 +47,8 @@ _SPEC = InputSpec(num_frames=16, image_size=112, mean=KINETICS_MEAN, std=KINETIC
 def _k400(enum: str, top1: float) -> list[PretrainedCfg]:
     """torchvision's Kinetics-400 weights for a 112² video ResNet."""
     return [PretrainedCfg("kinetics400", f"torchvision:{enum}.KINETICS400_V1", num_frames=16, image_size=112,
-                          mean=KINETICS_MEAN, std=KINETICS_STD, num_classes=400, dataset="Kinetics-400", top1=top1)]  # fmt: skip
+                          mean=KINETICS_MEAN, std=KINETICS_STD, num_classes=400, dataset="Kinetics-400",
+                          top1=top1)]
 
 
 class ResNet3D(VideoClassifier):

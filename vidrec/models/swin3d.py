@@ -75,7 +75,7 @@ class Swin3D(VideoClassifier):
 
 def _k400(enum: str, top1: float, member: str = "KINETICS400_V1", tag: str = "kinetics400") -> PretrainedCfg:
     return PretrainedCfg(tag, f"torchvision:{enum}.{member}", num_frames=32, image_size=224, mean=IMAGENET_MEAN,
-                         std=IMAGENET_STD, num_classes=400, dataset="Kinetics-400", top1=top1)  # fmt: skip
+                         std=IMAGENET_STD, num_classes=400, dataset="Kinetics-400", top1=top1)
 
 
 @register_model("swin3d_t", input=_SPEC, pretrained=[_k400("Swin3D_T_Weights", 77.715)])
@@ -95,7 +95,7 @@ def swin3d_s(**kwargs: Any) -> Swin3D:
     input=_SPEC,
     pretrained=[_k400("Swin3D_B_Weights", 79.427),
                 _k400("Swin3D_B_Weights", 81.643, "KINETICS400_IMAGENET22K_V1", "kinetics400_in22k")],
-)  # fmt: skip
+)
 def swin3d_b(**kwargs: Any) -> Swin3D:
     """Video Swin-B, torchvision's swin3d_b: 88.0M parameters at 400 classes (K400 or ImageNet-22k → K400)."""
     return build_variant("swin3d_b", dict(arch="swin3d_b"), **kwargs)

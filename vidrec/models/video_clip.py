@@ -358,7 +358,10 @@ class VideoCLIP(VideoClassifier):
         num_layers = len(self.clip.vision_model.encoder.layers)
         layers = default_merge_layers(num_layers, len(frames)) if merge_layers in (None, "auto") else parse_schedule(merge_layers)
         if len(layers) != len(frames) or list(layers) != sorted(set(layers)) or (layers and (layers[0] < 1 or layers[-1] >= num_layers)):
-            raise ConfigError(f"merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}, one per stage {frames}")
+            raise ConfigError(
+                f"merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}, "
+                f"one per stage {frames}"
+            )
         keep = (merge_keep,) * len(frames) if isinstance(merge_keep, (int, float)) else tuple(merge_keep)
         if len(keep) != len(frames) or not all(0 < k <= 1 for k in keep):
             raise ConfigError(f"merge_keep: {merge_keep!r}: one proportion in (0, 1] per merge stage")

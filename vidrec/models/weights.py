@@ -5,7 +5,8 @@ Local files (what ``model.weights: PATH`` reads):
 - ``*.safetensors`` (a vidrec checkpoint's ``model.safetensors``, a timm / HF export);
 - ``*.pth`` / ``*.pt`` / ``*.bin`` read with ``torch.load(weights_only=True)`` (never unpickled
   blindly); common wrappers are unwrapped: ``{"state_dict": ...}``, ``{"model": ...}``,
-  ``{"model_state_dict": ...}``, ``{"model_state": ...}`` (PySlowFast / PyTorchVideo), ``{"module": ...}`` and ``module.`` / ``_orig_mod.`` prefixes;
+  ``{"model_state_dict": ...}``, ``{"model_state": ...}`` (PySlowFast / PyTorchVideo), ``{"module": ...}``
+  and ``module.`` / ``_orig_mod.`` prefixes;
 - a directory: a vidrec checkpoint dir or a ``from_pretrained`` dir (``model.safetensors``,
   sharded ``*.safetensors`` with an index, or ``pytorch_model.bin``). A model with a
   ``read_pretrained_dir(path)`` method (the Hugging Face wrapper) reads ``from_pretrained`` dirs
@@ -127,8 +128,8 @@ def _read_file(path: Path) -> StateDict:
             from vidrec.utils.io import unpickle_refusal
 
             raise UnsafeFileError(
-                f"{unpickle_refusal(path, exc)} torch.load(weights_only=True) reads plain state dicts; re-save it as one "
-                "or as .safetensors"
+                f"{unpickle_refusal(path, exc)} torch.load(weights_only=True) reads plain state dicts; "
+                "re-save it as one or as .safetensors"
             ) from None
         except Exception as exc:  # torch raises many types for a bad pickle
             raise WeightsError(

@@ -271,7 +271,7 @@ class SubprocessHands:
         if "error" in reply:
             raise VidrecError(f"MediaPipe failed on a {w}x{h} image: {reply['error']}")
         return [HandDetection(np.array(d["joints"], dtype=np.float64), float(d["score"]), str(d["handedness"]))
-                for d in reply["hands"]]  # fmt: skip
+                for d in reply["hands"]]
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -341,7 +341,7 @@ def empty_frame_hands() -> FrameHands:
     return FrameHands(
         np.zeros((NUM_HANDS, NUM_JOINTS, 3), np.float32), np.zeros(NUM_HANDS, np.uint8),
         np.zeros(NUM_HANDS, np.float32), np.full(NUM_HANDS, -1, np.int8),
-    )  # fmt: skip
+    )
 
 
 def hands_in_frame(
