@@ -59,8 +59,15 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
         "multistream_something_else.yaml",
         # The config's 3e-4 and batch 8 x 4 accumulation are for ImageNet-initialised backbones on SSv2;
         # from scratch on the common budget it takes the 3D ResNet recipe's learning rate.
-        ["model.pretrained=false", "model.object_size=64", "train.accum_steps=1", "train.lr=1e-3",
-         "train.warmup_epochs=1", "train.label_smoothing=0.05", "data.split_set=shuffled"],
+        [
+            "model.pretrained=false",
+            "model.object_size=64",
+            "train.accum_steps=1",
+            "train.lr=1e-3",
+            "train.warmup_epochs=1",
+            "train.label_smoothing=0.05",
+            "data.split_set=shuffled",
+        ],
     ),
     "r3d_34": ("r3d_18.yaml", ["model.name=r3d_34"]),
     "r3d_50": ("r3d_18.yaml", ["model.name=r3d_50"]),
@@ -85,9 +92,16 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
 def common_overrides(data: Path, epochs: int, seed: int, workers: int) -> list[str]:
     """The budget every model gets, laid over its family config."""
     return [
-        f"data.root={data}", "data.num_frames=8", "data.sampler=segments", "data.image_size=64",
-        "data.decode_size=72", "data.batch_size=16", f"data.num_workers={workers}",
-        f"train.epochs={epochs}", "train.early_stop_patience=null", f"train.seed={seed}",
+        f"data.root={data}",
+        "data.num_frames=8",
+        "data.sampler=segments",
+        "data.image_size=64",
+        "data.decode_size=72",
+        "data.batch_size=16",
+        f"data.num_workers={workers}",
+        f"train.epochs={epochs}",
+        "train.early_stop_patience=null",
+        f"train.seed={seed}",
     ]
 
 
@@ -103,13 +117,20 @@ def multistream_setup(data: Path, work: Path, workers: int) -> list[str]:
     split = work / "splits" / "shuffled"
     split.mkdir(parents=True, exist_ok=True)
     # The SSv2 lists as the Something-Else "shuffled" split: the same train/val videos as every other model.
-    for src, dst in (("something-something-v2-train.json", "train.json"), ("something-something-v2-validation.json", "validation.json")):
+    for src, dst in (
+        ("something-something-v2-train.json", "train.json"),
+        ("something-something-v2-validation.json", "validation.json"),
+    ):
         shutil.copyfile(ann / src, split / dst)
     shutil.copyfile(data / "dataset_splits" / "compositional" / "labels.json", split / "labels.json")
     streams = ["objects", "context"]
     if importlib.util.find_spec("mediapipe") is not None:
         streams.insert(0, "hands")
-    extra = [f"data.splits_dir={work / 'splits'}", f"data.streams_dir={work / 'streams'}", f"model.streams=[{','.join(streams)}]"]
+    extra = [
+        f"data.splits_dir={work / 'splits'}",
+        f"data.streams_dir={work / 'streams'}",
+        f"model.streams=[{','.join(streams)}]",
+    ]
     for kind in [s for s in streams if s != "context"]:
         config = ROOT / "configs" / FAMILIES["multistream"][0]
         cmd = [sys.executable, "-m", "vidrec", "prepare", kind, "-c", str(config),
@@ -122,7 +143,9 @@ def multistream_setup(data: Path, work: Path, workers: int) -> list[str]:
 
 def read_run(out: Path) -> dict[str, Any]:
     """Per-epoch validation top-1 and timing from a run's metrics.jsonl."""
-    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"type": "epoch"' in line]
+    epochs = [
+        json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"type": "epoch"' in line
+    ]
     if not epochs or "val_top1" not in epochs[-1]:
         raise RuntimeError(f"{out}: no validated epoch in metrics.jsonl")
     top1 = [round(float(e["val_top1"]), 4) for e in epochs]
@@ -137,10 +160,16 @@ def read_run(out: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="*", default=list(FAMILIES), help=f"models to train (default: {' '.join(FAMILIES)})")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--models", nargs="*", default=list(FAMILIES), help=f"models to train (default: {' '.join(FAMILIES)})"
+    )
     ap.add_argument("--epochs", type=int, default=8, help="epochs per model (default 8)")
-    ap.add_argument("--data", type=Path, default=ROOT / "runs" / "synthetic", help="synthetic dataset (generated if missing)")
+    ap.add_argument(
+        "--data", type=Path, default=ROOT / "runs" / "synthetic", help="synthetic dataset (generated if missing)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "accuracy", help="results and run directories")
     ap.add_argument("--workers", type=int, default=2, help="data-loading workers (default 2)")
     ap.add_argument("--seed", type=int, default=42, help="train.seed (default 42, the trainer's)")
@@ -174,7 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if name == "multistream":
                 extra = extra + multistream_setup(data, out / "multistream_data", args.workers)
-            cmd = [sys.executable, "-m", "vidrec", "train", "--config", str(ROOT / "configs" / config), "--out", str(run_dir), "--quiet"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "vidrec",
+                "train",
+                "--config",
+                str(ROOT / "configs" / config),
+                "--out",
+                str(run_dir),
+                "--quiet",
+            ]
             cmd += [a for o in budget + extra for a in ("--set", o)]
             print(f"{name}: training {args.epochs} epochs ...", flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT)
@@ -188,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         details[name] = result
         details_path.write_text(json.dumps(details, indent=2) + "\n")
         (out / "accuracy.json").write_text(json.dumps({m: d["top1"] for m, d in details.items()}, indent=2) + "\n")
-        print(f"{name}: val top-1 {result['top1']:.3f} (epoch {result['best_epoch']}), {result['wall_seconds']:.0f} s", flush=True)
+        print(
+            f"{name}: val top-1 {result['top1']:.3f} (epoch {result['best_epoch']}), {result['wall_seconds']:.0f} s",
+            flush=True,
+        )
 
     details_path.write_text(json.dumps(details, indent=2) + "\n")
     base = details.get(BASELINE, {}).get("top1")

@@ -42,8 +42,12 @@ def epoch_seconds(loader) -> tuple[float, int]:  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--synthetic-root", type=Path, default=Path("runs/synthetic"),
-                    help="vidrec synth --out DIR (the demo's dataset)")
+    ap.add_argument(
+        "--synthetic-root",
+        type=Path,
+        default=Path("runs/synthetic"),
+        help="vidrec synth --out DIR (the demo's dataset)",
+    )
     ap.add_argument("--subset", default="val")
     ap.add_argument("--views", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=3, help="epochs after the first, per loader")
@@ -56,8 +60,13 @@ def main(argv: list[str] | None = None) -> dict:
     spec = InputSpec(16, 112, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # cnn_rnn at the demo's 16 × 112²
     loaders = {}
     for name, budget in (("off", "false"), ("on", args.budget)):
-        sets = [f"data.root={args.synthetic_root}", "data.dataset=synthetic", f"data.cache_decoded={budget}",
-                "data.num_frames=16", "data.image_size=112"]
+        sets = [
+            f"data.root={args.synthetic_root}",
+            "data.dataset=synthetic",
+            f"data.cache_decoded={budget}",
+            "data.num_frames=16",
+            "data.image_size=112",
+        ]
         cfg = load_config(overrides=sets, environ={})
         rs = load_dataset(cfg)
         ds = build_dataset(cfg, rs.subset(args.subset), rs.classes, spec, train=False, views=args.views, recordset=rs)
@@ -71,10 +80,16 @@ def main(argv: list[str] | None = None) -> dict:
             later[name].append(s)
     ratios = [a / b for a, b in zip(later["off"], later["on"])]
     out = {
-        "cpu": cpu_model(), "workers": args.workers, "views": args.views, "clips_per_epoch": clips,
-        "budget": args.budget, "first_epoch_s": first, "later_epochs_s": later,
+        "cpu": cpu_model(),
+        "workers": args.workers,
+        "views": args.views,
+        "clips_per_epoch": clips,
+        "budget": args.budget,
+        "first_epoch_s": first,
+        "later_epochs_s": later,
         "median_later_s": {k: statistics.median(v) for k, v in later.items()},
-        "speedup_per_epoch": ratios, "median_speedup": statistics.median(ratios),
+        "speedup_per_epoch": ratios,
+        "median_speedup": statistics.median(ratios),
     }
     print(json.dumps(out, indent=2))
     if args.json is not None:

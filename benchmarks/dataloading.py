@@ -73,8 +73,19 @@ def _frames(n: int, w: int, h: int, seed: int) -> np.ndarray:
     return out
 
 
-def write_video(path: Path, n: int, w: int, h: int, fps: float, codec: str, *, options: dict[str, str] | None = None,
-                gop: int | None = None, bframes: int | None = None, seed: int = 0) -> None:
+def write_video(
+    path: Path,
+    n: int,
+    w: int,
+    h: int,
+    fps: float,
+    codec: str,
+    *,
+    options: dict[str, str] | None = None,
+    gop: int | None = None,
+    bframes: int | None = None,
+    seed: int = 0,
+) -> None:
     import av
 
     tmp = path.with_name(path.name + ".tmp" + path.suffix)
@@ -100,11 +111,31 @@ def real_format_set(root: Path, per_kind: int) -> list[Path]:
     """Videos in the real datasets' formats (written once, reused)."""
     kinds: list[tuple[str, Callable[[Path, int], None]]] = [
         ("ucf101", lambda p, i: write_video(p, 175, 320, 240, 25, "mpeg4", gop=12, options={"qscale": "4"}, seed=i)),
-        ("hmdb51", lambda p, i: write_video(p, 90, (320, 432, 560)[i % 3], 240, 30, "mpeg4", bframes=2,
-                                            options={"qscale": "4"}, seed=i)),
-        ("ssv2", lambda p, i: write_video(p, 48, 427 // 2 * 2, 240, 12, "libvpx-vp9", seed=i,
-                                          options={"deadline": "realtime", "cpu-used": "8", "g": "1000", "crf": "32", "b:v": "0"})),
-        ("h264", lambda p, i: write_video(p, 250, 340, 256, 25, "libx264", options={"preset": "veryfast", "crf": "23"}, seed=i)),
+        (
+            "hmdb51",
+            lambda p, i: write_video(
+                p, 90, (320, 432, 560)[i % 3], 240, 30, "mpeg4", bframes=2, options={"qscale": "4"}, seed=i
+            ),
+        ),
+        (
+            "ssv2",
+            lambda p, i: write_video(
+                p,
+                48,
+                427 // 2 * 2,
+                240,
+                12,
+                "libvpx-vp9",
+                seed=i,
+                options={"deadline": "realtime", "cpu-used": "8", "g": "1000", "crf": "32", "b:v": "0"},
+            ),
+        ),
+        (
+            "h264",
+            lambda p, i: write_video(
+                p, 250, 340, 256, 25, "libx264", options={"preset": "veryfast", "crf": "23"}, seed=i
+            ),
+        ),
     ]
     ext = {"ucf101": ".avi", "hmdb51": ".avi", "ssv2": ".webm", "h264": ".mp4"}
     out = []
@@ -212,8 +243,11 @@ class DecordClips(_Clips):
 
 
 LOADERS: dict[str, type[_Clips]] = {
-    "vidrec": VidrecClips, "vidrec-float": VidrecFloatClips, "torchcodec": TorchCodecClips,
-    "torchcodec-exact": TorchCodecExactClips, "decord": DecordClips,
+    "vidrec": VidrecClips,
+    "vidrec-float": VidrecFloatClips,
+    "torchcodec": TorchCodecClips,
+    "torchcodec-exact": TorchCodecExactClips,
+    "decord": DecordClips,
 }
 PEERS = ("torchcodec", "torchcodec-exact", "decord")
 
@@ -232,13 +266,22 @@ def available(name: str) -> str | None:
     return None
 
 
-def time_loader(cls: type[_Clips], files: list[Path], facts: dict[str, tuple[int, float, int, int]], workers: int) -> float:
+def time_loader(
+    cls: type[_Clips], files: list[Path], facts: dict[str, tuple[int, float, int, int]], workers: int
+) -> float:
     """Clips/s of a training epoch after the first (persistent workers, as ``vidrec train`` runs them), batches
     normalised as the model gets them. The first epoch (worker start-up, first look at each file) is not timed."""
     ds = cls(files, facts)
     norm = VideoNormalize(MEAN, STD)
-    loader = DataLoader(ds, batch_size=BATCH, num_workers=workers, shuffle=False, persistent_workers=workers > 0,
-                        prefetch_factor=2 if workers else None, multiprocessing_context="fork" if workers else None)
+    loader = DataLoader(
+        ds,
+        batch_size=BATCH,
+        num_workers=workers,
+        shuffle=False,
+        persistent_workers=workers > 0,
+        prefetch_factor=2 if workers else None,
+        multiprocessing_context="fork" if workers else None,
+    )
     rate = 0.0
     for _epoch in range(2):
         t0 = time.perf_counter()
@@ -262,15 +305,28 @@ def file_facts(files: list[Path]) -> dict[str, tuple[int, float, int, int]]:
     return out
 
 
-def check_same_frames(files: list[Path], facts: dict[str, tuple[int, float, int, int]], names: list[str]) -> dict[str, float]:
+def check_same_frames(
+    files: list[Path], facts: dict[str, tuple[int, float, int, int]], names: list[str]
+) -> dict[str, float]:
     """Mean absolute difference (0–255) of each loader's first clips from vidrec's: the same job, checked."""
     ref = VidrecFloatClips(files, facts)
     out = {}
     for name in names:
         ds = LOADERS[name](files, facts)
-        diffs = [float((ds[i]["video"] - ref[i]["video"] if ds.normalize_in_worker else
-                        VideoNormalize(MEAN, STD)(ds[i]["video"][None])[0] - ref[i]["video"]).abs().mean() * 0.225 * 255)
-                 for i in range(min(4, len(files)))]
+        diffs = [
+            float(
+                (
+                    ds[i]["video"] - ref[i]["video"]
+                    if ds.normalize_in_worker
+                    else VideoNormalize(MEAN, STD)(ds[i]["video"][None])[0] - ref[i]["video"]
+                )
+                .abs()
+                .mean()
+                * 0.225
+                * 255
+            )
+            for i in range(min(4, len(files)))
+        ]
         out[name] = round(statistics.mean(diffs), 2)
     return out
 
@@ -280,15 +336,20 @@ def run_set(name: str, files: list[Path], loaders: list[str], reps: int, workers
     same = check_same_frames(files, facts, [n for n in loaders if n != "vidrec-float"])
     rates: dict[str, list[float]] = {n: [] for n in loaders}
     for r in range(reps):
-        order = loaders[r % len(loaders):] + loaders[: r % len(loaders)]  # rotate who goes first
+        order = loaders[r % len(loaders) :] + loaders[: r % len(loaders)]  # rotate who goes first
         for n in order:
             rates[n].append(time_loader(LOADERS[n], files, facts, workers))
     med = {n: statistics.median(v) for n, v in rates.items()}
     peers = {n: v for n, v in med.items() if n in PEERS}
     best = max(peers, key=peers.get) if peers else None  # type: ignore[arg-type]
-    res = {"set": name, "videos": len(files), "clips_per_s": {n: round(v, 1) for n, v in med.items()},
-           "runs": {n: [round(x, 1) for x in v] for n, v in rates.items()}, "best_peer": best,
-           "mean_abs_diff_vs_vidrec": same}
+    res = {
+        "set": name,
+        "videos": len(files),
+        "clips_per_s": {n: round(v, 1) for n, v in med.items()},
+        "runs": {n: [round(x, 1) for x in v] for n, v in rates.items()},
+        "best_peer": best,
+        "mean_abs_diff_vs_vidrec": same,
+    }
     if best:
         res["ratio_vs_best_peer"] = round(med["vidrec"] / peers[best], 2)
     return res
@@ -296,9 +357,18 @@ def run_set(name: str, files: list[Path], loaders: list[str], reps: int, workers
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", type=Path, default=Path("runs/bench-data"), help="where the two sets are written (reused)")
-    ap.add_argument("--synthetic-root", type=Path, default=None, help="an existing `vidrec synth` folder (default: written under --data-dir)")
-    ap.add_argument("--quick", action="store_true", help="fewer videos and repetitions (about 2 minutes on 2 quiet cores)")
+    ap.add_argument(
+        "--data-dir", type=Path, default=Path("runs/bench-data"), help="where the two sets are written (reused)"
+    )
+    ap.add_argument(
+        "--synthetic-root",
+        type=Path,
+        default=None,
+        help="an existing `vidrec synth` folder (default: written under --data-dir)",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="fewer videos and repetitions (about 2 minutes on 2 quiet cores)"
+    )
     ap.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 3, --quick 2)")
     ap.add_argument("--per-kind", type=int, default=None, help="real-format videos per kind (default 16, --quick 6)")
     ap.add_argument("--synthetic", type=int, default=None, help="synthetic videos (default 160, --quick 48)")
@@ -315,22 +385,28 @@ def main() -> None:
     for n in args.loaders:
         why = available(n)
         if why:
-            print(f"{n}: not available ({why}); install the bench extra: "
-                  "pip install -e '.[bench]' (and apt-get install ffmpeg)")
+            print(
+                f"{n}: not available ({why}); install the bench extra: "
+                "pip install -e '.[bench]' (and apt-get install ffmpeg)"
+            )
         else:
             loaders.append(n)
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), platform.processor())
-    print(f"CPU: {cpu}, {os.cpu_count()} cores; workers {args.workers}, batch {BATCH}, "
-          f"TSN-{NUM_FRAMES}, short side {SHORT}, "
-          f"crop {CROP}; {reps} interleaved repetitions")
+    print(
+        f"CPU: {cpu}, {os.cpu_count()} cores; workers {args.workers}, batch {BATCH}, "
+        f"TSN-{NUM_FRAMES}, short side {SHORT}, "
+        f"crop {CROP}; {reps} interleaved repetitions"
+    )
     t0 = time.perf_counter()
     sets = {}
     if "synthetic" in args.sets:
         sets["synthetic"] = synthetic_set(args.synthetic_root or args.data_dir / "synthetic", n_syn)
     if "real-format" in args.sets:
         sets["real-format"] = real_format_set(args.data_dir / "real-format", per_kind)
-    print(f"sets ready in {time.perf_counter() - t0:.0f} s: " + ", ".join(f"{k} {len(v)} videos" for k, v in sets.items()))
+    print(
+        f"sets ready in {time.perf_counter() - t0:.0f} s: " + ", ".join(f"{k} {len(v)} videos" for k, v in sets.items())
+    )
     results = []
     for name, files in sets.items():
         res = run_set(name, files, loaders, reps, args.workers)
@@ -344,8 +420,12 @@ def main() -> None:
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"cpu": cpu, "cores": os.cpu_count(), "workers": args.workers, "reps": reps,
-                                         "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"cpu": cpu, "cores": os.cpu_count(), "workers": args.workers, "reps": reps, "results": results},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

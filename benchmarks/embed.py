@@ -82,10 +82,16 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     vdir, warm = work / "videos", work / "warmup"
     write_videos(vdir, args.videos, frames=args.video_frames, size=(240, 320))
     write_videos(warm, 2, frames=args.video_frames, size=(240, 320), seed=1)
-    result: dict[str, Any] = {"model": str(args.model or f"random {args.arch}"), "frames": args.frames, "videos": args.videos,
-                              "video": f"{args.video_frames} frames 320x240 h264", "workers": args.workers,
-                              "batch_size": args.batch_size, "threads": torch.get_num_threads(),
-                              "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"}
+    result: dict[str, Any] = {
+        "model": str(args.model or f"random {args.arch}"),
+        "frames": args.frames,
+        "videos": args.videos,
+        "video": f"{args.video_frames} frames 320x240 h264",
+        "workers": args.workers,
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+    }
     vecs: dict[str, dict[str, np.ndarray]] = {}
     for name, merge in (("merge_off", "off"), ("merge_on", args.merge)):
         enc = load_encoder(model, num_frames=args.frames, merge=merge, device="cpu")
@@ -96,11 +102,19 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         size = enc.image_size
         batch = torch.randint(0, 255, (args.batch_size, args.frames, size, size, 3), dtype=torch.uint8)
         enc_s = time_encoder(enc, batch, args.repeats)
-        result[name] = {"schedule": merge, "layers": enc.describe().get("merge_layers"), "videos_per_s": round(s.videos_per_s, 3),
-                        "seconds": round(s.seconds, 2), "failed": s.failed,
-                        "encoder_videos_per_s": round(args.batch_size / enc_s, 3), "encoder_batch_s": round(enc_s, 4)}
+        result[name] = {
+            "schedule": merge,
+            "layers": enc.describe().get("merge_layers"),
+            "videos_per_s": round(s.videos_per_s, 3),
+            "seconds": round(s.seconds, 2),
+            "failed": s.failed,
+            "encoder_videos_per_s": round(args.batch_size / enc_s, 3),
+            "encoder_batch_s": round(enc_s, 4),
+        }
     cos = [float(vecs["merge_on"][p] @ vecs["merge_off"][p]) for p in vecs["merge_off"]]
-    result["speedup_end_to_end"] = round(result["merge_on"]["videos_per_s"] / max(result["merge_off"]["videos_per_s"], 1e-9), 3)
+    result["speedup_end_to_end"] = round(
+        result["merge_on"]["videos_per_s"] / max(result["merge_off"]["videos_per_s"], 1e-9), 3
+    )
     result["speedup_encoder"] = round(result["merge_off"]["encoder_batch_s"] / result["merge_on"]["encoder_batch_s"], 3)
     result["cosine_merged_vs_plain"] = {"mean": round(float(np.mean(cos)), 4), "min": round(float(np.min(cos)), 4)}
     return result
@@ -116,11 +130,20 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
     from vidrec.models.registry import create_model
 
     root = work / "synth"
-    spec = SynthSpec(videos_per_class=per_class, val_per_class=4, test_per_class=0, size=48, num_frames=12,
-                     layouts=("ssv2",))
+    spec = SynthSpec(
+        videos_per_class=per_class, val_per_class=4, test_per_class=0, size=48, num_frames=12, layouts=("ssv2",)
+    )
     generate(root, spec, workers=2, progress=False)
-    cfg = load_config(overrides=["task=retrieval", f"data.root={root}", "data.num_frames=4", "data.image_size=32",
-                                 "data.num_workers=0", "model.name=clip_video_tiny"])
+    cfg = load_config(
+        overrides=[
+            "task=retrieval",
+            f"data.root={root}",
+            "data.num_frames=4",
+            "data.image_size=32",
+            "data.num_workers=0",
+            "model.name=clip_video_tiny",
+        ]
+    )
     torch.manual_seed(0)
     model = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2)
     train_ds, val_ds = build_retrieval_datasets(cfg, load_dataset(cfg), model.input_spec)
@@ -128,7 +151,11 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
 
     def batch_of(ds: Any) -> dict[str, Any]:
         s = [ds[i] for i in range(len(ds))]
-        return {"video": torch.stack([x["video"] for x in s]), "caption": [x["caption"] for x in s], "index": torch.arange(len(s))}
+        return {
+            "video": torch.stack([x["video"] for x in s]),
+            "caption": [x["caption"] for x in s],
+            "index": torch.arange(len(s)),
+        }
 
     tr, va = batch_of(train_ds), batch_of(val_ds)
     opt = torch.optim.AdamW(model.param_groups("joint", clip_lr=1e-3, module_lr=1e-3, weight_decay=0.05))
@@ -142,14 +169,21 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
         opt.step()
     train_m, val_m = evaluate_retrieval(model, [tr]), evaluate_retrieval(model, [va])
     keys = ("t2v_r1", "t2v_r5", "t2v_median_rank", "v2t_r1", "chance_r1", "num_pairs")
-    return {"steps": steps, "batch": batch, "train_videos": len(tr["caption"]),
-            "seconds": round(time.perf_counter() - t0, 1), "train_pairs": {k: round(train_m[k], 3) for k in keys},
-            "held_out": {k: round(val_m[k], 3) for k in keys}}
+    return {
+        "steps": steps,
+        "batch": batch,
+        "train_videos": len(tr["caption"]),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "train_pairs": {k: round(train_m[k], 3) for k in keys},
+        "held_out": {k: round(val_m[k], 3) for k in keys},
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", choices=("b32", "tiny"), default="b32", help="random CLIP shapes when --model is not given")
+    ap.add_argument(
+        "--arch", choices=("b32", "tiny"), default="b32", help="random CLIP shapes when --model is not given"
+    )
     ap.add_argument("--model", default=None, help="a CLIP from_pretrained directory (overrides --arch)")
     ap.add_argument("--videos", type=int, default=8)
     ap.add_argument("--video-frames", type=int, default=48, help="frames per test video")

@@ -60,20 +60,39 @@ class Setup:
     batch: int = 32
     classes: int = 174
     workers: int = 16
-    models: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+    models: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "r3d_18": {},
+            "cnn_rnn": {"backbone": "resnet18"},
+            "multistream": {},
+        }
+    )
+
+
+TINY = Setup(
+    frames=4,
+    size=32,
+    batch=2,
+    classes=5,
+    workers=2,
+    models={
         "r3d_18": {},
-        "cnn_rnn": {"backbone": "resnet18"},
-        "multistream": {},
-    })
-
-
-TINY = Setup(frames=4, size=32, batch=2, classes=5, workers=2, models={
-    "r3d_18": {},
-    "cnn_rnn": {"backbone": "resnet10t", "hidden_size": 16},
-    "multistream": {"context_backbone": "test_resnet", "object_backbone": "test_efficientnet", "object_size": 32,
-                    "num_objects": 3, "fusion_dim": 32, "num_heads": 2, "lstm_hidden": 16, "hand_dim": 16,
-                    "gnn_hidden": 16, "object_dim": 16, "context_dim": 16},
-})
+        "cnn_rnn": {"backbone": "resnet10t", "hidden_size": 16},
+        "multistream": {
+            "context_backbone": "test_resnet",
+            "object_backbone": "test_efficientnet",
+            "object_size": 32,
+            "num_objects": 3,
+            "fusion_dim": 32,
+            "num_heads": 2,
+            "lstm_hidden": 16,
+            "hand_dim": 16,
+            "gnn_hidden": 16,
+            "object_dim": 16,
+            "context_dim": 16,
+        },
+    },
+)
 
 
 def cpu_model() -> str:
@@ -114,9 +133,13 @@ class Clock:
 def build(name: str, setup: Setup, device: torch.device, *, fast: bool, train: bool, compile_backend: str | None):
     """(step function, model) for one variant; the step takes a uint8 (B, C, T, H, W) batch and side inputs."""
     torch.manual_seed(0)
-    model = create_model(name, num_classes=setup.classes, num_frames=setup.frames, image_size=setup.size,
-                         **setup.models[name]) if name == "multistream" else \
-        create_model(name, num_classes=setup.classes, **setup.models[name])
+    model = (
+        create_model(
+            name, num_classes=setup.classes, num_frames=setup.frames, image_size=setup.size, **setup.models[name]
+        )
+        if name == "multistream"
+        else create_model(name, num_classes=setup.classes, **setup.models[name])
+    )
     model = model.to(device).train(train)
     spec = model.input_spec
     norm = VideoNormalize(spec.mean, spec.std)
@@ -125,9 +148,11 @@ def build(name: str, setup: Setup, device: torch.device, *, fast: bool, train: b
     net: Callable[..., torch.Tensor] = torch.compile(model, backend=compile_backend) if compile_backend else model
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast)
     if not train:
+
         def infer(video: torch.Tensor, side: dict[str, torch.Tensor], labels: torch.Tensor) -> None:
             with torch.inference_mode(), amp:
                 net(norm(video), **side)
+
         return infer, model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True if fast else None)
 
@@ -155,15 +180,22 @@ def random_batch(model: Any, setup: Setup, device: torch.device) -> Batch:
     return video.to(device), {k: v.to(device) for k, v in side.items()}, labels.to(device)
 
 
-def throughput(name: str, setup: Setup, device: torch.device, args: argparse.Namespace, *,
-               train: bool) -> dict[str, Any]:
+def throughput(
+    name: str, setup: Setup, device: torch.device, args: argparse.Namespace, *, train: bool
+) -> dict[str, Any]:
     """plain vs fast clips/s for one model, rounds alternating."""
     clock = Clock(device)
     backend = None if args.no_compile else args.compile_backend
     variants = {
         "plain": build(name, setup, device, fast=False, train=train, compile_backend=None),
-        "fast": build(name, setup, device, fast=True, train=train,
-                      compile_backend=backend if (train or args.compile_infer) else None),
+        "fast": build(
+            name,
+            setup,
+            device,
+            fast=True,
+            train=train,
+            compile_backend=backend if (train or args.compile_infer) else None,
+        ),
     }
     batch = random_batch(variants["plain"][1], setup, device)
     t_warm = time.perf_counter()
@@ -180,9 +212,14 @@ def throughput(name: str, setup: Setup, device: torch.device, args: argparse.Nam
                 step(*batch)
             times[key].append(clock.seconds(t0))
     clips = {k: args.steps * setup.batch / statistics.median(v) for k, v in times.items()}
-    return {"model": name, "mode": "train" if train else "inference",
-            "plain_clips_per_s": round(clips["plain"], 2), "fast_clips_per_s": round(clips["fast"], 2),
-            "speedup": round(clips["fast"] / clips["plain"], 3), "warmup_s": round(warm, 1)}
+    return {
+        "model": name,
+        "mode": "train" if train else "inference",
+        "plain_clips_per_s": round(clips["plain"], 2),
+        "fast_clips_per_s": round(clips["fast"], 2),
+        "speedup": round(clips["fast"] / clips["plain"], 3),
+        "warmup_s": round(warm, 1),
+    }
 
 
 def loader_busy(setup: Setup, device: torch.device, args: argparse.Namespace, data: Path) -> dict[str, Any]:
@@ -190,11 +227,21 @@ def loader_busy(setup: Setup, device: torch.device, args: argparse.Namespace, da
     from vidrec.config import load_config
     from vidrec.data.build import build_dataset, build_loader, load_dataset
 
-    cfg = load_config(None, overrides=[
-        "data.dataset=synthetic", f"data.root={data}", f"data.num_frames={setup.frames}",
-        f"data.image_size={setup.size}", f"data.decode_size={setup.size + setup.size // 7}",
-        f"data.batch_size={setup.batch}", f"data.num_workers={setup.workers}", "data.sampler=segments", "train.seed=0",
-    ], environ={})
+    cfg = load_config(
+        None,
+        overrides=[
+            "data.dataset=synthetic",
+            f"data.root={data}",
+            f"data.num_frames={setup.frames}",
+            f"data.image_size={setup.size}",
+            f"data.decode_size={setup.size + setup.size // 7}",
+            f"data.batch_size={setup.batch}",
+            f"data.num_workers={setup.workers}",
+            "data.sampler=segments",
+            "train.seed=0",
+        ],
+        environ={},
+    )
     rs = load_dataset(cfg)
     backend = None if args.no_compile else args.compile_backend
     step, model = build("r3d_18", setup, device, fast=True, train=True, compile_backend=backend)
@@ -222,13 +269,20 @@ def loader_busy(setup: Setup, device: torch.device, args: argparse.Namespace, da
     clock.seconds(clock.start())
     wall = time.perf_counter() - (t_start or time.perf_counter())
     measured = args.loader_steps * setup.batch
-    return {"model": "r3d_18", "workers": setup.workers, "steps": args.loader_steps,
-            "busy_fraction": round(busy / wall, 3), "loader_clips_per_s": round(measured / wall, 2), "videos": len(ds)}
+    return {
+        "model": "r3d_18",
+        "workers": setup.workers,
+        "steps": args.loader_steps,
+        "busy_fraction": round(busy / wall, 3),
+        "loader_clips_per_s": round(measured / wall, 2),
+        "videos": len(ds),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     ap.add_argument("--tiny", action="store_true", help="tiny models and clips (CPU check; numbers mean nothing)")
     ap.add_argument("--models", nargs="+", choices=["r3d_18", "cnn_rnn", "multistream"], help="default: all three")
@@ -254,18 +308,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     setup = TINY if args.tiny else Setup()
     models = args.models or list(setup.models)
     t_all = time.perf_counter()
-    env = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
-           "cpu": cpu_model(), "torch": torch.__version__, "python": platform.python_version(), "tiny": args.tiny,
-           "clip": f"{setup.frames}x{setup.size}x{setup.size}", "batch": setup.batch}
+    env = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "tiny": args.tiny,
+        "clip": f"{setup.frames}x{setup.size}x{setup.size}",
+        "batch": setup.batch,
+    }
     print(f"== {env['device']}, torch {env['torch']}, clips {env['clip']}, batch {setup.batch}", flush=True)
     rows = []
     for train in (True, False):
         for name in models:
             r = throughput(name, setup, device, args, train=train)
             rows.append(r)
-            print(f"{r['mode']:9s} {name:12s} plain {r['plain_clips_per_s']:9.1f} clips/s   "
-                  f"fast {r['fast_clips_per_s']:9.1f} clips/s   {r['speedup']:.2f}x   (warm-up {r['warmup_s']} s)",
-                  flush=True)
+            print(
+                f"{r['mode']:9s} {name:12s} plain {r['plain_clips_per_s']:9.1f} clips/s   "
+                f"fast {r['fast_clips_per_s']:9.1f} clips/s   {r['speedup']:.2f}x   (warm-up {r['warmup_s']} s)",
+                flush=True,
+            )
     loader = None
     if not args.no_loader:
         with tempfile.TemporaryDirectory(prefix="vidrec-gpu-bench-") as tmp:
@@ -276,13 +338,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 data = Path(tmp) / "data"
                 t0 = time.perf_counter()
                 per_class = 2 if args.tiny else 16
-                spec = SynthSpec(seed=0, videos_per_class=per_class, val_per_class=0, test_per_class=0,
-                                 size=max(48, setup.size + 16), num_frames=max(12, 2 * setup.frames), layouts=())
+                spec = SynthSpec(
+                    seed=0,
+                    videos_per_class=per_class,
+                    val_per_class=0,
+                    test_per_class=0,
+                    size=max(48, setup.size + 16),
+                    num_frames=max(12, 2 * setup.frames),
+                    layouts=(),
+                )
                 generate(data, spec, workers=setup.workers, progress=False)
                 print(f"synthetic dataset written in {time.perf_counter() - t0:.1f} s", flush=True)
             loader = loader_busy(setup, device, args, data)
-        print(f"DataLoader r3d_18: {loader['workers']} workers, busy {loader['busy_fraction']:.1%}, "
-              f"{loader['loader_clips_per_s']:.1f} clips/s", flush=True)
+        print(
+            f"DataLoader r3d_18: {loader['workers']} workers, busy {loader['busy_fraction']:.1%}, "
+            f"{loader['loader_clips_per_s']:.1f} clips/s",
+            flush=True,
+        )
     result = {"env": env, "throughput": rows, "loader": loader, "seconds": round(time.perf_counter() - t_all, 1)}
     print(f"total {result['seconds']} s", flush=True)
     if args.json:

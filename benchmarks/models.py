@@ -81,13 +81,24 @@ QUICK: dict[str, tuple[dict[str, Any], int, int]] = {
     "clip_video": ({"arch": "tiny", "num_frames": 4}, 4, 32),
     "clip_video_tiny": ({"num_frames": 4}, 4, 32),
     "multistream": (
-        {"context_backbone": "resnet10t", "object_backbone": "resnet10t", "num_objects": 2, "object_size": 32,
-         "num_frames": 4, "image_size": 32},
-        4, 32,
+        {
+            "context_backbone": "resnet10t",
+            "object_backbone": "resnet10t",
+            "num_objects": 2,
+            "object_size": 32,
+            "num_frames": 4,
+            "image_size": 32,
+        },
+        4,
+        32,
     ),
 }
 # Hugging Face base architectures (random init from a config): name -> (model type, frames at 224²).
-HF_BASE = {"hf:videomae-base": ("videomae", 16), "hf:timesformer-base": ("timesformer", 8), "hf:vivit-b-16x2": ("vivit", 32)}
+HF_BASE = {
+    "hf:videomae-base": ("videomae", 16),
+    "hf:timesformer-base": ("timesformer", 8),
+    "hf:vivit-b-16x2": ("vivit", 32),
+}
 
 
 @dataclass
@@ -106,8 +117,11 @@ def _hf_base(name: str, quick: bool) -> tuple[nn.Module, int, int]:
     from vidrec.models.hf_video import HFVideoClassifier
 
     kind, frames = HF_BASE[name]
-    size = dict(num_frames=4, image_size=32, hidden_size=32, depth=1, num_heads=2) if quick else \
-        dict(num_frames=frames, image_size=224, hidden_size=768, depth=12, num_heads=12)
+    size = (
+        dict(num_frames=4, image_size=32, hidden_size=32, depth=1, num_heads=2)
+        if quick
+        else dict(num_frames=frames, image_size=224, hidden_size=768, depth=12, num_heads=12)
+    )
     model = HFVideoClassifier.from_config(model_type=kind, num_classes=NUM_CLASSES, dropout=0.0, **size)  # type: ignore[arg-type]
     return model, size["num_frames"], size["image_size"]
 
@@ -143,8 +157,11 @@ def _lstm_flops(module: nn.LSTM, inputs: tuple[Any, ...]) -> int:
 def count_flops(model: nn.Module, clip: torch.Tensor, side: dict[str, torch.Tensor]) -> int:
     """FLOPs of one forward: FlopCounterMode plus LSTMs counted by formula."""
     extra: list[int] = []
-    hooks = [m.register_forward_pre_hook(lambda mod, inp: extra.append(_lstm_flops(mod, inp)))
-             for m in model.modules() if isinstance(m, nn.LSTM)]
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, inp: extra.append(_lstm_flops(mod, inp)))
+        for m in model.modules()
+        if isinstance(m, nn.LSTM)
+    ]
     try:
         with FlopCounterMode(display=False) as counter:
             model(clip, **side)
@@ -203,10 +220,13 @@ def _fmt_params(n: int) -> str:
 
 def table(rows: list[Row], accuracy: dict[str, float]) -> str:
     base = next((r for r in rows if r.model == BASELINE), None)
-    head = ("| model | params | input (T×S²) | GFLOPs/clip | × base | CPU latency ms/clip | × base "
-            "| train clips/s | × base | synthetic top-1 |")
+    head = (
+        "| model | params | input (T×S²) | GFLOPs/clip | × base | CPU latency ms/clip | × base "
+        "| train clips/s | × base | synthetic top-1 |"
+    )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
+
         def ratio(v: float, b: float | None) -> str:
             return f"{v / b:.2f}" if b and v == v else "-"
 
@@ -236,7 +256,9 @@ def write_doc(path: Path, block: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes (seconds): check that the script works")
     ap.add_argument("--flops-only", action="store_true", help="parameters and FLOPs only (meta device, no timing)")
     ap.add_argument("--models", nargs="*", help="only these models (registered names, or hf:videomae-base ...)")
@@ -244,14 +266,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timed inference passes per model")
     ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per model")
     ap.add_argument("--batch-size", type=int, default=2, help="training batch size")
-    ap.add_argument("--accuracy", type=Path, help="benchmarks/accuracy.py's accuracy.json ({model: top1}) or details.json")
+    ap.add_argument(
+        "--accuracy", type=Path, help="benchmarks/accuracy.py's accuracy.json ({model: top1}) or details.json"
+    )
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md", help="Markdown file to update")
     ap.add_argument("--json", type=Path, help="also write the rows (and the measurement line) as JSON here")
-    ap.add_argument("--rows", type=Path, help="re-render the table from a --json file (no measuring), e.g. with new --accuracy")
-    ap.add_argument("--update", type=Path, help="measure only --models and merge them into this --json file "
-                    "(other rows kept); the file and the doc table are rewritten")
-    ap.add_argument("--note", default="", help="a note on the measured rows, shown beside the model name "
-                    "(e.g. 'shared machine')")
+    ap.add_argument(
+        "--rows", type=Path, help="re-render the table from a --json file (no measuring), e.g. with new --accuracy"
+    )
+    ap.add_argument(
+        "--update",
+        type=Path,
+        help="measure only --models and merge them into this --json file "
+        "(other rows kept); the file and the doc table are rewritten",
+    )
+    ap.add_argument(
+        "--note", default="", help="a note on the measured rows, shown beside the model name (e.g. 'shared machine')"
+    )
     ap.add_argument("--no-write", action="store_true", help="print only; leave the doc alone")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -282,11 +313,15 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     with torch.device("meta"):
                         model, frames, size = build(name, args)
-                        flops = count_flops(model.eval(), torch.randn(1, 3, frames, size, size), _side_inputs(model, 1, frames))
+                        flops = count_flops(
+                            model.eval(), torch.randn(1, 3, frames, size, size), _side_inputs(model, 1, frames)
+                        )
                 except (RuntimeError, NotImplementedError):  # a model that reads values: one real forward
                     model, frames, size = build(name, args)
                     with torch.inference_mode():
-                        flops = count_flops(model.eval(), torch.randn(1, 3, frames, size, size), _side_inputs(model, 1, frames))
+                        flops = count_flops(
+                            model.eval(), torch.randn(1, 3, frames, size, size), _side_inputs(model, 1, frames)
+                        )
                 params = sum(p.numel() for p in model.parameters())
                 row = Row(name, params, frames, size, flops / 1e9, float("nan"), float("nan"))
             else:
@@ -297,8 +332,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         row.note = args.note
         rows.append(row)
-        print(f"{name:22s} {_fmt_params(row.params):>7s} {row.gflops:9.2f} GFLOPs {row.latency_ms:9.1f} ms/clip "
-              f"{row.train_clips_s:7.2f} train clips/s", flush=True)
+        print(
+            f"{name:22s} {_fmt_params(row.params):>7s} {row.gflops:9.2f} GFLOPs {row.latency_ms:9.1f} ms/clip "
+            f"{row.train_clips_s:7.2f} train clips/s",
+            flush=True,
+        )
         del model
 
     cpu = platform.processor() or platform.machine()

@@ -54,7 +54,9 @@ def plan(quick: bool) -> dict[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes: check that every benchmark runs (docs untouched)")
     ap.add_argument("--only", nargs="+", choices=list(plan(False)), help="only these benchmarks")
     args = ap.parse_args(argv)
@@ -76,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
             return rc
     if not args.quick and (not args.only or {"models", "accuracy"} <= set(args.only)):
         acc = ROOT / "runs" / "accuracy" / "accuracy.json"
-        cmd = [sys.executable, str(ROOT / "benchmarks" / "models.py"), "--rows", str(RESULTS / "models.json"), "--accuracy", str(acc)]
+        cmd = [
+            sys.executable,
+            str(ROOT / "benchmarks" / "models.py"),
+            "--rows",
+            str(RESULTS / "models.json"),
+            "--accuracy",
+            str(acc),
+        ]
         subprocess.run(cmd, cwd=ROOT, check=True)  # the table with both halves
     print("\n" + "  ".join(f"{n} {s:.0f} s" for n, s in took.items()))
     return 0

@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.before:
             old = {**os.environ, "PYTHONPATH": str(args.before.resolve())}
             commands["before: vidrec config show"] = ([py, "-m", "vidrec", "config", "show"], old)
-            commands["before: vidrec data show (UCF101)"] = ([py, "-m", "vidrec", *show, "--set", f"data.root={base / 'root'}"], old)
+            commands["before: vidrec data show (UCF101)"] = (
+                [py, "-m", "vidrec", *show, "--set", f"data.root={base / 'root'}"],
+                old,
+            )
         runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in commands}
         for r in range(args.repeats):
             for name, (cmd, e) in commands.items():
@@ -97,15 +100,29 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(f"\n{'command':<44}{'wall s':>9}{'CPU s':>9}{'RSS MB':>9}{'wall / baseline':>17}")
     for name, (wall, cpu, rss) in med.items():
-        rows.append({"command": name, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "rss_mb": round(rss, 1),
-                     "wall_ratio": round(wall / base_wall, 2)})
+        rows.append(
+            {
+                "command": name,
+                "wall_s": round(wall, 3),
+                "cpu_s": round(cpu, 3),
+                "rss_mb": round(rss, 1),
+                "wall_ratio": round(wall / base_wall, 2),
+            }
+        )
         print(f"{name:<44}{wall:>9.2f}{cpu:>9.2f}{rss:>9.0f}{wall / base_wall:>16.1f}x")
     if args.before:
-        for verb, before in (("vidrec config show", "before: vidrec config show"),
-                             ("vidrec data show (UCF101, 13,320 videos)", "before: vidrec data show (UCF101)")):
+        for verb, before in (
+            ("vidrec config show", "before: vidrec config show"),
+            ("vidrec data show (UCF101, 13,320 videos)", "before: vidrec data show (UCF101)"),
+        ):
             print(f"{verb}: {med[before][0] / med[verb][0]:.1f}x faster than before (wall, medians of the same rounds)")
-    footer = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-              "repeats": args.repeats, "date": time.strftime("%Y-%m-%d")}
+    footer = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "repeats": args.repeats,
+        "date": time.strftime("%Y-%m-%d"),
+    }
     print(f"\n{footer}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -44,12 +44,15 @@ def main() -> None:
     t1 = time.perf_counter()
     summary = transcode(src_dir, out_dir, options=TranscodeOptions())
     t2 = time.perf_counter()
-    print(f"wrote the source in {t1 - t0:.0f} s; transcoded in {t2 - t1:.1f} s "
-          f"({summary.src_bytes / 1e6:.1f} MB -> {summary.dst_bytes / 1e6:.1f} MB)")
+    print(
+        f"wrote the source in {t1 - t0:.0f} s; transcoded in {t2 - t1:.1f} s "
+        f"({summary.src_bytes / 1e6:.1f} MB -> {summary.dst_bytes / 1e6:.1f} MB)"
+    )
 
     def rate(path: Path, rep: int) -> float:
-        reader = ClipReader(make_sampler("segments", num_frames=8), transform=ClipTransform(train=True, image_size=112),
-                            decode_size=128)
+        reader = ClipReader(
+            make_sampler("segments", num_frames=8), transform=ClipTransform(train=True, image_size=112), decode_size=128
+        )
         reader.info(path)  # facts learned once per file (and cached), as in a DataLoader worker's later epochs
         t = time.perf_counter()
         for i in range(args.clips):

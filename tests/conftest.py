@@ -18,5 +18,3 @@ from tests.helpers import write_tiny_dataset  # noqa: E402  (also registers the 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_dataset(tmp_path_factory.mktemp("tinyclips"))
-
-

@@ -19,7 +19,9 @@ from vidrec.video.encode import write_video
 _SOURCES: dict[tuple[str, int, int, int], Path] = {}
 
 
-def tiny_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (32, 48), seed: int = 0, fps: float = 12.0) -> Path:
+def tiny_video(
+    path: Path, *, frames: int = 12, size: tuple[int, int] = (32, 48), seed: int = 0, fps: float = 12.0
+) -> Path:
     """A real video at ``path``: moving bright square on noise (H×W = ``size``)."""
     key = (path.suffix.lower(), frames, size[0] * 10000 + size[1], seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +116,7 @@ def make_hmdb51(root: Path) -> Path:
 
 # ---------------------------------------------------------------------------------------- folder
 
+
 def make_folder(root: Path, *, classes: int = 3, groups: int = 5, clips: int = 2) -> Path:
     """``root/<class>/<name>_gNN_cMM.mp4``: UCF-style group names."""
     for ci in range(classes):
@@ -125,7 +128,11 @@ def make_folder(root: Path, *, classes: int = 3, groups: int = 5, clips: int = 2
 
 # ---------------------------------------------------------------------------------------- Something-Else
 
-SE_TEMPLATES = ["Pushing [something] from left to right", "Pushing [something] from right to left", "Picking [something] up"]
+SE_TEMPLATES = [
+    "Pushing [something] from left to right",
+    "Pushing [something] from right to left",
+    "Picking [something] up",
+]
 SE_FRAMES = 24
 SE_SIZE = (32, 48)  # H, W of the tiny videos
 
@@ -140,21 +147,47 @@ def se_boxes(video_id: str, frames: int = SE_FRAMES, *, outside: bool = False) -
     for t in range(frames):
         labels = []
         if t != 3:
-            labels.append({"box2d": {"x1": float(t), "y1": 2.0, "x2": float(t + 10), "y2": 12.0},
-                           "category": "hand", "gt_annotation": "object hand", "standard_category": "hand"})
-            labels.append({"box2d": {"x1": float(t + 1), "y1": 4.0, "x2": float(t + 7), "y2": 10.0},
-                           "category": "a cup", "gt_annotation": "object 0", "standard_category": "0000"})
+            labels.append(
+                {
+                    "box2d": {"x1": float(t), "y1": 2.0, "x2": float(t + 10), "y2": 12.0},
+                    "category": "hand",
+                    "gt_annotation": "object hand",
+                    "standard_category": "hand",
+                }
+            )
+            labels.append(
+                {
+                    "box2d": {"x1": float(t + 1), "y1": 4.0, "x2": float(t + 7), "y2": 10.0},
+                    "category": "a cup",
+                    "gt_annotation": "object 0",
+                    "standard_category": "0000",
+                }
+            )
             if t % 2 == 0:
-                labels.append({"box2d": {"x1": 1.0, "y1": 1.0, "x2": 5.0, "y2": 5.0},
-                               "category": "table", "gt_annotation": "object 1", "standard_category": "0001"})
+                labels.append(
+                    {
+                        "box2d": {"x1": 1.0, "y1": 1.0, "x2": 5.0, "y2": 5.0},
+                        "category": "table",
+                        "gt_annotation": "object 1",
+                        "standard_category": "0001",
+                    }
+                )
         if outside and t == 5:
             labels[0]["box2d"] = {"x1": 40.0, "y1": -3.0, "x2": 60.0, "y2": 12.0}
-        out.append({"name": f"{video_id}/{t + 1:04d}.jpg", "labels": labels,
-                    "gt_placeholders": ["a cup", "table"], "nr_instances": len(labels)})
+        out.append(
+            {
+                "name": f"{video_id}/{t + 1:04d}.jpg",
+                "labels": labels,
+                "gt_placeholders": ["a cup", "table"],
+                "nr_instances": len(labels),
+            }
+        )
     return out
 
 
-def make_something_else(root: Path, *, ids: tuple[str, ...] = ("101", "102", "103", "104", "105", "106")) -> dict[str, Path]:
+def make_something_else(
+    root: Path, *, ids: tuple[str, ...] = ("101", "102", "103", "104", "105", "106")
+) -> dict[str, Path]:
     """SSv2 layout (videos + labels/train/validation JSON), box parts and both split lists.
 
     Returns the paths: ``root`` (videos + annotations), ``parts`` (box part files), ``splits``
@@ -180,7 +213,9 @@ def make_something_else(root: Path, *, ids: tuple[str, ...] = ("101", "102", "10
     (ann / "something-something-v2-test.json").write_text(json.dumps([]))
     parts = root.parent / (root.name + "_boxes")
     parts.mkdir(parents=True, exist_ok=True)
-    (parts / "bounding_box_smthsmth_part1.json").write_text(json.dumps({v: se_boxes(v, outside=(v == ids[0])) for v in ids[:3]}))
+    (parts / "bounding_box_smthsmth_part1.json").write_text(
+        json.dumps({v: se_boxes(v, outside=(v == ids[0])) for v in ids[:3]})
+    )
     (parts / "bounding_box_smthsmth_part2.json").write_text(json.dumps({v: se_boxes(v) for v in ids[3:]}))
     splits = root.parent / (root.name + "_splits")
     se_labels = {t.replace("[", "").replace("]", ""): i for i, t in enumerate(SE_TEMPLATES)}
@@ -198,8 +233,14 @@ def make_something_else(root: Path, *, ids: tuple[str, ...] = ("101", "102", "10
 
 K_CLASSES = ["abseiling", "air drumming", "passing American football (in game)"]  # sorted, as the label map
 # YouTube ids are 11 characters and may hold '-' and '_'
-K_TRAIN = [("--07WQ2iBlw", 1, 11, 0), ("a_b-c_d_e_f", 30, 40, 0), ("0wR5jVB-WPk", 417, 427, 1),
-           ("3caPS4FHFF8", 36, 46, 1), ("ZZ_-9aX_3rQ", 5, 15, 2), ("-zbOBl8rU8Q", 0, 10, 2)]
+K_TRAIN = [
+    ("--07WQ2iBlw", 1, 11, 0),
+    ("a_b-c_d_e_f", 30, 40, 0),
+    ("0wR5jVB-WPk", 417, 427, 1),
+    ("3caPS4FHFF8", 36, 46, 1),
+    ("ZZ_-9aX_3rQ", 5, 15, 2),
+    ("-zbOBl8rU8Q", 0, 10, 2),
+]
 K_VAL = [("4YDv9kCE4xM", 42, 52, 0), ("b_X-7mYy_Bo", 12, 22, 1), ("DnR1yPa-Yqk", 100, 110, 2)]
 K_TEST = [("aaaaaaaaaaa", 3, 13), ("b-b-b-b-b-b", 7, 17)]
 
@@ -221,7 +262,9 @@ def make_kinetics(root: Path, *, layout: str = "split_label") -> Path:
     for name, split, rows in (("train.csv", "train", K_TRAIN), ("validate.csv", "val", K_VAL)):
         lines = [head] + [f'"{K_CLASSES[c]}",{yt},{s},{e},{split},0' for yt, s, e, c in rows]
         (ann / name).write_text("\n".join(lines) + "\n")
-    (ann / "test.csv").write_text("youtube_id,time_start,time_end,split\n" + "".join(f"{yt},{s},{e},test\n" for yt, s, e in K_TEST))
+    (ann / "test.csv").write_text(
+        "youtube_id,time_start,time_end,split\n" + "".join(f"{yt},{s},{e},test\n" for yt, s, e in K_TEST)
+    )
     for split, rows in (("train", K_TRAIN), ("val", K_VAL), ("test", [(*r, None) for r in K_TEST])):
         for i, (yt, s, e, c) in enumerate(rows):
             if layout == "flat":

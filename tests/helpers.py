@@ -34,14 +34,18 @@ def moving_square(n: int, size: int, direction: int, rng: np.random.Generator) -
     return frames
 
 
-def write_tiny_dataset(root: Path, *, per_class: int = 6, val_per_class: int = 2, size: int = 32, frames: int = 12, seed: int = 0) -> Path:
+def write_tiny_dataset(
+    root: Path, *, per_class: int = 6, val_per_class: int = 2, size: int = 32, frames: int = 12, seed: int = 0
+) -> Path:
     rng = np.random.default_rng(seed)
     rows = []
     for subset, n in (("train", per_class), ("val", val_per_class)):
         for label, _ in enumerate(TINY_CLASSES):
             for k in range(n):
                 vid = f"{subset}_{label}_{k}"
-                write_video(root / "videos" / f"{vid}.mp4", moving_square(frames, size, 1 if label == 0 else -1, rng), fps=12)
+                write_video(
+                    root / "videos" / f"{vid}.mp4", moving_square(frames, size, 1 if label == 0 else -1, rng), fps=12
+                )
                 rows.append({"id": vid, "label": label, "subset": subset})
     (root / "list.json").write_text(json.dumps(rows))
     return root
@@ -60,10 +64,22 @@ def load_tinyclips(root: Path, *, split: int = 1, strict: bool = False) -> Recor
 def tiny_overrides(root: Path, out: Path, **extra: object) -> list[str]:
     """Config overrides for a fast CPU run of a tiny CNN-RNN on the tiny dataset."""
     sets = {
-        "data.dataset": "tinyclips", "data.root": str(root), "data.num_frames": 4, "data.image_size": 32,
-        "data.decode_size": 32, "data.batch_size": 4, "data.num_workers": 0, "model.name": "cnn_rnn",
-        "model.backbone": "resnet10t", "model.hidden_size": 16, "model.attention_dim": 16, "train.epochs": 2,
-        "train.lr": 3e-3, "train.warmup_epochs": 0, "train.out_dir": str(out), "train.device": "cpu",
+        "data.dataset": "tinyclips",
+        "data.root": str(root),
+        "data.num_frames": 4,
+        "data.image_size": 32,
+        "data.decode_size": 32,
+        "data.batch_size": 4,
+        "data.num_workers": 0,
+        "model.name": "cnn_rnn",
+        "model.backbone": "resnet10t",
+        "model.hidden_size": 16,
+        "model.attention_dim": 16,
+        "train.epochs": 2,
+        "train.lr": 3e-3,
+        "train.warmup_epochs": 0,
+        "train.out_dir": str(out),
+        "train.device": "cpu",
         "train.early_stop_patience": None,
     }
     sets.update(extra)

@@ -45,10 +45,21 @@ def write_rar4(out: Path, root: Path, names: Iterable[str] | None = None) -> Pat
         is_dir = path.is_dir()
         data = b"" if is_dir else path.read_bytes()
         raw = name.replace("/", "\\").encode("utf-8")  # RAR 4 separates folders with a backslash, as WinRAR wrote it
-        body = struct.pack(
-            "<IIBIIBBHI", len(data), len(data), 2, zlib.crc32(data), _dos_time(path.stat().st_mtime), 20, 0x30,
-            len(raw), 0x10 if is_dir else 0x20,  # host OS 2 (Win32, as the official archives): DIRECTORY / ARCHIVE
-        ) + raw
+        body = (
+            struct.pack(
+                "<IIBIIBBHI",
+                len(data),
+                len(data),
+                2,
+                zlib.crc32(data),
+                _dos_time(path.stat().st_mtime),
+                20,
+                0x30,
+                len(raw),
+                0x10 if is_dir else 0x20,  # host OS 2 (Win32, as the official archives): DIRECTORY / ARCHIVE
+            )
+            + raw
+        )
         flags = 0x8000 | (0x00E0 if is_dir else 0)  # LONG_BLOCK (data follows) | directory
         parts += [_block4(0x74, flags, body), data]
     parts.append(_block4(0x7B, 0x4000, b""))
@@ -89,7 +100,8 @@ def write_rar5(out: Path, root: Path, names: Iterable[str] | None = None) -> Pat
             + (b"" if is_dir else struct.pack("<I", zlib.crc32(data)))
             + _vint(0)  # compression: version 0, method 0 (store)
             + _vint(1)  # host OS: Unix
-            + _vint(len(raw)) + raw
+            + _vint(len(raw))
+            + raw
         )
         parts.append(_block5(2, 0, body, data))
     parts.append(_block5(5, 0, _vint(0)))

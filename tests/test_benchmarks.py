@@ -74,8 +74,20 @@ def test_accuracy_script_rejects_unknown_models(capsys: pytest.CaptureFixture[st
 def test_models_table_measures_and_rerenders_with_accuracy(tmp_path: Path) -> None:
     rows, doc = tmp_path / "rows.json", tmp_path / "models.md"
     doc.write_text(f"# Models\n\nintro\n\n{models_bench.MARK_START}\nold\n{models_bench.MARK_END}\n\nafter\n")
-    argv = ["--quick", "--models", "frame_avg", "videomae_small", "--repeats", "1", "--train-steps", "1",
-            "--json", str(rows), "--doc", str(doc)]
+    argv = [
+        "--quick",
+        "--models",
+        "frame_avg",
+        "videomae_small",
+        "--repeats",
+        "1",
+        "--train-steps",
+        "1",
+        "--json",
+        str(rows),
+        "--doc",
+        str(doc),
+    ]
     assert models_bench.main(argv) == 0
     saved = json.loads(rows.read_text())
     assert [r["model"] for r in saved["rows"]] == ["frame_avg", "videomae_small"]
@@ -83,7 +95,9 @@ def test_models_table_measures_and_rerenders_with_accuracy(tmp_path: Path) -> No
     assert all(r["gflops"] > 0 and r["latency_ms"] > 0 and r["train_clips_s"] > 0 for r in saved["rows"])
 
     acc = tmp_path / "acc.json"
-    acc.write_text(json.dumps({"frame_avg": {"top1": 0.6, "best_epoch": 3}, "videomae_small": {"top1": 0.875}}))  # details.json
+    acc.write_text(
+        json.dumps({"frame_avg": {"top1": 0.6, "best_epoch": 3}, "videomae_small": {"top1": 0.875}})
+    )  # details.json
     assert models_bench.main(["--rows", str(rows), "--accuracy", str(acc), "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert text.startswith("# Models\n\nintro") and text.rstrip().endswith("after") and "\nold\n" not in text
@@ -95,7 +109,10 @@ def test_models_table_measures_and_rerenders_with_accuracy(tmp_path: Path) -> No
 def test_models_table_retimes_only_the_models_named(tmp_path: Path) -> None:
     """--update FILE --models A: A is measured again, every other saved row is kept as it was."""
     rows, doc = tmp_path / "rows.json", tmp_path / "models.md"
-    old = [models_bench.Row("frame_avg", 11, 4, 32, 1.0, 10.0, 5.0), models_bench.Row("r3d_18", 33, 4, 32, 3.0, 30.0, 1.0)]
+    old = [
+        models_bench.Row("frame_avg", 11, 4, 32, 1.0, 10.0, 5.0),
+        models_bench.Row("r3d_18", 33, 4, 32, 3.0, 30.0, 1.0),
+    ]
     rows.write_text(json.dumps({"footer": "Measured long ago.", "rows": [vars(r) for r in old]}))
     assert models_bench.main(["--quick", "--update", str(rows), "--models", "videomae_small", "--repeats", "1",
                               "--train-steps", "1", "--note", "shared machine", "--doc", str(doc)]) == 0  # fmt: skip
@@ -113,11 +130,29 @@ def test_gpu_benchmark_runs_every_section_tiny_on_the_cpu(tmp_path: Path) -> Non
     inference, and the real DataLoader section on a synthetic dataset it writes (torch.compile's eager backend:
     the same dynamo path without a C++ toolchain)."""
     out = tmp_path / "gpu.json"
-    res = gpu_bench.main(["--device", "cpu", "--tiny", "--steps", "1", "--repeats", "1", "--warmup", "1",
-                          "--loader-steps", "3", "--compile-backend", "eager", "--json", str(out)])
+    res = gpu_bench.main(
+        [
+            "--device",
+            "cpu",
+            "--tiny",
+            "--steps",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--loader-steps",
+            "3",
+            "--compile-backend",
+            "eager",
+            "--json",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))
     assert [(r["mode"], r["model"]) for r in res["throughput"]] == [
-        (mode, m) for mode in ("train", "inference") for m in ("r3d_18", "cnn_rnn", "multistream")]
+        (mode, m) for mode in ("train", "inference") for m in ("r3d_18", "cnn_rnn", "multistream")
+    ]
     assert all(r["plain_clips_per_s"] > 0 and r["fast_clips_per_s"] > 0 and r["speedup"] > 0 for r in res["throughput"])
     loader = res["loader"]
     assert loader["videos"] == 20 and loader["steps"] == 3 and loader["loader_clips_per_s"] > 0

@@ -91,8 +91,18 @@ def test_train_eval_predict(capsys, cli_run, tiny_dataset, tmp_path):
     sub = tmp_path / "sub.csv"
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 100)
-    code, stdout, err = run(capsys, "predict", "--checkpoint", str(best), str(videos[0]), str(bad), "--csv", str(sub),
-                            "--csv-format", "topk")
+    code, stdout, err = run(
+        capsys,
+        "predict",
+        "--checkpoint",
+        str(best),
+        str(videos[0]),
+        str(bad),
+        "--csv",
+        str(sub),
+        "--csv-format",
+        "topk",
+    )
     assert code == 1 and "broken.mp4" in stdout and "videos/s" in stdout
     rows = list(csv.reader(sub.open()))
     assert rows[0][:4] == ["id", "class", "top1", "prob1"] and rows[1][0] == videos[0].stem and rows[2][1] == ""

@@ -20,7 +20,9 @@ def test_precedence_defaults_file_env_set(tmp_path):
 
 
 def test_values_parse_as_yaml():
-    cfg = load_config(overrides=["train.lr=3e-4", "train.grad_clip=null", "data.scale=[0.5, 1.0]", "model.attention=false"])
+    cfg = load_config(
+        overrides=["train.lr=3e-4", "train.grad_clip=null", "data.scale=[0.5, 1.0]", "model.attention=false"]
+    )
     assert cfg.train.lr == 3e-4 and cfg.train.grad_clip is None and cfg.data.scale == (0.5, 1.0)
     assert cfg.model_kwargs == {"attention": False}
 

@@ -122,8 +122,12 @@ def test_hmdb51_official_splits(hmdb: Path, split: int) -> None:
     before = snapshot(hmdb)
     rs = load_records("hmdb51", hmdb, split=split)
     assert rs.classes == sorted(HMDB_CLASSES)
-    expect_test = {hmdb_name(c, i)[:-4] for c in HMDB_CLASSES for i in range(HMDB_VIDEOS) if hmdb_assignment(split, i) == "2"}
-    expect_train = {hmdb_name(c, i)[:-4] for c in HMDB_CLASSES for i in range(HMDB_VIDEOS) if hmdb_assignment(split, i) == "1"}
+    expect_test = {
+        hmdb_name(c, i)[:-4] for c in HMDB_CLASSES for i in range(HMDB_VIDEOS) if hmdb_assignment(split, i) == "2"
+    }
+    expect_train = {
+        hmdb_name(c, i)[:-4] for c in HMDB_CLASSES for i in range(HMDB_VIDEOS) if hmdb_assignment(split, i) == "1"
+    }
     assert {r.video_id for r in rs.subsets["test"]} == expect_test
     assert {r.video_id for r in rs.subsets["train"]} == expect_train
     assert rs.info["unused"] == len(HMDB_CLASSES)  # "0" lines are left out
@@ -254,7 +258,9 @@ def test_frames_root_and_index_reuse(hmdb: Path, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------ Something-Else
 
 
-@pytest.mark.parametrize("split_set,train_ids", [("compositional", ["102", "103", "104"]), ("shuffled", ["101", "102", "103", "104"])])
+@pytest.mark.parametrize(
+    "split_set,train_ids", [("compositional", ["102", "103", "104"]), ("shuffled", ["101", "102", "103", "104"])]
+)
 def test_something_else_split_sets(sse: dict[str, Path], split_set: str, train_ids: list[str]) -> None:
     before = snapshot(sse["root"])
     rs = load_records("something_else", sse["root"], split_set=split_set, splits_dir=sse["splits"], boxes=sse["merged"])
@@ -280,9 +286,14 @@ def test_something_else_problems(sse: dict[str, Path], tmp_path: Path) -> None:
     index = write_index(scan_videos(sse["root"]), tmp_path / "ssv2.jsonl")
     rs = load_records("something_else", sse["root"], splits_dir=sse["splits"], boxes=sse["merged"], index=index)
     assert len(rs.problems) == 1
-    assert re.search(r"boxes.sqlite: video 101 frame 0006\.jpg: hand box \(40, -3, 60, 12\) lies outside the 48x32 frame", rs.problems[0])
+    assert re.search(
+        r"boxes.sqlite: video 101 frame 0006\.jpg: hand box \(40, -3, 60, 12\) lies outside the 48x32 frame",
+        rs.problems[0],
+    )
     with pytest.raises(DatasetError, match="lies outside"):
-        load_records("something_else", sse["root"], splits_dir=sse["splits"], boxes=sse["merged"], index=index, strict=True)
+        load_records(
+            "something_else", sse["root"], splits_dir=sse["splits"], boxes=sse["merged"], index=index, strict=True
+        )
     with pytest.raises(ConfigError, match="data.split_set"):
         load_records("something_else", sse["root"], split_set="random")
 
@@ -326,7 +337,20 @@ def test_data_show_cli(ucf: Path, tmp_path: Path) -> None:
     from vidrec.cli.app import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["data", "show", "--set", "data.dataset=ucf101", "--set", f"data.root={ucf}", "--set", "data.split=2", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "data",
+            "show",
+            "--set",
+            "data.dataset=ucf101",
+            "--set",
+            f"data.root={ucf}",
+            "--set",
+            "data.split=2",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["classes"] == UCF_CLASSES and rep["problems"] == []
@@ -366,8 +390,12 @@ def test_boxes_reach_the_sample_dict_through_the_dataset(sse: dict[str, Path]) -
 
     rs = load_records("something_else", sse["root"], splits_dir=sse["splits"], boxes=sse["merged"])
     ds = VideoClipDataset(
-        rs.subsets["train"], sampler=make_sampler("segments", num_frames=6), train=True,
-        transform=lambda x: x.permute(3, 0, 1, 2).float() / 255, side_inputs=[BoxesSideInput()], seed=5,
+        rs.subsets["train"],
+        sampler=make_sampler("segments", num_frames=6),
+        train=True,
+        transform=lambda x: x.permute(3, 0, 1, 2).float() / 255,
+        side_inputs=[BoxesSideInput()],
+        seed=5,
     )
     w = SE_SIZE[1]
     for i in range(len(ds)):

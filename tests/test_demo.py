@@ -13,19 +13,36 @@ from vidrec.data.synthetic import CLASSES, SynthSpec
 from vidrec.engine.demo import run_demo
 from vidrec.errors import VidrecError
 
-TINY = ["model.backbone=resnet10t", "data.image_size=32", "data.decode_size=36", "data.num_frames=4",
-        "data.batch_size=8", "data.num_workers=0", "train.epochs=1", "train.precision=no"]  # the preset's channels_last kept
+TINY = [
+    "model.backbone=resnet10t",
+    "data.image_size=32",
+    "data.decode_size=36",
+    "data.num_frames=4",
+    "data.batch_size=8",
+    "data.num_workers=0",
+    "train.epochs=1",
+    "train.precision=no",
+]  # the preset's channels_last kept
 
 
 @pytest.mark.slow
 def test_demo_trains_both_models_and_writes_its_report(tmp_path):
-    spec = SynthSpec(seed=0, videos_per_class=3, val_per_class=2, test_per_class=0, size=48, num_frames=12,
-                     classes=tuple(c.template for c in CLASSES[:4]), layouts=())  # two temporal pairs
+    spec = SynthSpec(
+        seed=0,
+        videos_per_class=3,
+        val_per_class=2,
+        test_per_class=0,
+        size=48,
+        num_frames=12,
+        classes=tuple(c.template for c in CLASSES[:4]),
+        layouts=(),
+    )  # two temporal pairs
     said: list[str] = []
     with pytest.raises(VidrecError, match="--baseline-epochs must be at least 1"):
         run_demo(tmp_path / "demo", data=spec, overrides=TINY, baseline_epochs=0)
-    res = run_demo(tmp_path / "demo", data=spec, overrides=TINY, epochs=2, baseline_epochs=1, progress=False,
-                   say=said.append)
+    res = run_demo(
+        tmp_path / "demo", data=spec, overrides=TINY, epochs=2, baseline_epochs=1, progress=False, say=said.append
+    )
     s = json.loads(res.summary_path.read_text())
     assert s == json.loads(json.dumps(res.summary))
     assert s["num_classes"] == 4 and s["num_val_videos"] == 8

@@ -39,12 +39,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def launch(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def launch(
+    cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run a launcher in its own process group; a hang fails the test (and the group is killed)."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-                **(env or {})}
-    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    full_env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -56,13 +63,30 @@ def launch(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float 
 
 def accelerate(*args: str) -> list[str]:
     # --multi_gpu is accelerate's torch.distributed launcher; with train.device=cpu it runs gloo on CPUs
-    return [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()), *args]
+    return [
+        str(BIN / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        *args,
+    ]
 
 
 def torchrun(*args: str, c10d: bool = False) -> list[str]:
-    rdzv = (["--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{free_port()}", "--nnodes", "1"] if c10d
-            else ["--master_port", str(free_port())])
+    rdzv = (
+        ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{free_port()}", "--nnodes", "1"]
+        if c10d
+        else ["--master_port", str(free_port())]
+    )
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", *rdzv, *args]
 
 
@@ -82,18 +106,36 @@ def write_folder_dataset(root: Path) -> Path:
 
 def train_sets(root: Path) -> list[str]:
     sets = {
-        "data.dataset": "folder", "data.root": root, "data.list_file": "list.csv", "data.num_frames": 4,
-        "data.image_size": 32, "data.decode_size": 32, "data.batch_size": 2, "data.eval_batch_size": 2,
-        "data.num_workers": 0, "model.name": "cnn_rnn", "model.backbone": "resnet10t", "model.hidden_size": 16,
-        "model.attention_dim": 16, "model.dropout": 0.5, "train.epochs": 2, "train.lr": 3e-3, "train.warmup_epochs": 0,
-        "train.device": "cpu", "train.early_stop_patience": "null", "train.checkpoint_every_steps": 2, "train.log_every": 1,
+        "data.dataset": "folder",
+        "data.root": root,
+        "data.list_file": "list.csv",
+        "data.num_frames": 4,
+        "data.image_size": 32,
+        "data.decode_size": 32,
+        "data.batch_size": 2,
+        "data.eval_batch_size": 2,
+        "data.num_workers": 0,
+        "model.name": "cnn_rnn",
+        "model.backbone": "resnet10t",
+        "model.hidden_size": 16,
+        "model.attention_dim": 16,
+        "model.dropout": 0.5,
+        "train.epochs": 2,
+        "train.lr": 3e-3,
+        "train.warmup_epochs": 0,
+        "train.device": "cpu",
+        "train.early_stop_patience": "null",
+        "train.checkpoint_every_steps": 2,
+        "train.log_every": 1,
     }
     return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
 
 
 def records(run: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING}
-            for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in TIMING}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +145,25 @@ def runs(tmp_path_factory):
     root = write_folder_dataset(tmp / "data")
     seen = tmp / "seen"
     seen.mkdir()
-    a = launch(accelerate("-m", "tests.dist.cli", "train", "-q", "--out", str(tmp / "A"), *train_sets(root),
-                          "--set", "data.num_workers=1"), env={"VIDREC_TEST_RECORD": str(seen)})
+    a = launch(
+        accelerate(
+            "-m",
+            "tests.dist.cli",
+            "train",
+            "-q",
+            "--out",
+            str(tmp / "A"),
+            *train_sets(root),
+            "--set",
+            "data.num_workers=1",
+        ),
+        env={"VIDREC_TEST_RECORD": str(seen)},
+    )
     # B: killed in epoch 2 after its third micro-batch (the last state: after the first), then resumed
-    killed = launch(torchrun("-m", "tests.dist.cli", "train", "-q", "--out", str(tmp / "B"), *train_sets(root), c10d=True),
-                    env={"VIDREC_TEST_KILL_AT": "1:3"})
+    killed = launch(
+        torchrun("-m", "tests.dist.cli", "train", "-q", "--out", str(tmp / "B"), *train_sets(root), c10d=True),
+        env={"VIDREC_TEST_KILL_AT": "1:3"},
+    )
     resumed = launch(torchrun("-m", "vidrec", "train", "-q", "--out", str(tmp / "B"), "--resume"))
     return {"root": root, "A": tmp / "A", "B": tmp / "B", "seen": seen, "a": a, "killed": killed, "resumed": resumed}
 
@@ -192,8 +248,24 @@ def test_embed_over_two_processes_killed_and_rerun_fills_one_store_like_one_proc
     assert one.processed == 10
 
     store = tmp_path / "store"
-    args = ["embed", str(videos), "--out", str(store), "--model", str(clip), "--frames", "8", "--merge", "2",
-            "--batch-size", "1", "--workers", "0", "--device", "cpu"]
+    args = [
+        "embed",
+        str(videos),
+        "--out",
+        str(store),
+        "--model",
+        str(clip),
+        "--frames",
+        "8",
+        "--merge",
+        "2",
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
     killed = launch(torchrun("-m", "tests.dist.cli", *args), env={"VIDREC_TEST_KILL_AFTER_WRITES": "2"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert 2 <= Store(store).count() < 10  # rank 0 wrote 2 videos, then every process died
@@ -204,8 +276,11 @@ def test_embed_over_two_processes_killed_and_rerun_fills_one_store_like_one_proc
     def rows(path: Path) -> tuple[dict, dict]:
         st = Store(path)
         v, s = st.videos().to_pylist(), st.segments().to_pylist()
-        return ({r["path"]: r for r in v}, {(r["path"], r["segment"]): r for r in s}) if len(v) == len({r["path"] for r in v}) \
-            and len(s) == len({(r["path"], r["segment"]) for r in s}) else pytest.fail("duplicate rows")
+        return (
+            ({r["path"]: r for r in v}, {(r["path"], r["segment"]): r for r in s})
+            if len(v) == len({r["path"] for r in v}) and len(s) == len({(r["path"], r["segment"]) for r in s})
+            else pytest.fail("duplicate rows")
+        )
 
     (rv, rs), (mv, ms) = rows(tmp_path / "one"), rows(store)
     assert rv.keys() == mv.keys() and rs.keys() == ms.keys()  # no video and no segment lost, none twice

@@ -65,8 +65,10 @@ def test_the_check_catches_a_wrong_option_and_verb() -> None:
     from vidrec.cli import command
 
     root = command()
-    text = ("```bash\nvidrec predict --checkpoint ck a.mp4 \\\n    --batch-szie 4   # typo\n"
-            "vidrec evaluate --checkpoint ck\n```\n")
+    text = (
+        "```bash\nvidrec predict --checkpoint ck a.mp4 \\\n    --batch-szie 4   # typo\n"
+        "vidrec evaluate --checkpoint ck\n```\n"
+    )
     found = [check(line, root) for line in commands(text)]
     assert found == ["vidrec predict: no option --batch-szie", "vidrec evaluate: no such verb"]
     assert check("vidrec moments a.mp4 'q' --model m -vv -k 3", root) is None
@@ -136,9 +138,11 @@ def test_documented_embed_options_load(tmp_path: Path) -> None:
 
 
 def test_the_config_check_catches_a_wrong_key_and_a_stale_error(tmp_path: Path) -> None:
-    text = ("```bash\ncat > my.yaml <<'EOF'\n_base_: configs/ucf101.yaml\ntrain:\n  epochs: 3\nEOF\n"
-            "vidrec train --config my.yaml --set train.lrr=3\nvidrec train -c my.yaml -s train.lr=0.1\n```\n"
-            "```\n$ vidrec config show --set train.lr=.inf\nerror: train.lr: must be small\n```\n")
+    text = (
+        "```bash\ncat > my.yaml <<'EOF'\n_base_: configs/ucf101.yaml\ntrain:\n  epochs: 3\nEOF\n"
+        "vidrec train --config my.yaml --set train.lrr=3\nvidrec train -c my.yaml -s train.lr=0.1\n```\n"
+        "```\n$ vidrec config show --set train.lr=.inf\nerror: train.lr: must be small\n```\n"
+    )
     files = written_files(text, tmp_path)
     found = [check_config(line, err, files) for line, err in config_lines(text)]
     assert "train.lrr: unknown key" in found[0] and found[1] is None

@@ -108,13 +108,18 @@ def ucf_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         train = "".join(f"{c}/v_{c}_g01_c01.avi {i + 1}\r\n" for i, c in enumerate(classes))
         (lists / f"trainlist0{k}.txt").write_text(train)
         (lists / f"testlist0{k}.txt").write_text("".join(f"{c}/v_{c}_g02_c01.avi\r\n" for c in classes))
-    rar = write_rar4(src / "UCF101.rar", src, ["UCF-101", *sorted(p.relative_to(src).as_posix()
-                                                                   for p in (src / "UCF-101").rglob("*"))])
+    rar = write_rar4(
+        src / "UCF101.rar",
+        src,
+        ["UCF-101", *sorted(p.relative_to(src).as_posix() for p in (src / "UCF-101").rglob("*"))],
+    )
     with zipfile.ZipFile(src / "splits.zip", "w") as z:
         for p in sorted(lists.iterdir()):
             z.write(p, f"ucfTrainTestlist/{p.name}")
-    return {"UCF101.rar": rar.read_bytes(),
-            "UCF101TrainTestSplits-RecognitionTask.zip": (src / "splits.zip").read_bytes()}
+    return {
+        "UCF101.rar": rar.read_bytes(),
+        "UCF101TrainTestSplits-RecognitionTask.zip": (src / "splits.zip").read_bytes(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +144,10 @@ def hmdb_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         for k in (1, 2, 3):
             lines = f"{cls}_clip_u_nm_np1_fr_goo_0.avi 1 \n{cls}_clip_u_nm_np1_fr_goo_1.avi 2 \n"  # 1 train, 2 test
             (splits / f"{cls}_test_split{k}.txt").write_text(lines)
-    return {"hmdb51_org.rar": write_rar4(src / "hmdb51_org.rar", outer).read_bytes(),
-            "test_train_splits.rar": write_rar4(src / "splits.rar", src / "splits").read_bytes()}
+    return {
+        "hmdb51_org.rar": write_rar4(src / "hmdb51_org.rar", outer).read_bytes(),
+        "test_train_splits.rar": write_rar4(src / "splits.rar", src / "splits").read_bytes(),
+    }
 
 
 def test_ucf101_download_resumes_and_leaves_the_loader_layout(server, ucf_files, tmp_path):
@@ -172,12 +179,20 @@ def test_hmdb51_rar_of_rars_with_an_automatic_retry(server, hmdb_files, tmp_path
     server.files.update(hmdb_files)
     server.drop["hmdb51_org.rar"] = 1000  # broken off once: the retry resumes by itself
     root = tmp_path / "hmdb51"
-    res = dl.download_dataset("hmdb51", root, mirror=_url(server), archives=_catalogue("hmdb51", hmdb_files),
-                              unpacker=unpacker, retry_delay=0, keep_archives=True)
+    res = dl.download_dataset(
+        "hmdb51",
+        root,
+        mirror=_url(server),
+        archives=_catalogue("hmdb51", hmdb_files),
+        unpacker=unpacker,
+        retry_delay=0,
+        keep_archives=True,
+    )
     assert ("hmdb51_org.rar", "bytes=1000-") in server.ranges
     assert res.fetched == ["hmdb51_org.rar", "test_train_splits.rar"]
-    assert sorted(p.name for p in root.iterdir()) == sorted(["hmdb51_org", "hmdb51_org.rar", "test_train_splits.rar",
-                                                              "testTrainMulti_7030_splits"])
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        ["hmdb51_org", "hmdb51_org.rar", "test_train_splits.rar", "testTrainMulti_7030_splits"]
+    )
     assert sorted(p.name for p in (root / "hmdb51_org").iterdir()) == ["brush_hair", "cartwheel"]  # inner .rar gone
     rs = load_records("hmdb51", root, split=2)
     assert rs.classes == ["brush_hair", "cartwheel"] and len(rs.subset("train")) == 2 and len(rs.subset("test")) == 2
@@ -233,10 +248,21 @@ def test_cli_download(server, ucf_files, tmp_path, capsys):
     from tests.test_cli import run
 
     server.files.update(ucf_files)
-    code, out, err = run(capsys, "data", "download", "ucf101", "--to", str(tmp_path / "u"), "--mirror", _url(server),
-                         "--no-checksum", "--quiet")
+    code, out, err = run(
+        capsys,
+        "data",
+        "download",
+        "ucf101",
+        "--to",
+        str(tmp_path / "u"),
+        "--mirror",
+        _url(server),
+        "--no-checksum",
+        "--quiet",
+    )
     assert code == 0, err
     assert "vidrec data show" in out and (tmp_path / "u/UCF-101/ApplyEyeMakeup").is_dir()
-    code, out, err = run(capsys, "data", "download", "hmdb51", "--to", str(tmp_path / "h"), "--mirror", _url(server),
-                         "--quiet")
+    code, out, err = run(
+        capsys, "data", "download", "hmdb51", "--to", str(tmp_path / "h"), "--mirror", _url(server), "--quiet"
+    )
     assert code == 2 and err.startswith("error: ") and "HTTP 404" in err and "Traceback" not in err

@@ -64,7 +64,10 @@ def test_extract_is_resumable_and_records_failures(videos, tmp_path, clip_dir):
     third = run(videos, store, clip_dir)  # nothing new: only the broken file is retried
     assert (third.processed, third.skipped, third.failed) == (0, 4, 1)
     assert str((videos / "broken.mp4").resolve()) in third.failures
-    assert "not a readable video" in json.loads((store / "failures.json").read_text())[str((videos / "broken.mp4").resolve())]["error"]
+    assert (
+        "not a readable video"
+        in json.loads((store / "failures.json").read_text())[str((videos / "broken.mp4").resolve())]["error"]
+    )
     assert third.short == 0 and second.short + first.short == 1
     # a changed file is embedded again, the rest is skipped
     colour_video(videos / "red.mp4", COLORS["green"], seed=9)
@@ -92,14 +95,23 @@ def test_store_round_trip_and_exports(videos, tmp_path, clip_dir):
     item = json.loads((ex / "a__b__blue_embedding.json").read_text())
     assert item["shape"] == [32] and item["dtype"] == "float32" and item["video_path"].endswith("blue.webm")
     cons = json.loads((ex / "embeddings.json").read_text())
-    assert cons["metadata"]["successful"] == 4 and cons["metadata"]["failed"] == 1 and set(cons["embeddings"]) >= {"red", "white"}
+    assert (
+        cons["metadata"]["successful"] == 4
+        and cons["metadata"]["failed"] == 1
+        and set(cons["embeddings"]) >= {"red", "white"}
+    )
     allv = np.load(ex / "embeddings.npy")
     index = json.loads((ex / "embeddings_index.json").read_text())
     assert allv.shape == (4, 32) and [v["path"] for v in index["videos"]] == tab["path"].to_pylist()
     import pyarrow.parquet as pq
 
     seg = pq.read_table(ex / "segments.parquet")
-    assert seg.num_rows == st.segments().num_rows and set(seg.column_names) >= {"start_s", "end_s", "frame_indices", "vector"}
+    assert seg.num_rows == st.segments().num_rows and set(seg.column_names) >= {
+        "start_s",
+        "end_s",
+        "frame_indices",
+        "vector",
+    }
     assert str(ex / "embeddings.json") in s.exports
     # the store reopens from disk with what built it
     again = Store(store)
@@ -211,8 +223,21 @@ def test_ann_index_on_a_large_table(tmp_path, clip_dir):
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(300, 32)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    rows = [{"path": f"/v/{i}.mp4", "name": str(i), "size": 1, "mtime_ns": 1, "num_frames": 4, "fps": 4.0, "duration": 1.0,
-             "frame_indices": [0, 1, 2, 3], "vector": v, "embedded_at": ""} for i, v in enumerate(vecs)]
+    rows = [
+        {
+            "path": f"/v/{i}.mp4",
+            "name": str(i),
+            "size": 1,
+            "mtime_ns": 1,
+            "num_frames": 4,
+            "fps": 4.0,
+            "duration": 1.0,
+            "frame_indices": [0, 1, 2, 3],
+            "vector": v,
+            "embedded_at": "",
+        }
+        for i, v in enumerate(vecs)
+    ]
     st.write(rows, [])
     assert st.ensure_index(threshold=1000) == [] and not st.has_index()  # small: exact search
     assert st.ensure_index(threshold=256) == ["videos"] and st.has_index()
@@ -227,13 +252,30 @@ def test_cli_embed_and_search(videos, tmp_path, clip_dir):
 
     runner = CliRunner()
     store = tmp_path / "store"
-    r = runner.invoke(app, ["embed", str(videos), "--out", str(store), "--model", str(clip_dir), "--frames", "8", "--merge", "2",
-                            "--workers", "0", "--format", "npy"])
+    r = runner.invoke(
+        app,
+        [
+            "embed",
+            str(videos),
+            "--out",
+            str(store),
+            "--model",
+            str(clip_dir),
+            "--frames",
+            "8",
+            "--merge",
+            "2",
+            "--workers",
+            "0",
+            "--format",
+            "npy",
+        ],
+    )
     assert r.exit_code == 1, r.output  # done, but one video failed (listed): as predict and prepare scan
     assert "embedded 4 videos, skipped 0 unchanged, 1 failed" in r.output and "videos/s" in r.output
     r = runner.invoke(app, ["search", str(store), "a red square", "-k", "2", "--json"])
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output[r.output.index("{"):])
+    out = json.loads(r.output[r.output.index("{") :])
     assert out["query"] == "a red square" and len(out["results"]) == 2 and out["results"][0]["moments"]
     qf = tmp_path / "q.json"
     qf.write_text(json.dumps(["red", {"query": "blue", "k": 1}]))
@@ -310,8 +352,12 @@ def test_moments_of_a_stored_video_and_pairs(videos, tmp_path, clip_dir):
     # at another resolution the video is embedded again, in windows
     fine = moments_in_store(st, red, "a red square", k=10, window_seconds=1.0, stride_seconds=0.5)
     assert sorted((m.start_s, m.end_s) for m in fine) == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
-    pairs = [(str(red), "a red square"), (str(tmp_path / "missing.mp4"), "blue"), (str(red), " "),
-             (str(videos / "a" / "green.avi"), "green")]
+    pairs = [
+        (str(red), "a red square"),
+        (str(tmp_path / "missing.mp4"), "blue"),
+        (str(red), " "),
+        (str(videos / "a" / "green.avi"), "green"),
+    ]
     res = search_pairs(pairs, store=st, k=2)
     assert [r.status for r in res] == ["ok", "error", "error", "ok"]
     assert "no such video" in res[1].error and "empty query" in res[2].error
@@ -324,11 +370,28 @@ def test_cli_moments_pairs_and_embed_options(videos, tmp_path, clip_dir, capsys)
 
     store = tmp_path / "store"
     opts = tmp_path / "embed.yaml"
-    opts.write_text(f"model: {clip_dir}\nframes: 8\nmerge: 2-2\nmerge_keep: 0.6\nfusion: meanP\nsegments: window\n"
-                    "window_seconds: 1\nstride_seconds: 0.5\n")
+    opts.write_text(
+        f"model: {clip_dir}\nframes: 8\nmerge: 2-2\nmerge_keep: 0.6\nfusion: meanP\nsegments: window\n"
+        "window_seconds: 1\nstride_seconds: 0.5\n"
+    )
     summary = tmp_path / "summary.json"
-    code, out, err = cli(capsys, "embed", str(videos), "--out", str(store), "--config", str(opts),
-                         "--fusion", "seqTransf", "--merge-layers", "2-3", "--workers", "0", "--summary", str(summary))
+    code, out, err = cli(
+        capsys,
+        "embed",
+        str(videos),
+        "--out",
+        str(store),
+        "--config",
+        str(opts),
+        "--fusion",
+        "seqTransf",
+        "--merge-layers",
+        "2-3",
+        "--workers",
+        "0",
+        "--summary",
+        str(summary),
+    )
     assert code == 1, err  # the broken video
     desc = Store(store).encoder_description
     assert desc["merge_frames"] == "2-2" and desc["merge_keep"] == [0.6, 0.6] and desc["merge_layers"] == [2, 3]
@@ -338,8 +401,9 @@ def test_cli_moments_pairs_and_embed_options(videos, tmp_path, clip_dir, capsys)
     assert "broken.mp4" in next(iter(s["failures"]))
     red = [r for r in Store(store).segments().to_pylist() if r["path"].endswith("red.mp4")]
     assert [(r["start_s"], r["end_s"]) for r in red] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]  # overlapping windows
-    code, out, err = cli(capsys, "search", str(store), "a red square", "--video", str(videos / "red.mp4"), "-k", "2",
-                         "--json")
+    code, out, err = cli(
+        capsys, "search", str(store), "a red square", "--video", str(videos / "red.mp4"), "-k", "2", "--json"
+    )
     assert code == 0, err
     assert [m["start_s"] for m in json.loads(out)["moments"]] != [] and len(json.loads(out)["moments"]) == 2
     pairs = tmp_path / "pairs.csv"
@@ -350,11 +414,27 @@ def test_cli_moments_pairs_and_embed_options(videos, tmp_path, clip_dir, capsys)
     rows = json.loads(out)
     assert [r["status"] for r in rows] == ["ok", "ok", "error"] and rows[0]["moments"] and rows[2]["error"]
     assert all(r["inference_ms"] > 0 for r in rows)
-    code, out, err = cli(capsys, "moments", str(videos / "red.mp4"), "a red square", "--model", str(clip_dir),
-                         "--frames", "4", "--merge", "off", "--window-seconds", "0.5", "--stride-seconds", "0.25",
-                         "-k", "3")
+    code, out, err = cli(
+        capsys,
+        "moments",
+        str(videos / "red.mp4"),
+        "a red square",
+        "--model",
+        str(clip_dir),
+        "--frames",
+        "4",
+        "--merge",
+        "off",
+        "--window-seconds",
+        "0.5",
+        "--stride-seconds",
+        "0.25",
+        "-k",
+        "3",
+    )
     assert code == 0, err
     assert out.count(" s  frames [") == 3 and "moments of" in out
-    code, out, err = cli(capsys, "moments", "--pairs", str(videos / "pairs.csv"), "--model", str(clip_dir),
-                         "--frames", "4")
+    code, out, err = cli(
+        capsys, "moments", "--pairs", str(videos / "pairs.csv"), "--model", str(clip_dir), "--frames", "4"
+    )
     assert code == 1 and "3 pairs, 1 failed" in out, out

@@ -61,7 +61,9 @@ def test_checkpoint_errors(trained, tmp_path):
     other.mkdir()
     for f in ("model.safetensors", "classes.json", "metrics.json"):
         (other / f).write_bytes((res.fit.best_checkpoint / f).read_bytes())
-    (other / "config.yaml").write_text((res.fit.best_checkpoint / "config.yaml").read_text().replace("hidden_size: 16", "hidden_size: 24"))
+    (other / "config.yaml").write_text(
+        (res.fit.best_checkpoint / "config.yaml").read_text().replace("hidden_size: 16", "hidden_size: 24")
+    )
     with pytest.raises(CheckpointError, match="tensor .* has shape"):
         load_checkpoint(other)
     # truncated weights
@@ -91,8 +93,11 @@ def test_resume_without_state_is_a_clear_error(tiny_dataset, tmp_path):
 def test_checkpoint_paths_are_absolute_and_a_copy_never_writes_data(trained, tmp_path, monkeypatch):
     cfg, res = trained
     monkeypatch.chdir(tmp_path)
-    rel = load_config(overrides=["data.root=rel/data", "data.generate=true", "model.weights=w.safetensors"], environ={},
-                      validate=False)
+    rel = load_config(
+        overrides=["data.root=rel/data", "data.generate=true", "model.weights=w.safetensors"],
+        environ={},
+        validate=False,
+    )
     ck = load_checkpoint(res.fit.best_checkpoint)
     saved = save_checkpoint(tmp_path / "ck", model=ck.model, cfg=rel, classes=ck.classes)
     tree = __import__("yaml").safe_load((saved / "config.yaml").read_text())
@@ -108,8 +113,11 @@ def test_checkpoint_paths_are_absolute_and_a_copy_never_writes_data(trained, tmp
     assert evaluate_checkpoint(copy, progress=False).result.labels.numel() == 4
     # an older checkpoint of the synthetic set with a relative root: an error naming it, nothing generated
     text = (copy / "config.yaml").read_text()
-    (copy / "config.yaml").write_text(text.replace("dataset: tinyclips", "dataset: synthetic").replace(
-        f"root: {cfg.data.root}", "root: runs/demo/data").replace("generate: false", ""))
+    (copy / "config.yaml").write_text(
+        text.replace("dataset: tinyclips", "dataset: synthetic")
+        .replace(f"root: {cfg.data.root}", "root: runs/demo/data")
+        .replace("generate: false", "")
+    )
     with pytest.raises(VidrecError, match="runs/demo/data does not exist"):
         evaluate_checkpoint(copy, progress=False)
     assert not any(empty.iterdir())
@@ -159,7 +167,11 @@ def test_progressive_unfreezing_keeps_backbone_fixed_while_frozen(tiny_dataset, 
     from vidrec.engine.run import model_from_config
 
     def run(epochs: int, name: str) -> torch.nn.Module:
-        cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / name, **{"train.epochs": epochs, "train.freeze_backbone_epochs": 1}))
+        cfg = load_config(
+            overrides=tiny_overrides(
+                tiny_dataset, tmp_path / name, **{"train.epochs": epochs, "train.freeze_backbone_epochs": 1}
+            )
+        )
         train(cfg, progress=False)
         return load_checkpoint(tmp_path / name / "checkpoints/last").model
 
@@ -167,6 +179,7 @@ def test_progressive_unfreezing_keeps_backbone_fixed_while_frozen(tiny_dataset, 
     torch.manual_seed(cfg.train.seed)  # train() seeds the same way before building the model
     init = dict(model_from_config(cfg, 2).named_parameters())
     after1, after2 = run(1, "one"), run(2, "two")
+
     def changed(m, prefix):
         return [n for n, p in m.named_parameters() if n.startswith(prefix) and not torch.equal(p, init[n])]
 
@@ -176,8 +189,13 @@ def test_progressive_unfreezing_keeps_backbone_fixed_while_frozen(tiny_dataset, 
 
 
 def test_early_stopping(tiny_dataset, tmp_path):
-    cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "r", **{
-        "train.epochs": 6, "train.lr": 1e-9, "train.early_stop_patience": 1, "train.monitor": "val_loss"}))
+    cfg = load_config(
+        overrides=tiny_overrides(
+            tiny_dataset,
+            tmp_path / "r",
+            **{"train.epochs": 6, "train.lr": 1e-9, "train.early_stop_patience": 1, "train.monitor": "val_loss"},
+        )
+    )
     res = train(cfg, progress=False)
     losses = [h["val_loss"] for h in res.fit.history]
     # patience 1: training stops at the first epoch that does not improve on the best so far, not before
@@ -187,7 +205,9 @@ def test_early_stopping(tiny_dataset, tmp_path):
 
 
 def test_bf16_autocast_on_cpu(tiny_dataset, tmp_path):
-    cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "r", **{"train.epochs": 1, "train.precision": "bf16"}))
+    cfg = load_config(
+        overrides=tiny_overrides(tiny_dataset, tmp_path / "r", **{"train.epochs": 1, "train.precision": "bf16"})
+    )
     res = train(cfg, progress=False)
     assert res.fit.history[0]["train_loss"] == res.fit.history[0]["train_loss"]  # finite, not NaN
 

@@ -72,7 +72,9 @@ def env(tiny_dataset, tmp_path_factory) -> Env:
     file = root / "a-file.txt"
     file.write_text("not a folder")
     sets = [a for s in overrides for a in ("--set", s) if not s.startswith("train.out_dir=")]
-    return Env(root, tiny_dataset, ck, sorted((tiny_dataset / "videos").glob("val_*.mp4"))[0], file, root / "PWNED", sets)
+    return Env(
+        root, tiny_dataset, ck, sorted((tiny_dataset / "videos").glob("val_*.mp4"))[0], file, root / "PWNED", sets
+    )
 
 
 def _hostile_legacy_run(env: Env) -> str:
@@ -135,134 +137,362 @@ class Case:
 
 CASES = [
     # config
-    Case("config-self-base", lambda e: ["config", "show", "--config", e.write("cfg/self.yaml", "_base_: self.yaml\n")],
-         "_base_ includes itself"),
+    Case(
+        "config-self-base",
+        lambda e: ["config", "show", "--config", e.write("cfg/self.yaml", "_base_: self.yaml\n")],
+        "_base_ includes itself",
+    ),
     Case("config-base-loop", lambda e: ["config", "show", "--config", _base_loop(e)], "_base_ includes itself"),
-    Case("config-not-utf8", lambda e: ["config", "show", "--config", e.write("cfg/latin1.yaml", b"train:\n  lr: 0.1 # \xe9\n")],
-         "not UTF-8"),
-    Case("config-hidden-size-abc", lambda e: ["config", "show", "--check", "--set", "model.hidden_size=abc"], "model.hidden_size"),
-    Case("config-lr-inf", lambda e: ["config", "show", "--set", "train.lr=.inf"], r"train\.lr: Input should be a finite number"),
+    Case(
+        "config-not-utf8",
+        lambda e: ["config", "show", "--config", e.write("cfg/latin1.yaml", b"train:\n  lr: 0.1 # \xe9\n")],
+        "not UTF-8",
+    ),
+    Case(
+        "config-hidden-size-abc",
+        lambda e: ["config", "show", "--check", "--set", "model.hidden_size=abc"],
+        "model.hidden_size",
+    ),
+    Case(
+        "config-lr-inf",
+        lambda e: ["config", "show", "--set", "train.lr=.inf"],
+        r"train\.lr: Input should be a finite number",
+    ),
     # train
-    Case("train-lr-inf", lambda e: ["train", *e.sets, "--set", "train.lr=.inf", "--out", str(e.root / "t1")], "train.lr",
-         _not_created("t1")),
+    Case(
+        "train-lr-inf",
+        lambda e: ["train", *e.sets, "--set", "train.lr=.inf", "--out", str(e.root / "t1")],
+        "train.lr",
+        _not_created("t1"),
+    ),
     Case("train-out-is-a-file", lambda e: ["train", *e.sets, "--out", str(e.file)], "is a file"),
     Case("train-out-under-a-file", lambda e: ["train", *e.sets, "--out", str(e.file / "run")], "is a file"),
-    Case("train-mistyped-synthetic-root", lambda e: ["train", "--set", f"data.root={e.root / 'no/such/root'}", "--out", str(e.root / "t2")],
-         "no/such/root does not exist", _not_created("no")),
-    Case("train-device-absent-gpu", lambda e: ["train", *e.sets, "--set", "train.device=cuda:7", "--out", str(e.root / "t3")],
-         "train.device=cuda:7"),
+    Case(
+        "train-mistyped-synthetic-root",
+        lambda e: ["train", "--set", f"data.root={e.root / 'no/such/root'}", "--out", str(e.root / "t2")],
+        "no/such/root does not exist",
+        _not_created("no"),
+    ),
+    Case(
+        "train-device-absent-gpu",
+        lambda e: ["train", *e.sets, "--set", "train.device=cuda:7", "--out", str(e.root / "t3")],
+        "train.device=cuda:7",
+    ),
     Case("train-device-typo", lambda e: ["train", *e.sets, "--set", "train.device=gpu"], "train.device"),
-    Case("train-keep-checkpoints", lambda e: ["train", *e.sets, "--set", "train.keep_checkpoints=some"], "train.keep_checkpoints"),
-    Case("train-resume-nothing", lambda e: ["train", *e.sets, "--resume", "--out", str(e.root / "empty-run")], "no resumable state"),
-    Case("train-resume-from-missing", lambda e: ["train", "--resume-from", str(e.root / "nope")], "no such checkpoint directory"),
-    Case("train-resume-from-weights-only", lambda e: ["train", "--resume-from", str(e.ck), "--out", str(e.root / "t4")],
-         "no resumable state"),
-    Case("train-hostile-weights", lambda e: ["train", *e.sets, "--set", f"model.weights={_hostile_file(e, 'evil.pth')}",
-                                             "--out", str(e.root / "t5")], "evil.pth: refused", _no_marker),
-    Case("train-resume-hostile-optimizer-bin", lambda e: ["train", "--quiet", "--resume", "--out", _hostile_legacy_run(e)],
-         "optimizer.bin: refused", _no_marker),
+    Case(
+        "train-keep-checkpoints",
+        lambda e: ["train", *e.sets, "--set", "train.keep_checkpoints=some"],
+        "train.keep_checkpoints",
+    ),
+    Case(
+        "train-resume-nothing",
+        lambda e: ["train", *e.sets, "--resume", "--out", str(e.root / "empty-run")],
+        "no resumable state",
+    ),
+    Case(
+        "train-resume-from-missing",
+        lambda e: ["train", "--resume-from", str(e.root / "nope")],
+        "no such checkpoint directory",
+    ),
+    Case(
+        "train-resume-from-weights-only",
+        lambda e: ["train", "--resume-from", str(e.ck), "--out", str(e.root / "t4")],
+        "no resumable state",
+    ),
+    Case(
+        "train-hostile-weights",
+        lambda e: [
+            "train",
+            *e.sets,
+            "--set",
+            f"model.weights={_hostile_file(e, 'evil.pth')}",
+            "--out",
+            str(e.root / "t5"),
+        ],
+        "evil.pth: refused",
+        _no_marker,
+    ),
+    Case(
+        "train-resume-hostile-optimizer-bin",
+        lambda e: ["train", "--quiet", "--resume", "--out", _hostile_legacy_run(e)],
+        "optimizer.bin: refused",
+        _no_marker,
+    ),
     # eval
-    Case("eval-missing-checkpoint", lambda e: ["eval", "--checkpoint", str(e.root / "nope")], "no such checkpoint directory"),
-    Case("eval-out-under-a-file", lambda e: ["eval", "--checkpoint", str(e.ck), "--out", str(e.file / "report")], "is a file"),
-    Case("eval-config-hidden-size-abc", lambda e: ["eval", "--checkpoint", e.ck_variant("abc", _hidden_size_abc)],
-         "config.yaml: model.hidden_size"),
-    Case("eval-device-absent-gpu", lambda e: ["eval", "--checkpoint", str(e.ck), "--device", "cuda:7"],
-         "--device cuda:7"),
+    Case(
+        "eval-missing-checkpoint",
+        lambda e: ["eval", "--checkpoint", str(e.root / "nope")],
+        "no such checkpoint directory",
+    ),
+    Case(
+        "eval-out-under-a-file",
+        lambda e: ["eval", "--checkpoint", str(e.ck), "--out", str(e.file / "report")],
+        "is a file",
+    ),
+    Case(
+        "eval-config-hidden-size-abc",
+        lambda e: ["eval", "--checkpoint", e.ck_variant("abc", _hidden_size_abc)],
+        "config.yaml: model.hidden_size",
+    ),
+    Case(
+        "eval-device-absent-gpu", lambda e: ["eval", "--checkpoint", str(e.ck), "--device", "cuda:7"], "--device cuda:7"
+    ),
     Case("eval-workers-negative", lambda e: ["eval", "--checkpoint", str(e.ck), "--workers", "-1"], "--workers"),
-    Case("config-cache-decoded", lambda e: ["config", "show", "--set", "data.cache_decoded=lots"],
-         "data.cache_decoded"),
+    Case(
+        "config-cache-decoded", lambda e: ["config", "show", "--set", "data.cache_decoded=lots"], "data.cache_decoded"
+    ),
     # predict
-    Case("predict-videos-and-subset", lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--subset", "val"],
-         "not both"),
+    Case(
+        "predict-videos-and-subset",
+        lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--subset", "val"],
+        "not both",
+    ),
     Case("predict-nothing", lambda e: ["predict", "--checkpoint", str(e.ck)], "give VIDEOS"),
-    Case("predict-empty-folder", lambda e: ["predict", "--checkpoint", str(e.ck), _empty_dir(e)],
-         "no videos in this folder"),
-    Case("predict-csv-format", lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--csv",
-                                          str(e.root / "s.csv"), "--csv-format", "kaggle"],
-         "--csv-format kaggle", _not_created("s.csv")),
-    Case("predict-device-typo", lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--device", "gpu"],
-         "unknown device"),
-    Case("predict-batch-size-zero", lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--batch-size", "0"],
-         "--batch-size"),
-    Case("predict-topk-negative", lambda e: ["predict", "--checkpoint", str(e.ck), "--topk", "-1", str(e.video)], "--topk"),
-    Case("predict-csv-under-a-file", lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--csv", str(e.file / "s.csv")],
-         "is a file"),
-    Case("predict-csv-is-a-folder", lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--csv", str(e.root)],
-         "is a folder"),
-    Case("predict-config-hidden-size-abc", lambda e: ["predict", "--checkpoint", e.ck_variant("abc", _hidden_size_abc), str(e.video)],
-         "config.yaml: model.hidden_size"),
-    Case("predict-classes-not-utf8", lambda e: ["predict", "--checkpoint", e.ck_variant("latin1", _classes(b'["\xe9t\xe9", "b"]')),
-                                                str(e.video)], "classes.json: not UTF-8"),
-    Case("predict-classes-ints", lambda e: ["predict", "--checkpoint", e.ck_variant("ints", _classes(b"[1, 2]")), str(e.video)],
-         "list of class names"),
-    Case("predict-checkpoint-is-a-file", lambda e: ["predict", "--checkpoint", str(e.file), str(e.video)], "is a directory"),
+    Case(
+        "predict-empty-folder",
+        lambda e: ["predict", "--checkpoint", str(e.ck), _empty_dir(e)],
+        "no videos in this folder",
+    ),
+    Case(
+        "predict-csv-format",
+        lambda e: [
+            "predict",
+            "--checkpoint",
+            str(e.ck),
+            str(e.video),
+            "--csv",
+            str(e.root / "s.csv"),
+            "--csv-format",
+            "kaggle",
+        ],
+        "--csv-format kaggle",
+        _not_created("s.csv"),
+    ),
+    Case(
+        "predict-device-typo",
+        lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--device", "gpu"],
+        "unknown device",
+    ),
+    Case(
+        "predict-batch-size-zero",
+        lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--batch-size", "0"],
+        "--batch-size",
+    ),
+    Case(
+        "predict-topk-negative",
+        lambda e: ["predict", "--checkpoint", str(e.ck), "--topk", "-1", str(e.video)],
+        "--topk",
+    ),
+    Case(
+        "predict-csv-under-a-file",
+        lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--csv", str(e.file / "s.csv")],
+        "is a file",
+    ),
+    Case(
+        "predict-csv-is-a-folder",
+        lambda e: ["predict", "--checkpoint", str(e.ck), str(e.video), "--csv", str(e.root)],
+        "is a folder",
+    ),
+    Case(
+        "predict-config-hidden-size-abc",
+        lambda e: ["predict", "--checkpoint", e.ck_variant("abc", _hidden_size_abc), str(e.video)],
+        "config.yaml: model.hidden_size",
+    ),
+    Case(
+        "predict-classes-not-utf8",
+        lambda e: ["predict", "--checkpoint", e.ck_variant("latin1", _classes(b'["\xe9t\xe9", "b"]')), str(e.video)],
+        "classes.json: not UTF-8",
+    ),
+    Case(
+        "predict-classes-ints",
+        lambda e: ["predict", "--checkpoint", e.ck_variant("ints", _classes(b"[1, 2]")), str(e.video)],
+        "list of class names",
+    ),
+    Case(
+        "predict-checkpoint-is-a-file",
+        lambda e: ["predict", "--checkpoint", str(e.file), str(e.video)],
+        "is a directory",
+    ),
     # data
-    Case("data-show-jsonl-not-utf8", lambda e: ["data", "show", "--set", "data.dataset=folder", "--set", f"data.root={e.data}",
-                                                "--set", "data.list_file=" + e.write("lists/latin1.jsonl", b'{"path": "x.mp4", "label": "\xe9"}\n')],
-         "not UTF-8"),
-    Case("data-show-jsonl-list-label", lambda e: ["data", "show", "--strict", "--set", "data.dataset=folder", "--set", f"data.root={e.data}",
-                                                  "--set", "data.list_file=" + e.write("lists/list-label.jsonl", _jsonl(e, ["up"]))],
-         "the label must be a class name"),
-    Case("data-show-jsonl-dict-label", lambda e: ["data", "show", "--strict", "--set", "data.dataset=folder", "--set", f"data.root={e.data}",
-                                                  "--set", "data.list_file=" + e.write("lists/dict-label.jsonl", _jsonl(e, {"a": 1}))],
-         "the label must be a class name"),
+    Case(
+        "data-show-jsonl-not-utf8",
+        lambda e: [
+            "data",
+            "show",
+            "--set",
+            "data.dataset=folder",
+            "--set",
+            f"data.root={e.data}",
+            "--set",
+            "data.list_file=" + e.write("lists/latin1.jsonl", b'{"path": "x.mp4", "label": "\xe9"}\n'),
+        ],
+        "not UTF-8",
+    ),
+    Case(
+        "data-show-jsonl-list-label",
+        lambda e: [
+            "data",
+            "show",
+            "--strict",
+            "--set",
+            "data.dataset=folder",
+            "--set",
+            f"data.root={e.data}",
+            "--set",
+            "data.list_file=" + e.write("lists/list-label.jsonl", _jsonl(e, ["up"])),
+        ],
+        "the label must be a class name",
+    ),
+    Case(
+        "data-show-jsonl-dict-label",
+        lambda e: [
+            "data",
+            "show",
+            "--strict",
+            "--set",
+            "data.dataset=folder",
+            "--set",
+            f"data.root={e.data}",
+            "--set",
+            "data.list_file=" + e.write("lists/dict-label.jsonl", _jsonl(e, {"a": 1})),
+        ],
+        "the label must be a class name",
+    ),
     Case("data-show-no-root", lambda e: ["data", "show", "--set", "data.dataset=ucf101"], "data.root"),
-    Case("data-download-unknown", lambda e: ["data", "download", "kinetics", "--to", str(e.root / "dl")], "no download for",
-         _not_created("dl")),
+    Case(
+        "data-download-unknown",
+        lambda e: ["data", "download", "kinetics", "--to", str(e.root / "dl")],
+        "no download for",
+        _not_created("dl"),
+    ),
     Case("data-download-to-a-file", lambda e: ["data", "download", "ucf101", "--to", str(e.file)], "is a file"),
-    Case("data-download-unpacker", lambda e: ["data", "download", "hmdb51", "--to", str(e.root / "dl2"), "--unpacker", "7z"],
-         "--unpacker '7z'", _not_created("dl2")),
+    Case(
+        "data-download-unpacker",
+        lambda e: ["data", "download", "hmdb51", "--to", str(e.root / "dl2"), "--unpacker", "7z"],
+        "--unpacker '7z'",
+        _not_created("dl2"),
+    ),
     # synth, demo
     Case("synth-out-is-a-file", lambda e: ["synth", "--out", str(e.file)], "is a file"),
     Case("synth-out-under-a-file", lambda e: ["synth", "--out", str(e.file / "data")], "is a file"),
     Case("demo-out-under-a-file", lambda e: ["demo", "--out", str(e.file / "demo")], "is a file"),
     # prepare
-    Case("prepare-scan-missing-root", lambda e: ["prepare", "scan", str(e.root / "nope"), "--out", str(e.root / "s.parquet")],
-         "nope"),
-    Case("prepare-frames-missing-root", lambda e: ["prepare", "frames", str(e.root / "nope"), "--out", str(e.root / "frames")],
-         "nope"),
-    Case("prepare-transcode-missing-root", lambda e: ["prepare", "transcode", str(e.root / "nope"), "--out", str(e.root / "tc")],
-         "nope"),
-    Case("prepare-transcode-out-inside", lambda e: ["prepare", "transcode", str(e.root), "--out", str(e.root / "tc")],
-         "inside the source folder"),
-    Case("prepare-something-else-missing", lambda e: ["prepare", "something-else", str(e.root / "nope"), "--out", str(e.root / "b.sqlite")],
-         "nope"),
-    Case("prepare-hands-no-root", lambda e: ["prepare", "hands", "--set", "data.dataset=ucf101"], "data.root|MediaPipe"),
+    Case(
+        "prepare-scan-missing-root",
+        lambda e: ["prepare", "scan", str(e.root / "nope"), "--out", str(e.root / "s.parquet")],
+        "nope",
+    ),
+    Case(
+        "prepare-frames-missing-root",
+        lambda e: ["prepare", "frames", str(e.root / "nope"), "--out", str(e.root / "frames")],
+        "nope",
+    ),
+    Case(
+        "prepare-transcode-missing-root",
+        lambda e: ["prepare", "transcode", str(e.root / "nope"), "--out", str(e.root / "tc")],
+        "nope",
+    ),
+    Case(
+        "prepare-transcode-out-inside",
+        lambda e: ["prepare", "transcode", str(e.root), "--out", str(e.root / "tc")],
+        "inside the source folder",
+    ),
+    Case(
+        "prepare-something-else-missing",
+        lambda e: ["prepare", "something-else", str(e.root / "nope"), "--out", str(e.root / "b.sqlite")],
+        "nope",
+    ),
+    Case(
+        "prepare-hands-no-root", lambda e: ["prepare", "hands", "--set", "data.dataset=ucf101"], "data.root|MediaPipe"
+    ),
     Case("prepare-objects-no-root", lambda e: ["prepare", "objects", "--set", "data.dataset=ucf101"], "data.root"),
     # embed, search, serve, models
-    Case("embed-hostile-clip-bin", lambda e: ["embed", str(e.video), "--out", str(e.root / "store"), "--model", _hostile_clip_dir(e),
-                                              "--workers", "0"], "pytorch_model.bin: refused", _no_marker),
+    Case(
+        "embed-hostile-clip-bin",
+        lambda e: [
+            "embed",
+            str(e.video),
+            "--out",
+            str(e.root / "store"),
+            "--model",
+            _hostile_clip_dir(e),
+            "--workers",
+            "0",
+        ],
+        "pytorch_model.bin: refused",
+        _no_marker,
+    ),
     Case("embed-missing-videos", lambda e: ["embed", str(e.root / "nope"), "--out", str(e.root / "store2")], "nope"),
     Case("search-missing-store", lambda e: ["search", str(e.root / "nope"), "a query"], "nope"),
-    Case("search-pairs-no-header", lambda e: ["search", str(e.root / "nope"), "--pairs",
-                                              e.write("pairs/p.csv", "a.mp4,a query\n")],
-         "must name the columns video,query"),
-    Case("search-pairs-and-query", lambda e: ["search", str(e.root / "nope"), "a query", "--pairs",
-                                              e.write("pairs/q.csv", "video,query\n")],
-         "names the videos and queries itself"),
-    Case("search-window-without-video", lambda e: ["search", str(e.root / "nope"), "a query", "--window-seconds", "2"],
-         "--window-seconds / --stride-seconds set the moments of one video"),
+    Case(
+        "search-pairs-no-header",
+        lambda e: ["search", str(e.root / "nope"), "--pairs", e.write("pairs/p.csv", "a.mp4,a query\n")],
+        "must name the columns video,query",
+    ),
+    Case(
+        "search-pairs-and-query",
+        lambda e: ["search", str(e.root / "nope"), "a query", "--pairs", e.write("pairs/q.csv", "video,query\n")],
+        "names the videos and queries itself",
+    ),
+    Case(
+        "search-window-without-video",
+        lambda e: ["search", str(e.root / "nope"), "a query", "--window-seconds", "2"],
+        "--window-seconds / --stride-seconds set the moments of one video",
+    ),
     Case("moments-no-query", lambda e: ["moments", str(e.video)], "give a VIDEO and a QUERY"),
-    Case("moments-missing-video", lambda e: ["moments", str(e.root / "nope.mp4"), "a query"],
-         "nope.mp4: no such video file"),
-    Case("moments-device-typo", lambda e: ["moments", str(e.video), "a query", "--device", "gpu"],
-         "--device gpu: unknown device"),
-    Case("embed-config-unknown-option", lambda e: ["embed", str(e.video), "--out", str(e.root / "store3"), "--config",
-                                                   e.write("cfg/embed.yaml", "merg: 2-2\n")], r"merg: unknown option",
-         _not_created("store3")),
-    Case("embed-merge-keep-out-of-range", lambda e: ["embed", str(e.video), "--out", str(e.root / "store4"),
-                                                     "--merge-keep", "1.5"], r"merge.keep", _not_created("store4")),
-    Case("embed-summary-is-a-folder", lambda e: ["embed", str(e.video), "--out", str(e.root / "store5"),
-                                                 "--summary", str(e.root)],
-         "--summary .*is a folder", _not_created("store5")),
+    Case(
+        "moments-missing-video",
+        lambda e: ["moments", str(e.root / "nope.mp4"), "a query"],
+        "nope.mp4: no such video file",
+    ),
+    Case(
+        "moments-device-typo",
+        lambda e: ["moments", str(e.video), "a query", "--device", "gpu"],
+        "--device gpu: unknown device",
+    ),
+    Case(
+        "embed-config-unknown-option",
+        lambda e: [
+            "embed",
+            str(e.video),
+            "--out",
+            str(e.root / "store3"),
+            "--config",
+            e.write("cfg/embed.yaml", "merg: 2-2\n"),
+        ],
+        r"merg: unknown option",
+        _not_created("store3"),
+    ),
+    Case(
+        "embed-merge-keep-out-of-range",
+        lambda e: ["embed", str(e.video), "--out", str(e.root / "store4"), "--merge-keep", "1.5"],
+        r"merge.keep",
+        _not_created("store4"),
+    ),
+    Case(
+        "embed-summary-is-a-folder",
+        lambda e: ["embed", str(e.video), "--out", str(e.root / "store5"), "--summary", str(e.root)],
+        "--summary .*is a folder",
+        _not_created("store5"),
+    ),
     Case("serve-nothing", lambda e: ["serve"], "--checkpoint"),
     Case("models-zero-classes", lambda e: ["models", "--num-classes", "0"], "--num-classes"),
     # export (ONNX), predict --backend onnx
-    Case("export-unknown-format", lambda e: ["export", "--checkpoint", str(e.ck), "--format", "tflite", "--out", str(e.root / "m.tflite")],
-         "--format tflite"),
-    Case("export-out-under-a-file", lambda e: ["export", "--checkpoint", str(e.ck), "--out", str(e.file / "m.onnx")], "is a file"),
-    Case("predict-onnx-backend-on-a-directory", lambda e: ["predict", "--checkpoint", str(e.ck), "--backend", "onnx", str(e.video)],
-         "vidrec export --checkpoint"),
+    Case(
+        "export-unknown-format",
+        lambda e: ["export", "--checkpoint", str(e.ck), "--format", "tflite", "--out", str(e.root / "m.tflite")],
+        "--format tflite",
+    ),
+    Case(
+        "export-out-under-a-file",
+        lambda e: ["export", "--checkpoint", str(e.ck), "--out", str(e.file / "m.onnx")],
+        "is a file",
+    ),
+    Case(
+        "predict-onnx-backend-on-a-directory",
+        lambda e: ["predict", "--checkpoint", str(e.ck), "--backend", "onnx", str(e.video)],
+        "vidrec export --checkpoint",
+    ),
 ]
 
 
@@ -325,13 +555,26 @@ def test_eval_strict_stops_only_on_the_evaluated_subset(env: Env, capsys) -> Non
     lists = root / "ucfTrainTestlist"
     lists.mkdir()
     (lists / "classInd.txt").write_text("1 Left\n2 Right\n")
-    (lists / "trainlist01.txt").write_text("".join(f"{t} {names.index(t.split('/')[0]) + 1}\n" for t in train)
-                                           + "Left/v_Left_g25_c09.avi 1\n")  # names a missing video
+    (lists / "trainlist01.txt").write_text(
+        "".join(f"{t} {names.index(t.split('/')[0]) + 1}\n" for t in train) + "Left/v_Left_g25_c09.avi 1\n"
+    )  # names a missing video
     (lists / "testlist01.txt").write_text("".join(f"{t}\n" for t in test))
     ck = load_checkpoint(env.ck)
     ucf_ck = save_checkpoint(env.root / "ucf-ck", model=ck.model, cfg=ck.cfg, classes=names)
-    argv = ["eval", "--checkpoint", str(ucf_ck), "--strict", "--quiet", "--json", "--set", "data.dataset=ucf101",
-            "--set", f"data.root={root}", "--out", str(env.root / "ucf-eval")]
+    argv = [
+        "eval",
+        "--checkpoint",
+        str(ucf_ck),
+        "--strict",
+        "--quiet",
+        "--json",
+        "--set",
+        "data.dataset=ucf101",
+        "--set",
+        f"data.root={root}",
+        "--out",
+        str(env.root / "ucf-eval"),
+    ]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     assert json.loads(out)["num_videos"] == len(test) == 4

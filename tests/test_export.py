@@ -105,7 +105,9 @@ def test_the_web_demo_classifies_with_the_onnx_file(exported, tiny_dataset):
     video = sorted((tiny_dataset / "videos").glob("val_*.mp4"))[0]
     page = classify(load_resources(out, None, device="auto").predictor, video, topk=2)
     ref = classify(load_resources(ck, None, device="cpu").predictor, video, topk=2)
-    assert [c for c, _ in page] == [c for c, _ in ref] and [p for _, p in page] == pytest.approx([p for _, p in ref], abs=1e-5)
+    assert [c for c, _ in page] == [c for c, _ in ref] and [p for _, p in page] == pytest.approx(
+        [p for _, p in ref], abs=1e-5
+    )
 
 
 def test_export_and_backend_mistakes_are_one_line(exported, tiny_dataset, tmp_path, capsys):

@@ -91,7 +91,9 @@ def test_something_else_frames_only_with_aligned_boxes(tmp_path: Path) -> None:
     ids = ["101", "102", "103", "104", "105", "106"]
     for vid in ids:
         write_frames(frames / vid, SE_FRAMES, "{:04d}.jpg", size=SE_SIZE)  # as Something-Else ships them
-    rs = load_records("something_else", paths["root"], splits_dir=paths["splits"], boxes=paths["parts"], frames_root=frames)
+    rs = load_records(
+        "something_else", paths["root"], splits_dir=paths["splits"], boxes=paths["parts"], frames_root=frames
+    )
     assert rs.problems == []
     assert sorted(r.video_id for r in rs.subsets["train"] + rs.subsets["val"]) == ids
     rec = next(r for r in rs.subsets["val"] if r.video_id == "101")

@@ -57,7 +57,9 @@ def test_roi_is_square_away_from_borders() -> None:
         w, h = rng.uniform(2, 30, size=2)
         roi = square_roi((x1, y1, x1 + w, y1 + h), 320, 240, margin=float(rng.uniform(0, 0.5)))
         assert roi is not None and roi.width == roi.height
-        assert roi.x0 <= x1 + 0.5 and roi.y0 <= y1 + 0.5 and roi.x1 >= x1 + w - 0.5 and roi.y1 >= y1 + h - 0.5  # covers the box
+        assert (
+            roi.x0 <= x1 + 0.5 and roi.y0 <= y1 + 0.5 and roi.x1 >= x1 + w - 0.5 and roi.y1 >= y1 + h - 0.5
+        )  # covers the box
 
 
 # ---------------------------------------------------------------------------------- crop -> frame
@@ -238,7 +240,9 @@ def test_real_mediapipe_on_video_frames(tmp_path: Path) -> None:
     from vidrec.video.encode import write_video
 
     spec = SynthSpec(size=96, num_frames=16, clutter=0.0)
-    frames, boxes, _ = render_video(spec, 8, "train", 0)  # "putting into": the hand from above, MediaPipe finds it often
+    frames, boxes, _ = render_video(
+        spec, 8, "train", 0
+    )  # "putting into": the hand from above, MediaPipe finds it often
     path = write_video(tmp_path / "clip.mp4", frames, fps=12)
     decoded = PyAVDecoder().decode(path, list(range(len(frames)))).numpy()
     found = 0
@@ -275,9 +279,15 @@ def test_multistream_trains_on_all_three_streams_with_real_mediapipe(tmp_path: P
 
     _landmarker_or_skip().close()  # type: ignore[attr-defined]
     data = tmp_path / "data"
-    spec = SynthSpec(videos_per_class=12, val_per_class=4, test_per_class=0, size=96, num_frames=12,
-                     classes=("Putting [something] into [something]", "Taking [something] out of [something]"),
-                     layouts=("ssv2", "something_else"))
+    spec = SynthSpec(
+        videos_per_class=12,
+        val_per_class=4,
+        test_per_class=0,
+        size=96,
+        num_frames=12,
+        classes=("Putting [something] into [something]", "Taking [something] out of [something]"),
+        layouts=("ssv2", "something_else"),
+    )
     generate(data, spec, workers=1, progress=False)
     ann, split = data / "annotations", data / "dataset_splits" / "shuffled"
     split.mkdir(parents=True)
@@ -286,12 +296,31 @@ def test_multistream_trains_on_all_three_streams_with_real_mediapipe(tmp_path: P
     (split / "labels.json").write_text((data / "dataset_splits" / "compositional" / "labels.json").read_text())
     streams = data / "streams"
     overrides = [
-        f"data.root={data}", f"data.streams_dir={streams}", "data.dataset=something_else", "data.split_set=shuffled",
-        "data.max_objects=2", "data.image_size=32", "data.num_frames=8", "data.batch_size=8", "data.num_workers=0",
-        "model.name=multistream", "model.streams=[hands,objects,context]", "model.context_backbone=test_resnet",
-        "model.object_backbone=test_efficientnet", "model.object_size=16", "model.num_objects=2", "model.fusion_dim=32",
-        "model.num_heads=2", "model.lstm_hidden=16", "model.hand_dim=16", "model.gnn_hidden=16", "model.object_dim=16",
-        "model.context_dim=16", "train.epochs=2", "train.warmup_epochs=0", "train.early_stop_patience=null",
+        f"data.root={data}",
+        f"data.streams_dir={streams}",
+        "data.dataset=something_else",
+        "data.split_set=shuffled",
+        "data.max_objects=2",
+        "data.image_size=32",
+        "data.num_frames=8",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "model.name=multistream",
+        "model.streams=[hands,objects,context]",
+        "model.context_backbone=test_resnet",
+        "model.object_backbone=test_efficientnet",
+        "model.object_size=16",
+        "model.num_objects=2",
+        "model.fusion_dim=32",
+        "model.num_heads=2",
+        "model.lstm_hidden=16",
+        "model.hand_dim=16",
+        "model.gnn_hidden=16",
+        "model.object_dim=16",
+        "model.context_dim=16",
+        "train.epochs=2",
+        "train.warmup_epochs=0",
+        "train.early_stop_patience=null",
         f"train.out_dir={tmp_path / 'run'}",
     ]
     cfg = load_config(overrides=overrides, environ={})

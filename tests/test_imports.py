@@ -135,12 +135,16 @@ def test_embed_store_is_the_storage_layer_under_search() -> None:
         assert "_check_queries" not in text and "._table(" not in text and "_sql_str" not in text, user
 
 
-
 def test_data_and_video_never_import_the_engine() -> None:
     """Data code lives in vidrec/data (a dataset loader is never an engine module); the engine builds on it."""
     graph = import_graph(ROOT)
-    bad = sorted(f"{m} -> {t}" for m, ts in graph.items() if m.startswith(("vidrec.data", "vidrec.video"))
-                 for t in ts if t.startswith("vidrec.engine"))
+    bad = sorted(
+        f"{m} -> {t}"
+        for m, ts in graph.items()
+        if m.startswith(("vidrec.data", "vidrec.video"))
+        for t in ts
+        if t.startswith("vidrec.engine")
+    )
     assert not bad, bad
     from vidrec.data.records import _LOADER_MODULES  # imported by name on demand: not an import statement
 
@@ -157,18 +161,36 @@ def _write(root: Path, files: dict[str, str]) -> None:
     "files, expect",
     [
         # a lazy import inside a function closes the circle (the old embed/store <-> embed/search)
-        ({"pkg/__init__.py": "", "pkg/a.py": "from pkg.b import f\n",
-          "pkg/b.py": "def f():\n    from pkg.a import g\n"}, [["pkg.a", "pkg.b", "pkg.a"]]),
+        (
+            {
+                "pkg/__init__.py": "",
+                "pkg/a.py": "from pkg.b import f\n",
+                "pkg/b.py": "def f():\n    from pkg.a import g\n",
+            },
+            [["pkg.a", "pkg.b", "pkg.a"]],
+        ),
         # relative imports and a longer loop
-        ({"pkg/__init__.py": "", "pkg/sub/__init__.py": "", "pkg/sub/x.py": "from . import y\n",
-          "pkg/sub/y.py": "from ..z import q\n", "pkg/z.py": "import pkg.sub.x\n"},
-         [["pkg.sub.x", "pkg.sub.y", "pkg.z", "pkg.sub.x"]]),
+        (
+            {
+                "pkg/__init__.py": "",
+                "pkg/sub/__init__.py": "",
+                "pkg/sub/x.py": "from . import y\n",
+                "pkg/sub/y.py": "from ..z import q\n",
+                "pkg/z.py": "import pkg.sub.x\n",
+            },
+            [["pkg.sub.x", "pkg.sub.y", "pkg.z", "pkg.sub.x"]],
+        ),
         # a package __init__ that imports its submodule is not a cycle with it
         ({"pkg/__init__.py": "from pkg.a import A\n", "pkg/a.py": "import os\nA = 1\n"}, []),
         # under TYPE_CHECKING still counts
-        ({"pkg/__init__.py": "", "pkg/a.py": "import pkg.b\n",
-          "pkg/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import A\n"},
-         [["pkg.a", "pkg.b", "pkg.a"]]),
+        (
+            {
+                "pkg/__init__.py": "",
+                "pkg/a.py": "import pkg.b\n",
+                "pkg/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import A\n",
+            },
+            [["pkg.a", "pkg.b", "pkg.a"]],
+        ),
     ],
     ids=["lazy", "relative-3", "init-reexport", "type-checking"],
 )

@@ -60,7 +60,7 @@ def test_kinetics_missing_empty_and_bad_lines(k400: Path, tmp_path: Path) -> Non
     (root / "train" / "air_drumming" / kinetics_name(yt, s, e)).write_bytes(b"")  # a failed download
     with open(root / "annotations" / "validate.csv", "a") as f:
         f.write('"juggling fire",abcdefghijk,1,11,val,0\n')  # a label the train CSV does not have
-        f.write('abseiling,bcdefghijkl,x,11,val,0\n')  # a bad time
+        f.write("abseiling,bcdefghijkl,x,11,val,0\n")  # a bad time
     rs = load_records("kinetics", root)
     text = "\n".join(rs.problems)
     assert len(rs.problems) == 4, text
@@ -114,7 +114,9 @@ def test_kinetics_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no Kinetics annotation CSVs"):
         load_records("kinetics", tmp_path)
     (tmp_path / "train.csv").write_text("label,video,start\nabseiling,x,1\n")
-    with pytest.raises(DatasetError, match=r"train\.csv: line 1: the header must name youtube_id, time_start, time_end"):
+    with pytest.raises(
+        DatasetError, match=r"train\.csv: line 1: the header must name youtube_id, time_start, time_end"
+    ):
         load_records("kinetics", tmp_path)
     with pytest.raises(ConfigError, match="one official split"):
         load_records("kinetics", tmp_path, split=2)
@@ -193,15 +195,22 @@ def test_mmaction2_multi_class_list(mm: Path) -> None:
     rs = load_records("list", mm, train_list="multi.txt", prefix="data", label_map="label_map.txt", multi_label=True)
     assert rs.problems == []
     assert [(r.label, r.meta.get("labels")) for r in rs.subsets["train"]] == [
-        (1, [1, 3, 5]), (1, [1, 2]), (2, None), (2, [2, 4, 6, 8]), (3, None), (3, None)]
+        (1, [1, 3, 5]),
+        (1, [1, 2]),
+        (2, None),
+        (2, [2, 4, 6, 8]),
+        (3, None),
+        (3, None),
+    ]
     assert any("3 videos carry several labels" in n for n in rs.info["notes"])
     assert "no data.val_list: the val subset is empty" in rs.info["notes"]
 
 
 def test_mmaction2_list_problems_and_names(mm: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
-    bad.write_text(VIDEO_LIST + "some/path/missing.mp4 1\nsome/path/000.mp4 9\nno_label_here.mp4\n"
-                   "air drumming/clip 01.mp4 2\n")
+    bad.write_text(
+        VIDEO_LIST + "some/path/missing.mp4 1\nsome/path/000.mp4 9\nno_label_here.mp4\nair drumming/clip 01.mp4 2\n"
+    )
     (mm / "data" / "air drumming").mkdir(exist_ok=True)
     tiny_video(mm / "data" / "air drumming" / "clip 01.mp4", seed=50)  # a path with spaces
     rs = load_records("list", mm, train_list=bad, prefix=mm / "data", classes=["a", "b", "c", "d"])
@@ -213,7 +222,9 @@ def test_mmaction2_list_problems_and_names(mm: Path, tmp_path: Path) -> None:
     assert rs.subsets["train"][-1].path.name == "clip 01.mp4" and rs.subsets["train"][-1].label == 2
     # no class names at all: classes are named by their index, and data show says so
     rep = data_show_json("data.dataset=list", f"data.root={mm}", "data.train_list=videos.txt", "data.prefix=data")
-    assert rep["classes"] == ["0", "1", "2", "3"] and any("name them with data.label_map" in n for n in rep["info"]["notes"])
+    assert rep["classes"] == ["0", "1", "2", "3"] and any(
+        "name them with data.label_map" in n for n in rep["info"]["notes"]
+    )
     with pytest.raises(ConfigError, match="data.train_list / data.val_list: name MMAction2's annotation lists"):
         load_records("list", mm)
     with pytest.raises(DatasetError, match="data.train_list: nope.txt not found"):
@@ -221,9 +232,15 @@ def test_mmaction2_list_problems_and_names(mm: Path, tmp_path: Path) -> None:
 
 
 def test_mmaction2_json_list_and_frames_root(mm: Path, tmp_path: Path) -> None:
-    (tmp_path / "train.json").write_text(json.dumps(
-        [{"filename": "some/path/000.mp4", "label": 1}, {"filename": "some/path/001.mp4", "label": [2, 3]},
-         {"frame_dir": "x", "label": "oops"}]))
+    (tmp_path / "train.json").write_text(
+        json.dumps(
+            [
+                {"filename": "some/path/000.mp4", "label": 1},
+                {"filename": "some/path/001.mp4", "label": [2, 3]},
+                {"frame_dir": "x", "label": "oops"},
+            ]
+        )
+    )
     rs = load_records("list", mm, train_list=tmp_path / "train.json", prefix="data", multi_label=True)
     assert [(r.label, r.meta.get("labels")) for r in rs.subsets["train"]] == [(1, None), (2, [2, 3])]
     assert len(rs.problems) == 1 and "train.json: item 2: expected" in rs.problems[0]

@@ -92,8 +92,10 @@ def test_ucf101_trimmed_class_ind_keeps_original_ids(ucf: Path, tmp_path: Path) 
 
     text = format_report(data_show_json("data.dataset=ucf101", f"data.root={root}"))  # what `vidrec data show` prints
     assert "class ids remapped: labels are 0..1 in the order below; classInd.txt id -> label: 1->0, 3->1" in text
-    assert (f"class subset: left out train {per_split}, test {len(UCF_CLIPS)} annotated videos of 1 other class(es): "
-            "ApplyEyeMakeup") in text
+    assert (
+        f"class subset: left out train {per_split}, test {len(UCF_CLIPS)} annotated videos of 1 other class(es): "
+        "ApplyEyeMakeup"
+    ) in text
 
 
 def test_ucf101_full_class_ind_is_not_remapped(ucf: Path) -> None:
@@ -109,7 +111,9 @@ def test_ucf101_data_classes_selects_by_name_in_the_given_order(ucf: Path) -> No
     assert rep["problems"] == []
     rs = load_records("ucf101", ucf, split=1, classes=["HandstandPushups", "Basketball"])
     assert all(rs.classes[r.label] == r.path.parent.name for r in rs.subsets["train"])
-    with pytest.raises(ConfigError, match=r"data.classes: 'Basketbal' is not a class of ucf101; did you mean 'Basketball'"):
+    with pytest.raises(
+        ConfigError, match=r"data.classes: 'Basketbal' is not a class of ucf101; did you mean 'Basketball'"
+    ):
         load_records("ucf101", ucf, classes=["Basketbal"])
     with pytest.raises(ConfigError, match="named twice"):
         load_records("ucf101", ucf, classes=["Basketball", "basketball"])

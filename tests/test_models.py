@@ -57,10 +57,25 @@ TINY: dict[str, tuple[dict[str, Any], int, int]] = {
     "clip_video": ({"arch": "tiny", "num_frames": 4}, 4, 32),
     "clip_video_tiny": ({"num_frames": 4}, 4, 32),
     "multistream": (
-        {"context_backbone": "resnet10t", "object_backbone": "resnet10t", "hand_dim": 16, "gnn_hidden": 8,
-         "gnn_layers": 1, "object_dim": 16, "context_dim": 16, "num_objects": 2, "object_size": 32, "fusion_dim": 16,
-         "num_heads": 2, "lstm_hidden": 8, "dropout": 0.0, "num_frames": 4, "image_size": 32},
-        4, 32,
+        {
+            "context_backbone": "resnet10t",
+            "object_backbone": "resnet10t",
+            "hand_dim": 16,
+            "gnn_hidden": 8,
+            "gnn_layers": 1,
+            "object_dim": 16,
+            "context_dim": 16,
+            "num_objects": 2,
+            "object_size": 32,
+            "fusion_dim": 16,
+            "num_heads": 2,
+            "lstm_hidden": 8,
+            "dropout": 0.0,
+            "num_frames": 4,
+            "image_size": 32,
+        },
+        4,
+        32,
     ),
 }
 
@@ -116,8 +131,15 @@ def make_tiny_hf_dir(kind: str, directory: Path, *, num_labels: int = 3) -> Path
     import transformers as tf
 
     directory.mkdir(parents=True, exist_ok=True)
-    common = {"image_size": HF_SIZE, "num_frames": HF_NUM_FRAMES, "hidden_size": 32, "num_hidden_layers": 1,
-              "num_attention_heads": 2, "intermediate_size": 64, "num_labels": num_labels}
+    common = {
+        "image_size": HF_SIZE,
+        "num_frames": HF_NUM_FRAMES,
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "num_labels": num_labels,
+    }
     if kind == "videomae":
         net = tf.VideoMAEForVideoClassification(tf.VideoMAEConfig(patch_size=16, tubelet_size=2, **common))
         (directory / "preprocessor_config.json").write_text(json.dumps({"image_mean": HF_MEAN, "image_std": [0.5] * 3}))
@@ -156,7 +178,12 @@ def test_parameter_count_and_input_spec(name: str) -> None:
 
             assert sum(p.numel() for p in getattr(tvv, name)(num_classes=classes).parameters()) == expected
     spec, meta = model.input_spec, entry.input  # what the data side reads, and what `vidrec models` shows
-    assert (spec.num_frames, spec.image_size, spec.mean, spec.std) == (meta.num_frames, meta.image_size, meta.mean, meta.std)
+    assert (spec.num_frames, spec.image_size, spec.mean, spec.std) == (
+        meta.num_frames,
+        meta.image_size,
+        meta.mean,
+        meta.std,
+    )
     assert set(spec.side_inputs) <= set(meta.side_inputs)
     for cfg in entry.pretrained.values():  # weights trained at another normalisation would be fed wrongly
         assert cfg.mean is None or cfg.part or cfg.mean == spec.mean, (name, cfg.tag)
@@ -272,12 +299,16 @@ def test_options_come_from_the_class_with_their_types() -> None:
     """``model.<key>`` is checked against the model class's constructor: names and types, values coerced."""
     assert set(get_model_entry("r3d_18").options()) == {"dropout", "layers", "zero_init_residual"}  # block/stem: code
     assert check_model_kwargs("cnn_rnn", {"hidden_size": "8", "finetune_layers": ["layer4"]}) == {
-        "hidden_size": 8, "finetune_layers": ["layer4"]}
+        "hidden_size": 8,
+        "finetune_layers": ["layer4"],
+    }
     with pytest.raises(ConfigError, match=r"model.hidden_size: 'eight' is not a valid int for model 'cnn_rnn'"):
         check_model_kwargs("cnn_rnn", {"hidden_size": "eight"})
     with pytest.raises(ConfigError, match=r"model.dropout: \[0.1\] is not a valid float"):
         create_model("r3d_18", num_classes=3, dropout=[0.1])
-    with pytest.raises(ConfigError, match="model.block: not an option of model 'r3d_18'; its options are: dropout, layers"):
+    with pytest.raises(
+        ConfigError, match="model.block: not an option of model 'r3d_18'; its options are: dropout, layers"
+    ):
         check_model_kwargs("r3d_18", {"block": "Bottleneck"})
     with pytest.raises(ConfigError, match="model.model_type"):
         check_model_kwargs("videomae_small", {"model_type": "gpt2"})  # a Literal: only the three families
@@ -340,7 +371,9 @@ def test_timm_backbone_weights_load_into_cnn_rnn(tmp_path: Path) -> None:
     frames = torch.randn(2, 3, 32, 32)
     upstream.eval(), model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(model.encoder.net(frames), upstream.forward_head(upstream.forward_features(frames), pre_logits=True))
+        torch.testing.assert_close(
+            model.encoder.net(frames), upstream.forward_head(upstream.forward_features(frames), pre_logits=True)
+        )
 
 
 def test_pretrained_offline_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -115,7 +115,13 @@ def test_forward_backward_all_streams() -> None:
         grads = [p.grad for p in part.parameters()]
         assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, part
     assert set(model.input_spec.side_inputs) == {
-        "hand_joints", "hand_joints_mask", "hand_boxes", "hand_mask", "object_crops", "object_boxes", "object_mask",
+        "hand_joints",
+        "hand_joints_mask",
+        "hand_boxes",
+        "hand_mask",
+        "object_crops",
+        "object_boxes",
+        "object_mask",
     }
 
 
@@ -210,7 +216,9 @@ def test_bad_options(kwargs: dict[str, Any], match: str) -> None:
 
 
 def test_ablation_is_a_config_override() -> None:
-    cfg = load_config(overrides=["model.name=multistream", "model.streams=[context,objects]"], environ={}, validate=False)
+    cfg = load_config(
+        overrides=["model.name=multistream", "model.streams=[context,objects]"], environ={}, validate=False
+    )
     check_model_kwargs(cfg.model.name, cfg.model_kwargs)
     model = create_model(cfg.model.name, num_classes=3, **dict(TINY, **cfg.model_kwargs))
     assert model.streams == ("context", "objects") and not hasattr(model, "hand_encoder")
@@ -260,9 +268,22 @@ def _make_video(root: Path, vid: str) -> VideoRecord:
         for cat, (x1, y1, x2, y2) in _scene(i).items():
             colour = {"0000": RED, "0001": BLUE, "hand": (255, 255, 255)}[cat]
             frames[i, y1:y2, x1:x2] = colour
-            labels.append({"box2d": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}, "category": "cup" if cat != "hand" else "hand",
-                           "standard_category": cat, "gt_annotation": f"object {cat}"})
-        entries.append({"name": f"{vid}/{i + 1:04d}.jpg", "labels": labels, "gt_placeholders": ["cup"], "nr_instances": len(labels)})
+            labels.append(
+                {
+                    "box2d": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                    "category": "cup" if cat != "hand" else "hand",
+                    "standard_category": cat,
+                    "gt_annotation": f"object {cat}",
+                }
+            )
+        entries.append(
+            {
+                "name": f"{vid}/{i + 1:04d}.jpg",
+                "labels": labels,
+                "gt_placeholders": ["cup"],
+                "nr_instances": len(labels),
+            }
+        )
     path = write_video(root / f"{vid}.mp4", frames, fps=12, crf=0)
     ann = root / "boxes.json"
     data = json.loads(ann.read_text()) if ann.is_file() else {}
@@ -337,7 +358,11 @@ def test_hands_and_objects_share_one_file_and_align(videos: list[VideoRecord], t
     prepare_streams(videos[:1], "objects", cache, options=opts)
     meta, a = read_cache(cache_path(cache, "11"))  # type: ignore[misc]
     assert set(meta["kinds"]) == {"hands", "objects"}
-    assert a["hand_joints"].shape == (NF, 2, 21, 3) and a["hand_joints_mask"][:, 0].all() and not a["hand_joints_mask"][:, 1].any()
+    assert (
+        a["hand_joints"].shape == (NF, 2, 21, 3)
+        and a["hand_joints_mask"][:, 0].all()
+        and not a["hand_joints_mask"][:, 1].any()
+    )
     np.testing.assert_allclose(a["hand_joints"][0, 0, 0, :2], [38 / W, 34 / H], atol=1e-6)  # the hand box centre
     side = StreamSideInput(cache, kinds=("hands", "objects"), options=opts)
     out = side(videos[0], [0, 3, 3, 5, 40], None)
@@ -345,7 +370,9 @@ def test_hands_and_objects_share_one_file_and_align(videos: list[VideoRecord], t
     assert out["hand_joints_mask"][:, 0].tolist() == [1, 1, 1, 1, 0]  # frame 40 is not in the video
     assert torch.equal(out["object_crops"][1], torch.from_numpy(a["object_crops"][3]))
     assert (out["object_crops"][4] == 0).all()
-    fly = StreamSideInput(tmp_path / "empty", kinds=("hands", "objects"), on_the_fly=True, options=opts)(videos[0], [0, 3, 3, 5, 40], None)
+    fly = StreamSideInput(tmp_path / "empty", kinds=("hands", "objects"), on_the_fly=True, options=opts)(
+        videos[0], [0, 3, 3, 5, 40], None
+    )
     for k in out:
         assert torch.equal(fly[k], out[k]), k
     with pytest.raises(DatasetError, match="vidrec prepare objects"):
@@ -354,7 +381,9 @@ def test_hands_and_objects_share_one_file_and_align(videos: list[VideoRecord], t
 
 @pytest.mark.slow  # spawned workers each import torch: ~25 s on 2 busy cores
 def test_prepare_with_workers(videos: list[VideoRecord], tmp_path: Path) -> None:
-    s = prepare_streams(videos, "objects", tmp_path / "cache", options=StreamOptions(object_size=8, max_objects=2), workers=2)
+    s = prepare_streams(
+        videos, "objects", tmp_path / "cache", options=StreamOptions(object_size=8, max_objects=2), workers=2
+    )
     assert s.computed == 3 and not s.failed
     assert all(read_cache(cache_path(tmp_path / "cache", v.video_id)) is not None for v in videos)
 
@@ -395,7 +424,10 @@ def test_visualize_draws_classes_boxes_and_joints(videos: list[VideoRecord], tmp
 def test_stream_dropout_hides_a_stream_per_sample_in_training_only() -> None:
     model = tiny(["context", "objects"], stream_dropout=0.5)
     video, side = inputs(tiny())
-    video, side = video.repeat(4, 1, 1, 1, 1), {k: v.repeat(4, *([1] * (v.dim() - 1))) for k, v in side.items()}  # B = 8
+    video, side = (
+        video.repeat(4, 1, 1, 1, 1),
+        {k: v.repeat(4, *([1] * (v.dim() - 1))) for k, v in side.items()},
+    )  # B = 8
     other = dict(side, object_crops=255 - side["object_crops"])
     model.train()
     torch.manual_seed(3)
@@ -430,21 +462,52 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
 
     monkeypatch.setattr("vidrec.data.streams.hands.make_landmarker", lambda **kw: _NoHands())
     data = tmp_path / "data"
-    generate(data, SynthSpec(videos_per_class=40, val_per_class=10, test_per_class=0, size=48, num_frames=16,
-                             classes=("Moving [something] from left to right", "Moving [something] from right to left"),
-                             layouts=("ssv2", "something_else")), workers=1)
+    generate(
+        data,
+        SynthSpec(
+            videos_per_class=40,
+            val_per_class=10,
+            test_per_class=0,
+            size=48,
+            num_frames=16,
+            classes=("Moving [something] from left to right", "Moving [something] from right to left"),
+            layouts=("ssv2", "something_else"),
+        ),
+        workers=1,
+    )
     ann, split = data / "annotations", data / "dataset_splits" / "shuffled"
     split.mkdir(parents=True)
     (split / "train.json").write_text((ann / "something-something-v2-train.json").read_text())
     (split / "validation.json").write_text((ann / "something-something-v2-validation.json").read_text())
     (split / "labels.json").write_text((data / "dataset_splits" / "compositional" / "labels.json").read_text())
     base = [
-        f"data.root={data}", f"data.streams_dir={data / 'streams'}", "data.dataset=something_else", "data.split_set=shuffled", "data.max_objects=2",
-        "data.image_size=32", "data.num_frames=8", "data.batch_size=8", "data.num_workers=0",
-        "model.name=multistream", "model.context_backbone=test_resnet", "model.object_backbone=test_efficientnet",
-        "model.object_size=16", "model.num_objects=2", "model.fusion_dim=32", "model.num_heads=2", "model.lstm_hidden=32",
-        "model.hand_dim=16", "model.gnn_hidden=16", "model.object_dim=32", "model.context_dim=32", "model.dropout=0.0",
-        "train.epochs=8", "train.lr=2e-3", "train.warmup_epochs=0", "train.early_stop_patience=null", "train.label_smoothing=0.0",
+        f"data.root={data}",
+        f"data.streams_dir={data / 'streams'}",
+        "data.dataset=something_else",
+        "data.split_set=shuffled",
+        "data.max_objects=2",
+        "data.image_size=32",
+        "data.num_frames=8",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "model.name=multistream",
+        "model.context_backbone=test_resnet",
+        "model.object_backbone=test_efficientnet",
+        "model.object_size=16",
+        "model.num_objects=2",
+        "model.fusion_dim=32",
+        "model.num_heads=2",
+        "model.lstm_hidden=32",
+        "model.hand_dim=16",
+        "model.gnn_hidden=16",
+        "model.object_dim=32",
+        "model.context_dim=32",
+        "model.dropout=0.0",
+        "train.epochs=8",
+        "train.lr=2e-3",
+        "train.warmup_epochs=0",
+        "train.early_stop_patience=null",
+        "train.label_smoothing=0.0",
     ]
     rs = load_dataset(load_config(overrides=base, environ={}))
     records = [r for recs in rs.subsets.values() for r in recs]
@@ -452,8 +515,10 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
     for kind in ("objects", "hands"):
         assert not prepare_streams(records, kind, data / "streams", options=opts).failed
     top1 = {}
-    for name, extra in (("multistream", ["model.streams=[hands,objects,context]", "model.stream_dropout=0.7"]),
-                        ("context", ["model.streams=[context]"])):
+    for name, extra in (
+        ("multistream", ["model.streams=[hands,objects,context]", "model.stream_dropout=0.7"]),
+        ("context", ["model.streams=[context]"]),
+    ):
         cfg = load_config(overrides=base + extra + [f"train.out_dir={tmp_path / name}"], environ={})
         top1[name] = train(cfg, progress=False).fit.best_metrics["val_top1"]
     print(f"val top-1: multistream {top1['multistream']:.2f}, context only {top1['context']:.2f}")

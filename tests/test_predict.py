@@ -30,14 +30,31 @@ def synth(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("predict")
     data = root / "data"
-    spec = SynthSpec.from_options(videos_per_class=1, val_per_class=2, test_per_class=2, size=48, num_frames=12,
-                                  classes=CLASSES, layouts=["ssv2", "ucf101"])
+    spec = SynthSpec.from_options(
+        videos_per_class=1,
+        val_per_class=2,
+        test_per_class=2,
+        size=48,
+        num_frames=12,
+        classes=CLASSES,
+        layouts=["ssv2", "ucf101"],
+    )
     generate(data, spec, workers=1, progress=False)
     out = {"data": data}
     for ds in ("ssv2", "ucf101"):
-        sets = [f"data.dataset={ds}", f"data.root={data}", "data.num_frames=4", "data.image_size=32",
-                "data.decode_size=32", "data.num_workers=0", "model.name=cnn_rnn", "model.backbone=resnet10t",
-                "model.hidden_size=16", "model.attention_dim=16", "eval.batch_size=4"]
+        sets = [
+            f"data.dataset={ds}",
+            f"data.root={data}",
+            "data.num_frames=4",
+            "data.image_size=32",
+            "data.decode_size=32",
+            "data.num_workers=0",
+            "model.name=cnn_rnn",
+            "model.backbone=resnet10t",
+            "model.hidden_size=16",
+            "model.attention_dim=16",
+            "eval.batch_size=4",
+        ]
         cfg = load_config(overrides=sets, environ={})
         torch.manual_seed(0)
         model = create_model(cfg.model.name, num_classes=2, **cfg.model_kwargs)
@@ -90,8 +107,22 @@ def test_a_folder_is_predicted_recursively_in_batches(synth, tmp_path, capsys):
     _frame_folder(videos[0], root / "x" / "frames_of_a")
     (root / "x" / "broken.mp4").write_bytes(b"\x00" * 64)
     (root / "notes.txt").write_text("not a video")
-    code, out, err = run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), str(root), "--batch-size", "3",
-                         "--workers", "2", "--views", "2", "--json", "--device", "cpu")
+    code, out, err = run(
+        capsys,
+        "predict",
+        "--checkpoint",
+        str(synth["ssv2"]),
+        str(root),
+        "--batch-size",
+        "3",
+        "--workers",
+        "2",
+        "--views",
+        "2",
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert code == 1, err  # done; one input failed and is listed
     got = {Path(p["path"]).relative_to(root).as_posix(): p for p in json.loads(out)}
     assert sorted(got) == ["a.webm", "x/b.webm", "x/broken.mp4", "x/frames_of_a", "x/y/c.webm"]
@@ -112,20 +143,45 @@ def test_a_subset_becomes_a_benchmark_submission(synth, tmp_path, capsys):
     ann = synth["data"] / "annotations"
     test_ids = [str(v["id"]) for v in json.loads((ann / "something-something-v2-test.json").read_text())]
     sub = tmp_path / "ssv2.csv"
-    code, _out, err = run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), "--subset", "test", "--csv", str(sub),
-                         "--topk", "2", "--workers", "0", "-q")
+    code, _out, err = run(
+        capsys,
+        "predict",
+        "--checkpoint",
+        str(synth["ssv2"]),
+        "--subset",
+        "test",
+        "--csv",
+        str(sub),
+        "--topk",
+        "2",
+        "--workers",
+        "0",
+        "-q",
+    )
     assert code == 0, err
     lines = sub.read_text().splitlines()  # SSv2: id;label1;label2, no header, the labels file's names
     assert [ln.split(";")[0] for ln in lines] == test_ids and len(test_ids) == 4
     names = set(json.loads((ann / "something-something-v2-labels.json").read_text()))
     assert all(len(ln.split(";")) == 3 and set(ln.split(";")[1:]) == names for ln in lines)
-    run(capsys, "predict", "--checkpoint", str(synth["ssv2"]), "--subset", "test", "--csv", str(sub), "--topk", "1",
-        "-q")
+    run(
+        capsys,
+        "predict",
+        "--checkpoint",
+        str(synth["ssv2"]),
+        "--subset",
+        "test",
+        "--csv",
+        str(sub),
+        "--topk",
+        "1",
+        "-q",
+    )
     assert all(len(ln.split(";")) == 2 for ln in sub.read_text().splitlines())  # top-1 lines
     # UCF101: testlist01 in the seed-001 format id,class
     ucf = tmp_path / "ucf.csv"
-    code, _out, err = run(capsys, "predict", "--checkpoint", str(synth["ucf101"]), "--subset", "test", "--csv", str(ucf),
-                         "-q")
+    code, _out, err = run(
+        capsys, "predict", "--checkpoint", str(synth["ucf101"]), "--subset", "test", "--csv", str(ucf), "-q"
+    )
     assert code == 0, err
     rows = list(csv.reader(ucf.open()))
     testlist = (synth["data"] / "ucfTrainTestlist" / "testlist01.txt").read_text().splitlines()
@@ -147,8 +203,11 @@ def test_eval_with_workers_and_batches_gives_the_same_report(synth):
 
 
 def _clips(loader) -> dict[tuple[int, int], tuple[torch.Tensor, int]]:
-    return {(int(i), int(v)): (x, int(f)) for batch in loader
-            for i, v, x, f in zip(batch["index"], batch["clip_index"], batch["video"], batch["failed"])}
+    return {
+        (int(i), int(v)): (x, int(f))
+        for batch in loader
+        for i, v, x, f in zip(batch["index"], batch["clip_index"], batch["video"], batch["failed"])
+    }
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -119,13 +119,30 @@ def test_frames_resume_after_interruption(tmp_path: Path) -> None:
 
 def test_frames_cli_dry_run_fps_subset_and_failures(mixed: Path, tmp_path: Path) -> None:
     out = tmp_path / "frames"
-    res = runner.invoke(app, ["prepare", "frames", str(mixed / "good"), "--out", str(out), "--dry-run", "--workers", "1"])
+    res = runner.invoke(
+        app, ["prepare", "frames", str(mixed / "good"), "--out", str(out), "--dry-run", "--workers", "1"]
+    )
     assert res.exit_code == 0, res.output
     assert "1 to do" in res.stdout and "estimate from 1 sampled video(s): 24 frames" in res.stdout
     assert "2 video(s) would share a frame folder" in res.stdout  # clip.avi / clip.mp4 / clip.webm
     assert not out.exists()  # a dry run writes nothing
-    res = runner.invoke(app, ["prepare", "frames", str(mixed), "--out", str(out), "--fps", "6", "--subset", "5",
-                              "--workers", "1", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "prepare",
+            "frames",
+            str(mixed),
+            "--out",
+            str(out),
+            "--fps",
+            "6",
+            "--subset",
+            "5",
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 1  # the bad files among the first five failed
     assert "FAILED  bad/empty.mp4" in res.stdout and "FAILED  bad/notes.mp4" in res.stdout
     assert "FAILED  bad/cut.avi" in res.stdout and "truncated" in res.stdout
@@ -165,4 +182,7 @@ def test_prepare_something_else_merge(tmp_path: Path) -> None:
     bad = {"300": [{"name": "300/0001.jpg", "labels": [{"box2d": {"x1": 1}, "standard_category": "hand"}]}]}
     (parts / "bounding_box_smthsmth_part4.json").write_text(json.dumps(bad))
     summary = merge_box_parts(parts, tmp_path / "again.sqlite")
-    assert len(summary.problems) == 1 and "part4.json: video 300: frame 300/0001.jpg: a label without a valid box2d" in summary.problems[0]
+    assert (
+        len(summary.problems) == 1
+        and "part4.json: video 300: frame 300/0001.jpg: a label without a valid box2d" in summary.problems[0]
+    )

@@ -27,8 +27,19 @@ UCF = ASSETS / "v_SoccerJuggling_g23_c01.avi"
 PHONE = ASSETS / "video_90.mov"
 
 
-def _write(path: Path, n: int, w: int, h: int, fps: float, codec: str, *, options: dict | None = None,
-           gop: int | None = None, bframes: int | None = None, times: list[float] | None = None) -> Path:
+def _write(
+    path: Path,
+    n: int,
+    w: int,
+    h: int,
+    fps: float,
+    codec: str,
+    *,
+    options: dict | None = None,
+    gop: int | None = None,
+    bframes: int | None = None,
+    times: list[float] | None = None,
+) -> Path:
     """Frame i is flat grey 6*i (mod 256) with a bright bar at column 5*i: every frame differs."""
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
@@ -59,14 +70,26 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("made")
     return {
         # H.264 with B-frames and a key frame every 24 (seeking and NONREF skipping both at work)
-        "h264_bframes.mp4": _write(d / "h264_bframes.mp4", 120, 96, 64, 25, "libx264", options={"preset": "veryfast", "g": "24", "bf": "3"}),
+        "h264_bframes.mp4": _write(
+            d / "h264_bframes.mp4", 120, 96, 64, 25, "libx264", options={"preset": "veryfast", "g": "24", "bf": "3"}
+        ),
         # MPEG-4 Part 2 with B-frames in AVI: decode order differs from display order
         "mpeg4_bframes.avi": _write(d / "mpeg4_bframes.avi", 90, 96, 64, 30, "mpeg4", gop=12, bframes=2),
         # SSv2-like VP9 WebM: one key frame, no frame count in the container
-        "vp9.webm": _write(d / "vp9.webm", 40, 96, 64, 12, "libvpx-vp9", options={"deadline": "realtime", "cpu-used": "8", "g": "1000"}),
+        "vp9.webm": _write(
+            d / "vp9.webm", 40, 96, 64, 12, "libvpx-vp9", options={"deadline": "realtime", "cpu-used": "8", "g": "1000"}
+        ),
         # variable frame rate, MKV (no frame count): 30 frames at 30 fps, then 10 at 5 fps
-        "vfr.mkv": _write(d / "vfr.mkv", 40, 64, 48, 30, "libx264", options={"preset": "veryfast", "bf": "0"},
-                          times=[i / 30 for i in range(30)] + [1 + 0.2 * i for i in range(10)]),
+        "vfr.mkv": _write(
+            d / "vfr.mkv",
+            40,
+            64,
+            48,
+            30,
+            "libx264",
+            options={"preset": "veryfast", "bf": "0"},
+            times=[i / 30 for i in range(30)] + [1 + 0.2 * i for i in range(10)],
+        ),
     }
 
 
@@ -186,9 +209,16 @@ def checkpoint(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from vidrec.models.registry import create_model
 
     out = tmp_path_factory.mktemp("ck")
-    cfg = load_config(overrides=tiny_overrides(tiny_dataset, out / "run", **{"data.decode_size": 40, "data.image_size": 32}))
+    cfg = load_config(
+        overrides=tiny_overrides(tiny_dataset, out / "run", **{"data.decode_size": 40, "data.image_size": 32})
+    )
     torch.manual_seed(0)
-    return save_checkpoint(out / "ck", model=create_model(cfg.model.name, num_classes=2, **cfg.model_kwargs), cfg=cfg, classes=list(TINY_CLASSES))
+    return save_checkpoint(
+        out / "ck",
+        model=create_model(cfg.model.name, num_classes=2, **cfg.model_kwargs),
+        cfg=cfg,
+        classes=list(TINY_CLASSES),
+    )
 
 
 def test_predict_eval_and_embed_read_what_training_evaluates(checkpoint):
@@ -208,10 +238,14 @@ def test_predict_eval_and_embed_read_what_training_evaluates(checkpoint):
 
     evaluated = eval_dataset(ck, ck.cfg, val, views=1, recordset=rs)[0]
     video, _, clips = Predictor(ck).load(val[0].path)
-    embedded = _VideoReader([val[0].path], reader=load_encoder(checkpoint, device="cpu").clip_reader(), mode="frame", window_seconds=0)[0]
-    for name, got, idx in (("eval", evaluated["video"], evaluated["frame_indices"].tolist()),
-                           ("predict", video[0], clips[0].indices),
-                           ("embed", embedded["frames"][0].permute(3, 0, 1, 2), embedded["plan"].clips[0])):
+    embedded = _VideoReader(
+        [val[0].path], reader=load_encoder(checkpoint, device="cpu").clip_reader(), mode="frame", window_seconds=0
+    )[0]
+    for name, got, idx in (
+        ("eval", evaluated["video"], evaluated["frame_indices"].tolist()),
+        ("predict", video[0], clips[0].indices),
+        ("embed", embedded["frames"][0].permute(3, 0, 1, 2), embedded["plan"].clips[0]),
+    ):
         assert idx == training_view["frame_indices"].tolist(), name
         assert torch.equal(got, training_view["video"]), name
 
@@ -231,7 +265,9 @@ def test_eval_never_scores_a_stand_in(checkpoint, tiny_dataset, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(tiny_dataset, root)
     (root / "videos" / "val_1_0.mp4").write_bytes(b"not a video")
-    cfg = load_config(overrides=tiny_overrides(root, tmp_path / "run", **{"data.decode_size": 40, "data.image_size": 32}))
+    cfg = load_config(
+        overrides=tiny_overrides(root, tmp_path / "run", **{"data.decode_size": 40, "data.image_size": 32})
+    )
     out = evaluate_checkpoint(checkpoint, cfg=cfg, progress=False)
     assert list(out.unreadable) == [str(root / "videos" / "val_1_0.mp4")]
     assert "not a readable video" in out.unreadable[str(root / "videos" / "val_1_0.mp4")]

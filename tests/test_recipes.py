@@ -37,21 +37,34 @@ def _run_schedule(cfg, opt, sched, epochs, steps, metric=lambda e: 0.5):
     return lrs
 
 
-@pytest.mark.parametrize("sets, expect_head", [
-    # warm-up (1 epoch = 4 steps), then cosine to min_lr_ratio × the smallest group lr
-    (["train.scheduler=cosine", "train.warmup_epochs=1", "train.min_lr_ratio=0.01"],
-     lambda k: 1e-2 * (k + 1) / 4 if k < 4 else 1e-5 + (1e-2 - 1e-5) * 0.5 * (1 + math.cos(math.pi * (k - 4) / 12))),
-    # step: lr *= 0.1 after epochs 2 and 3 (no warm-up)
-    (["train.scheduler=step", "train.milestones=[2,3]", "train.warmup_epochs=0"],
-     lambda k: 1e-2 * 0.1 ** ((k >= 8) + (k >= 12))),
-    # warm-up, resumed inside it, then step (SequentialLR switches with MultiStepLR's closed form)
-    (["train.scheduler=step", "train.milestones=[3.5]", "train.warmup_epochs=3"],
-     lambda k: 1e-2 * ((k + 1) / 12 if k < 12 else 0.1 if k >= 14 else 1.0)),
-    # plateau: val_top1 stays at 0.5, patience 1 -> the 3rd epoch without improvement (after epoch 3) reduces it
-    (["train.scheduler=plateau", "train.plateau_patience=1", "train.warmup_epochs=0", "train.gamma=0.5"],
-     lambda k: 1e-2 * (0.5 if k >= 12 else 1.0)),
-    (["train.scheduler=constant", "train.warmup_epochs=0.5"], lambda k: 1e-2 * min(1.0, (k + 1) / 2)),
-])
+@pytest.mark.parametrize(
+    "sets, expect_head",
+    [
+        # warm-up (1 epoch = 4 steps), then cosine to min_lr_ratio × the smallest group lr
+        (
+            ["train.scheduler=cosine", "train.warmup_epochs=1", "train.min_lr_ratio=0.01"],
+            lambda k: (
+                1e-2 * (k + 1) / 4 if k < 4 else 1e-5 + (1e-2 - 1e-5) * 0.5 * (1 + math.cos(math.pi * (k - 4) / 12))
+            ),
+        ),
+        # step: lr *= 0.1 after epochs 2 and 3 (no warm-up)
+        (
+            ["train.scheduler=step", "train.milestones=[2,3]", "train.warmup_epochs=0"],
+            lambda k: 1e-2 * 0.1 ** ((k >= 8) + (k >= 12)),
+        ),
+        # warm-up, resumed inside it, then step (SequentialLR switches with MultiStepLR's closed form)
+        (
+            ["train.scheduler=step", "train.milestones=[3.5]", "train.warmup_epochs=3"],
+            lambda k: 1e-2 * ((k + 1) / 12 if k < 12 else 0.1 if k >= 14 else 1.0),
+        ),
+        # plateau: val_top1 stays at 0.5, patience 1 -> the 3rd epoch without improvement (after epoch 3) reduces it
+        (
+            ["train.scheduler=plateau", "train.plateau_patience=1", "train.warmup_epochs=0", "train.gamma=0.5"],
+            lambda k: 1e-2 * (0.5 if k >= 12 else 1.0),
+        ),
+        (["train.scheduler=constant", "train.warmup_epochs=0.5"], lambda k: 1e-2 * min(1.0, (k + 1) / 2)),
+    ],
+)
 def test_schedules_follow_their_definition_and_resume_exactly(sets, expect_head, tmp_path):
     cfg = load_config(overrides=["train.epochs=4", "train.optimizer=sgd", *sets], environ={})
     opt, _ = _opt(cfg)
@@ -102,9 +115,13 @@ def test_unfreeze_schedule_by_backbone_part():
     assert list(model.backbone_stages())[-4:] == ["layer1", "layer2", "layer3", "layer4"]
     named = named_backbone_parameters(model, model.backbone_parameters())
     sched = UnfreezeSchedule(named, {"layer4": 1, "layer3": 2, "layer3.0.downsample": 3}, default=4)
+
     def trains() -> set[str]:
-        return {".".join(n.split(".")[:3]) if n.startswith("layer3") else n.split(".")[0]
-                for n, p in named if p.requires_grad}
+        return {
+            ".".join(n.split(".")[:3]) if n.startswith("layer3") else n.split(".")[0]
+            for n, p in named
+            if p.requires_grad
+        }
 
     layer3 = {"layer3.0.conv1", "layer3.0.bn1", "layer3.0.conv2", "layer3.0.bn2"}
     assert sched.apply(0) == [] and not trains()
@@ -127,10 +144,20 @@ def test_sgd_step_recipe_logs_and_unfreezes_stage_by_stage(tiny_dataset, tmp_pat
     from vidrec.engine.checkpoint import load_checkpoint
     from vidrec.engine.run import model_from_config
 
-    extra = {"train.epochs": 2, "train.optimizer": "sgd", "train.lr": 0.05, "train.nesterov": True,
-             "train.scheduler": "step", "train.milestones": "[1]", "train.gamma": 0.2, "train.backbone_lr_mult": 0.5,
-             "train.freeze_backbone_epochs": 5, "train.unfreeze_schedule": "{layer4: 1}",
-             "train.max_steps_per_epoch": 2, "data.max_train_samples": 6}
+    extra = {
+        "train.epochs": 2,
+        "train.optimizer": "sgd",
+        "train.lr": 0.05,
+        "train.nesterov": True,
+        "train.scheduler": "step",
+        "train.milestones": "[1]",
+        "train.gamma": 0.2,
+        "train.backbone_lr_mult": 0.5,
+        "train.freeze_backbone_epochs": 5,
+        "train.unfreeze_schedule": "{layer4: 1}",
+        "train.max_steps_per_epoch": 2,
+        "data.max_train_samples": 6,
+    }
     cfg = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "run", **extra))
     torch.manual_seed(cfg.train.seed)
     init = dict(model_from_config(cfg, 2).named_parameters())
@@ -139,8 +166,9 @@ def test_sgd_step_recipe_logs_and_unfreezes_stage_by_stage(tiny_dataset, tmp_pat
     assert "6 train / 4 val videos" in caplog.text  # val keeps all its videos
     assert "epoch 2: backbone parts training: layer4" in caplog.text
     model = load_checkpoint(res.fit.last_checkpoint).model
-    changed = {n.split(".")[2] for n, p in model.named_parameters()
-               if n.startswith("encoder.") and not torch.equal(p, init[n])}
+    changed = {
+        n.split(".")[2] for n, p in model.named_parameters() if n.startswith("encoder.") and not torch.equal(p, init[n])
+    }
     assert changed == {"layer4"}
     assert not torch.equal(model.head.weight, init["head.weight"])
 
@@ -181,18 +209,40 @@ def test_max_train_samples_keeps_every_class_and_is_seeded():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", [
-    {"train.optimizer": "sgd", "train.scheduler": "plateau", "train.plateau_patience": 0, "train.monitor": "val_loss",
-     "train.epochs": 3, "train.lr": 0.05},
-    {"train.optimizer": "sgd", "train.scheduler": "step", "train.milestones": "[1]", "train.epochs": 2,
-     "train.lr": 0.05, "train.momentum": 0.8},
-], ids=["sgd-plateau", "sgd-step"])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        {
+            "train.optimizer": "sgd",
+            "train.scheduler": "plateau",
+            "train.plateau_patience": 0,
+            "train.monitor": "val_loss",
+            "train.epochs": 3,
+            "train.lr": 0.05,
+        },
+        {
+            "train.optimizer": "sgd",
+            "train.scheduler": "step",
+            "train.milestones": "[1]",
+            "train.epochs": 2,
+            "train.lr": 0.05,
+            "train.momentum": 0.8,
+        },
+    ],
+    ids=["sgd-plateau", "sgd-step"],
+)
 def test_exact_resume_with_sgd_plateau_and_step(tiny_dataset, tmp_path, recipe):
     """Killed in its second epoch and resumed, a run ends with the weights of one that never stopped:
     the plateau's best and bad-epoch count, and the step schedule's position, come back with it."""
     # 2 steps per epoch: the one mid-epoch state save is at global step 3, where the run is killed
-    extra = {"train.checkpoint_every_steps": 3, "train.max_steps_per_epoch": 2, "data.batch_size": 2,
-             "train.warmup_epochs": 0, "model.dropout": 0.5, **recipe}
+    extra = {
+        "train.checkpoint_every_steps": 3,
+        "train.max_steps_per_epoch": 2,
+        "data.batch_size": 2,
+        "train.warmup_epochs": 0,
+        "model.dropout": 0.5,
+        **recipe,
+    }
     full = load_config(overrides=tiny_overrides(tiny_dataset, tmp_path / "full", **extra))
     train(full, progress=False)
     rows = [json.loads(x) for x in (tmp_path / "full/metrics.jsonl").read_text().splitlines()]
@@ -227,18 +277,32 @@ def test_retrieval_temperature_fixed_or_learned_and_module_lrs():
     from vidrec.models.registry import create_model
 
     def setup(*sets):
-        cfg = load_config(overrides=["task=retrieval", "model.name=clip_video_tiny", "retrieval.clip_lr=1e-5",
-                                     "retrieval.module_lr=1e-4", *sets], environ={})
+        cfg = load_config(
+            overrides=[
+                "task=retrieval",
+                "model.name=clip_video_tiny",
+                "retrieval.clip_lr=1e-5",
+                "retrieval.module_lr=1e-4",
+                *sets,
+            ],
+            environ={},
+        )
         torch.manual_seed(0)
         model = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2).eval()
         return cfg, model, RetrievalTask(cfg, model)
 
-    batch = {"video": torch.randn(3, 3, 4, 32, 32),
-             "caption": ["a red circle moves left", "a hand waves", "nothing happens"]}
+    batch = {
+        "video": torch.randn(3, 3, 4, 32, 32),
+        "caption": ["a red circle moves left", "a hand waves", "nothing happens"],
+    }
 
     # fixed: the loss uses 1/τ, the scale is in no optimizer group and gets no gradient
-    cfg, model, task = setup("retrieval.temperature=0.05", "retrieval.learn_temperature=false",
-                             "retrieval.merge_lr=1e-2", "retrieval.prompt_lr=1e-3")
+    cfg, model, task = setup(
+        "retrieval.temperature=0.05",
+        "retrieval.learn_temperature=false",
+        "retrieval.merge_lr=1e-2",
+        "retrieval.prompt_lr=1e-3",
+    )
     groups = task.param_groups(model)
     # (meanP fusion has no weights, so no "modules" group is left)
     assert {g["name"]: g["lr"] for g in groups} == {"clip": 1e-5, "merge": 1e-2, "prompt": 1e-3}

@@ -22,8 +22,14 @@ from vidrec.errors import CheckpointError, VidrecError
 
 # 12 train videos, batch 4: 3 micro-batches per epoch; accumulation 2: optimiser steps after micro-batches 2
 # and 3; a mid-epoch state after micro-batch 2. Dropout makes the result depend on the restored RNG.
-RUN = {"train.epochs": 2, "train.checkpoint_every_steps": 1, "train.accum_steps": 2, "model.dropout": 0.5,
-       "train.log_every": 1, "train.keep_checkpoints": "all"}
+RUN = {
+    "train.epochs": 2,
+    "train.checkpoint_every_steps": 1,
+    "train.accum_steps": 2,
+    "model.dropout": 0.5,
+    "train.log_every": 1,
+    "train.keep_checkpoints": "all",
+}
 TIMING = {"clips_per_s", "train_clips_per_s", "train_seconds"}
 
 
@@ -98,8 +104,17 @@ def test_resume_from_an_epoch_checkpoint(full_run, tmp_path, capsys):
     code, _, err = run(capsys, "train", "--quiet", "--resume-from", str(epoch1))
     assert code == 2 and "trained past epoch_0001" in err and "--out NEW_DIR" in err
     branch = tmp_path / "branch"
-    code, _, err = run(capsys, "train", "--quiet", "--resume-from", str(epoch1), "--out", str(branch),
-                       "--set", "train.keep_checkpoints=1")
+    code, _, err = run(
+        capsys,
+        "train",
+        "--quiet",
+        "--resume-from",
+        str(epoch1),
+        "--out",
+        str(branch),
+        "--set",
+        "train.keep_checkpoints=1",
+    )
     assert code == 0, err
     assert _same_weights(full_run / "checkpoints/last", branch / "checkpoints/last")
     assert _records(branch) == _records(full_run)  # the log so far came along, then epoch 2 was added
@@ -132,7 +147,12 @@ def _to_accelerate_format(ckpt: Path) -> None:
     shutil.copy(ckpt / "model.safetensors", d / "model.safetensors")
     torch.save(opt, d / "optimizer.bin")
     torch.save(sched, d / "custom_checkpoint_0.pkl")
-    rng = {"step": 0, "random_state": rng["python"], "numpy_random_seed": rng["numpy"], "torch_manual_seed": rng["torch"]}
+    rng = {
+        "step": 0,
+        "random_state": rng["python"],
+        "numpy_random_seed": rng["numpy"],
+        "torch_manual_seed": rng["torch"],
+    }
     torch.save(rng, d / "random_states_0.pkl")
     state = json.loads((d / "trainer_state.json").read_text())
     del state["format"], state["log_lines"]
@@ -211,8 +231,13 @@ def test_checkpoint_swap_survives_a_kill_at_every_step(tmp_path, monkeypatch):
 
         save_checkpoint(target, model=model, cfg=cfg, classes=["a", "b"], metrics={"version": version}, state=state)
 
-    ops = {"os.rename": (os, "rename"), "os.replace": (os, "replace"), "os.mkdir": (os, "mkdir"),
-           "os.unlink": (os, "unlink"), "shutil.rmtree": (shutil, "rmtree")}
+    ops = {
+        "os.rename": (os, "rename"),
+        "os.replace": (os, "replace"),
+        "os.mkdir": (os, "mkdir"),
+        "os.unlink": (os, "unlink"),
+        "shutil.rmtree": (shutil, "rmtree"),
+    }
     real = {name: getattr(mod, attr) for name, (mod, attr) in ops.items()}
     kill_at, seen = -1, []
 

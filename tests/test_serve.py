@@ -390,10 +390,26 @@ def test_cli_serve_stops_on_sigterm_and_deletes_uploads(library, tmp_path):
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "vidrec", "serve", "--store", str(library[0]), "--port", str(port),
-                             "--device", "cpu", "--max-upload-mb", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vidrec",
+            "serve",
+            "--store",
+            str(library[0]),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--max-upload-mb",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         lines = []
         while not any("serving Search on" in line for line in lines):

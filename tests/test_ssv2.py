@@ -22,18 +22,48 @@ LABELS = {  # index order differs from alphabetical and file order on purpose
 }
 TRAIN = [
     {"id": "11", "label": "moving pen up", "template": "Moving [something] up", "placeholders": ["pen"]},
-    {"id": "12", "label": "putting pen into cup", "template": "Putting [something] into [something]", "placeholders": ["pen", "cup"]},
-    {"id": "13", "label": "pushing box from left to right", "template": "Pushing [something] from left to right", "placeholders": ["box"]},
+    {
+        "id": "12",
+        "label": "putting pen into cup",
+        "template": "Putting [something] into [something]",
+        "placeholders": ["pen", "cup"],
+    },
+    {
+        "id": "13",
+        "label": "pushing box from left to right",
+        "template": "Pushing [something] from left to right",
+        "placeholders": ["box"],
+    },
     {"id": "14", "label": "moving a cup up", "template": "Moving [something] up", "placeholders": ["a cup"]},
 ]
 VAL = [
-    {"id": "21", "label": "pushing pen from left to right", "template": "Pushing [something] from left to right", "placeholders": ["pen"]},
-    {"id": "22", "label": "putting coin into box", "template": "Putting [something] into [something]", "placeholders": ["coin", "box"]},
+    {
+        "id": "21",
+        "label": "pushing pen from left to right",
+        "template": "Pushing [something] from left to right",
+        "placeholders": ["pen"],
+    },
+    {
+        "id": "22",
+        "label": "putting coin into box",
+        "template": "Putting [something] into [something]",
+        "placeholders": ["coin", "box"],
+    },
 ]
 TEST = [{"id": "31"}, {"id": "32"}]
 
 
-def _write(root: Path, *, ann: str = "annotations", short: bool = False, labels=LABELS, train=TRAIN, val=VAL, test=TEST, skip=()) -> Path:
+def _write(
+    root: Path,
+    *,
+    ann: str = "annotations",
+    short: bool = False,
+    labels=LABELS,
+    train=TRAIN,
+    val=VAL,
+    test=TEST,
+    skip=(),
+) -> Path:
     a = root / ann
     a.mkdir(parents=True, exist_ok=True)
     prefix = "" if short else "something-something-v2-"
@@ -55,7 +85,11 @@ def test_classes_subsets_and_template_matching(tmp_path: Path) -> None:
     root = _write(tmp_path)
     rs = load_records("ssv2", root)
     assert rs.problems == []
-    assert rs.classes == ["Moving something up", "Pushing something from left to right", "Putting something into something"]
+    assert rs.classes == [
+        "Moving something up",
+        "Pushing something from left to right",
+        "Putting something into something",
+    ]
     assert {k: len(v) for k, v in rs.subsets.items()} == {"train": 4, "val": 2, "test": 2}
     labels = {r.video_id: r.label for r in rs.subsets["train"]}
     assert labels == {"11": 0, "12": 2, "13": 1, "14": 0}
@@ -110,13 +144,20 @@ def test_bad_json_names_the_file_and_line(tmp_path: Path) -> None:
 
 
 def test_unknown_template(tmp_path: Path) -> None:
-    train = TRAIN + [{"id": "15", "label": "juggling balls", "template": "Juggling [something]", "placeholders": ["balls"]}]
+    train = TRAIN + [
+        {"id": "15", "label": "juggling balls", "template": "Juggling [something]", "placeholders": ["balls"]}
+    ]
     root = _write(tmp_path, train=train)
     rs = load_ssv2(root)
     assert [r.video_id for r in rs.subsets["train"]] == ["11", "12", "13", "14"]
     assert len(rs.problems) == 1
     msg = rs.problems[0]
-    assert "id 15" in msg and "'Juggling [something]'" in msg and "something-something-v2-labels.json" in msg and "entry 4" in msg
+    assert (
+        "id 15" in msg
+        and "'Juggling [something]'" in msg
+        and "something-something-v2-labels.json" in msg
+        and "entry 4" in msg
+    )
     with pytest.raises(DatasetError, match="matches no class"):
         load_ssv2(root, strict=True)
 
@@ -133,7 +174,10 @@ def test_missing_video_is_skipped_and_counted(tmp_path: Path) -> None:
 
 
 def test_many_missing_videos_are_summarised(tmp_path: Path) -> None:
-    train = [{"id": str(100 + i), "label": "x", "template": "Moving [something] up", "placeholders": ["x"]} for i in range(30)]
+    train = [
+        {"id": str(100 + i), "label": "x", "template": "Moving [something] up", "placeholders": ["x"]}
+        for i in range(30)
+    ]
     root = _write(tmp_path, train=train, skip=tuple(str(100 + i) for i in range(1, 30)))
     rs = load_ssv2(root)
     assert len(rs.subsets["train"]) == 1 and rs.info["missing"]["train"] == 29
@@ -164,7 +208,10 @@ def test_nothing_is_written_into_the_root(tmp_path: Path) -> None:
 
 def test_loads_many_records_without_touching_each_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     n = 20_000
-    train = [{"id": str(i), "label": "moving x up", "template": "Moving [something] up", "placeholders": ["x"]} for i in range(n)]
+    train = [
+        {"id": str(i), "label": "moving x up", "template": "Moving [something] up", "placeholders": ["x"]}
+        for i in range(n)
+    ]
     a = tmp_path / "annotations"
     a.mkdir()
     (a / "something-something-v2-labels.json").write_text(json.dumps(LABELS))

@@ -21,12 +21,32 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "transformers", "timm", "accelerate", "gradio")
 
 # Verbs that build (or load) a model, train, or serve: they may import torch.
-HEAVY_VERBS = {"demo", "train", "eval", "predict", "embed", "moments", "models", "serve", "export", "prepare hands",
-               "prepare objects"}
+HEAVY_VERBS = {
+    "demo",
+    "train",
+    "eval",
+    "predict",
+    "embed",
+    "moments",
+    "models",
+    "serve",
+    "export",
+    "prepare hands",
+    "prepare objects",
+}
 # Verbs that build no model: each runs below and must import none of HEAVY. (`search` loads the
 # store's encoder, and torch with it, only once the store and the query have been checked.)
-LIGHT_VERBS = {"config show", "data show", "data download", "prepare scan", "prepare frames", "prepare transcode",
-               "prepare something-else", "synth", "search"}
+LIGHT_VERBS = {
+    "config show",
+    "data show",
+    "data download",
+    "prepare scan",
+    "prepare frames",
+    "prepare transcode",
+    "prepare something-else",
+    "synth",
+    "search",
+}
 
 _RUN = """
 import json, os, sys
@@ -49,10 +69,16 @@ def run_cli(*commands: list[str], cwd: Path, watch: tuple[str, ...] = HEAVY) -> 
 
     Returns the exit codes and which ``watch`` modules got loaded."""
     out = cwd / f"modules-{len(list(cwd.glob('modules-*')))}.json"
-    env = {**os.environ, "VIDREC_TEST_MODULES": str(out), "VIDREC_TEST_ARGV": json.dumps(commands),
-           "VIDREC_TEST_WATCH": ",".join(watch),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    res = subprocess.run([sys.executable, "-c", _RUN], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "VIDREC_TEST_MODULES": str(out),
+        "VIDREC_TEST_ARGV": json.dumps(commands),
+        "VIDREC_TEST_WATCH": ",".join(watch),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", _RUN], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     assert out.is_file(), res.stderr[-2000:]
     result = json.loads(out.read_text())
     result["stdout"], result["stderr"] = res.stdout, res.stderr
@@ -94,9 +120,17 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         for g in range(1, 3):
             tiny_video(base / "folder" / f"class_{c}" / f"clip_g{g:02d}_c01.mp4", seed=c)
     (base / "folder" / "list.txt").write_text("class_0/clip_g01_c01.mp4 0\nclass_1/clip_g01_c01.mp4 1\n")  # MMAction2's
-    return {"ucf101": make_ucf101(base / "ucf101"), "hmdb51": make_hmdb51(base / "hmdb51"), "ssv2": sse["root"],
-            "something_else": sse["root"], "splits": sse["splits"], "parts": sse["parts"], "folder": base / "folder",
-            "kinetics": make_kinetics(base / "kinetics"), "list": base / "folder"}
+    return {
+        "ucf101": make_ucf101(base / "ucf101"),
+        "hmdb51": make_hmdb51(base / "hmdb51"),
+        "ssv2": sse["root"],
+        "something_else": sse["root"],
+        "splits": sse["splits"],
+        "parts": sse["parts"],
+        "folder": base / "folder",
+        "kinetics": make_kinetics(base / "kinetics"),
+        "list": base / "folder",
+    }
 
 
 # `data show` on every loader (extra settings per dataset)
@@ -125,16 +159,57 @@ def light_runs(data: dict[str, Path], out: Path) -> dict[str, tuple[list[str], i
         runs[f"data show {name}"] = (["data", "show", *_sets(*sets)], 0)
     runs["prepare scan"] = (["prepare", "scan", str(data["folder"]), "--out", str(out / "scan.parquet"), "-q"], 0)
     runs["prepare frames"] = (["prepare", "frames", str(data["folder"]), "--out", str(out / "frames"), "--quiet"], 0)
-    runs["prepare transcode"] = (["prepare", "transcode", str(data["folder"]), "--out", str(out / "transcoded"), "-q",
-                                  "--short-side", "32", "-j", "1"], 0)
-    runs["prepare something-else"] = (["prepare", "something-else", str(data["parts"]), "--out", str(out / "b.sqlite"), "-q"], 0)
-    runs["synth"] = (["synth", "--out", str(out / "synth"), "--videos-per-class", "1", "--val-per-class", "0",
-                      "--test-per-class", "0", "--size", "48", "--num-frames", "12", "--layout", "folder",
-                      "--class", "Putting [something] into [something]", "--workers", "1", "-q"], 0)
+    runs["prepare transcode"] = (
+        [
+            "prepare",
+            "transcode",
+            str(data["folder"]),
+            "--out",
+            str(out / "transcoded"),
+            "-q",
+            "--short-side",
+            "32",
+            "-j",
+            "1",
+        ],
+        0,
+    )
+    runs["prepare something-else"] = (
+        ["prepare", "something-else", str(data["parts"]), "--out", str(out / "b.sqlite"), "-q"],
+        0,
+    )
+    runs["synth"] = (
+        [
+            "synth",
+            "--out",
+            str(out / "synth"),
+            "--videos-per-class",
+            "1",
+            "--val-per-class",
+            "0",
+            "--test-per-class",
+            "0",
+            "--size",
+            "48",
+            "--num-frames",
+            "12",
+            "--layout",
+            "folder",
+            "--class",
+            "Putting [something] into [something]",
+            "--workers",
+            "1",
+            "-q",
+        ],
+        0,
+    )
     # a store that is not there: the verb stops before it would load the store's encoder
     runs["search"] = (["search", str(out / "no-store"), "a person pours water"], 2)
     # a mirror that refuses the connection: the whole fetch path runs (tests/test_download.py serves real archives)
-    runs["data download"] = (["data", "download", "ucf101", "--to", str(out / "dl"), "--mirror", "http://127.0.0.1:9", "-q"], 2)
+    runs["data download"] = (
+        ["data", "download", "ucf101", "--to", str(out / "dl"), "--mirror", "http://127.0.0.1:9", "-q"],
+        2,
+    )
     return runs
 
 
@@ -155,8 +230,11 @@ def test_light_verbs_import_nothing_heavy(data: dict[str, Path], tmp_path: Path)
 
 def test_the_check_sees_what_a_verb_imports(data: dict[str, Path], tmp_path: Path) -> None:
     """The harness can fail: probing videos imports PyAV, and the run reports it (torch would show the same way)."""
-    res = run_cli(["prepare", "scan", str(data["folder"]), "--out", str(tmp_path / "s.jsonl"), "-q"], cwd=tmp_path,
-                  watch=("av", "torch"))
+    res = run_cli(
+        ["prepare", "scan", str(data["folder"]), "--out", str(tmp_path / "s.jsonl"), "-q"],
+        cwd=tmp_path,
+        watch=("av", "torch"),
+    )
     assert res["codes"] == [0] and res["heavy"] == ["av"]
 
 
@@ -184,7 +262,9 @@ def test_config_show_checks_model_options_with_check(capsys: pytest.CaptureFixtu
     assert run("config", "show", "--set", "model.hiden_size=3") == 0  # model options are the model's to check
     assert run("config", "show", "--check", "--set", "model.hiden_size=3") == 2
     assert "model.hiden_size: not an option of model 'cnn_rnn'" in capsys.readouterr().err
-    assert run("config", "show", "--set", "data.dataset=ucf101", "--set", "data.group_regex=x") == 2  # data options always
+    assert (
+        run("config", "show", "--set", "data.dataset=ucf101", "--set", "data.group_regex=x") == 2
+    )  # data options always
     assert "data.group_regex: unknown key for dataset 'ucf101'" in capsys.readouterr().err
     assert run("config", "show", "--set", "data.dataset=nope") == 2
     assert "unknown dataset 'nope'; known: folder, hmdb51" in capsys.readouterr().err

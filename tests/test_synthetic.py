@@ -162,7 +162,7 @@ def test_boxes_are_where_the_object_is_drawn() -> None:
         rgb = np.asarray(facts["rgb"], dtype=np.int16)
         checked = 0
         for t, fb in enumerate(boxes):
-            match = (np.abs(frames[t].astype(np.int16) - rgb).max(-1) <= 9)
+            match = np.abs(frames[t].astype(np.int16) - rgb).max(-1) <= 9
             if 2 not in fb:
                 assert match.sum() < 3, (cls, t)  # object hidden or gone: no object pixels anywhere
                 continue
@@ -315,19 +315,38 @@ def test_compositional_split_and_captions(synth) -> None:
 
 
 def test_class_subset_and_mp4(tmp_path: Path) -> None:
-    spec = SynthSpec(classes=("Moving something up", "Moving [something] down"), ext=".mp4", layouts=("ssv2",),
-                     videos_per_class=1, val_per_class=1, test_per_class=0, size=48, num_frames=12)
+    spec = SynthSpec(
+        classes=("Moving something up", "Moving [something] down"),
+        ext=".mp4",
+        layouts=("ssv2",),
+        videos_per_class=1,
+        val_per_class=1,
+        test_per_class=0,
+        size=48,
+        num_frames=12,
+    )
     info = generate(tmp_path / "sub", spec, workers=1, progress=False)
     assert info.classes == ["Moving something up", "Moving something down"]
     rs = load_records("synthetic", tmp_path / "sub")
-    assert rs.classes == info.classes and {k: len(v) for k, v in rs.subsets.items()} == {"train": 2, "val": 2, "test": 0}
+    assert rs.classes == info.classes and {k: len(v) for k, v in rs.subsets.items()} == {
+        "train": 2,
+        "val": 2,
+        "test": 0,
+    }
     assert all(r.path.suffix == ".mp4" for r in rs.subsets["train"])
     assert not (tmp_path / "sub" / "UCF-101").exists()
 
 
 def test_loader_generates_when_missing_and_checks_options(tmp_path: Path) -> None:
-    tiny = dict(videos_per_class=1, val_per_class=1, test_per_class=0, size=48, num_frames=12, layouts=("ssv2",),
-                classes=["Moving something up", "Moving something down"])
+    tiny = dict(
+        videos_per_class=1,
+        val_per_class=1,
+        test_per_class=0,
+        size=48,
+        num_frames=12,
+        layouts=("ssv2",),
+        classes=["Moving something up", "Moving something down"],
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DatasetError, match="no synthetic dataset there"):
@@ -347,9 +366,16 @@ def test_a_config_generates_only_with_data_generate(tmp_path: Path) -> None:
     from vidrec.config import load_config
     from vidrec.data.build import load_dataset
 
-    tiny = ["data.videos_per_class=1", "data.val_per_class=1", "data.test_per_class=0", "data.size=48",
-            "data.num_frames=12", "data.layouts=[ssv2]", "data.workers=1",
-            "data.classes=[Moving something up, Moving something down]"]
+    tiny = [
+        "data.videos_per_class=1",
+        "data.val_per_class=1",
+        "data.test_per_class=0",
+        "data.size=48",
+        "data.num_frames=12",
+        "data.layouts=[ssv2]",
+        "data.workers=1",
+        "data.classes=[Moving something up, Moving something down]",
+    ]
     root = tmp_path / "synth"
     root.mkdir()
     with pytest.raises(DatasetError, match=f"data.root {root}: no synthetic dataset there"):
@@ -359,4 +385,6 @@ def test_a_config_generates_only_with_data_generate(tmp_path: Path) -> None:
     rs = load_dataset(load_config(overrides=[f"data.root={missing}", "data.generate=true", *tiny], environ={}))
     assert len(rs.subsets["train"]) == 2 and (missing / "synth.json").is_file()
     with pytest.raises(ConfigError, match="only the synthetic dataset"):
-        load_dataset(load_config(overrides=["data.dataset=folder", f"data.root={tmp_path}", "data.generate=true"], environ={}))
+        load_dataset(
+            load_config(overrides=["data.dataset=folder", f"data.root={tmp_path}", "data.generate=true"], environ={})
+        )

@@ -36,7 +36,9 @@ def test_transcode_tree(tmp_path: Path) -> None:
     r = runner.invoke(app, ["prepare", "transcode", str(src), "--out", str(out), "--dry-run"])
     assert r.exit_code == 0 and "3 to do" in r.output and not out.exists()
 
-    r = runner.invoke(app, ["prepare", "transcode", str(src), "--out", str(out), "--short-side", "96", "--gop", "8", "-q", "-j", "1"])
+    r = runner.invoke(
+        app, ["prepare", "transcode", str(src), "--out", str(out), "--short-side", "96", "--gop", "8", "-q", "-j", "1"]
+    )
     assert r.exit_code == 1  # one video failed; the others went through
     assert "FAILED  a/broken.mp4" in r.output and "2 transcoded" in r.output and "saved" in r.output
     ucf = PyAVDecoder().info(out / "a" / "v_SoccerJuggling_g23_c01.avi")

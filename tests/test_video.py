@@ -106,7 +106,13 @@ def test_frame_folder_decoder(tmp_path):
 # ------------------------------------------------------------------------------------- samplers
 @pytest.mark.parametrize(
     "n, segs, expected",
-    [(80, 8, [5, 15, 25, 35, 45, 55, 65, 75]), (8, 8, list(range(8))), (3, 6, [0, 0, 1, 1, 2, 2]), (1, 4, [0, 0, 0, 0]), (0, 2, [0, 0])],
+    [
+        (80, 8, [5, 15, 25, 35, 45, 55, 65, 75]),
+        (8, 8, list(range(8))),
+        (3, 6, [0, 0, 1, 1, 2, 2]),
+        (1, 4, [0, 0, 0, 0]),
+        (0, 2, [0, 0]),
+    ],
 )
 def test_segment_indices_eval_centre(n, segs, expected):
     assert segment_indices(n, segs) == expected

@@ -81,7 +81,9 @@ def test_text_tower_matches_clip_with_its_tokenizer(clip_dir):
 
 
 def test_merging_compresses_frames_progressively(clip_dir):
-    model = create_model("clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="2-2-2", merge_layers=[1, 2, 3]).eval()
+    model = create_model(
+        "clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="2-2-2", merge_layers=[1, 2, 3]
+    ).eval()
     plain = create_model("clip_video", num_classes=0, clip=str(clip_dir), num_frames=12, merge="off").eval()
     video = torch.randn(1, 3, 12, 32, 32)
     with torch.no_grad():
@@ -113,7 +115,14 @@ def test_bipartite_soft_matching_preserves_mass():
 
 def test_prompts_and_seqtransf_train(clip_dir):
     model = create_model(
-        "clip_video", num_classes=3, clip=str(clip_dir), num_frames=4, merge="2", merge_layers=[2], num_prompts=2, fusion="seqTransf"
+        "clip_video",
+        num_classes=3,
+        clip=str(clip_dir),
+        num_frames=4,
+        merge="2",
+        merge_layers=[2],
+        num_prompts=2,
+        fusion="seqTransf",
     )
     video = torch.randn(2, 3, 4, 32, 32)
     logits = model(video)
@@ -192,8 +201,16 @@ def synth_root(tmp_path_factory):
     from vidrec.data.synthetic import SynthSpec, generate
 
     root = tmp_path_factory.mktemp("synth")
-    spec = SynthSpec(videos_per_class=8, val_per_class=2, test_per_class=0, size=48, num_frames=12, clutter=0.0,
-                     layouts=("ssv2",), classes=tuple(SYNTH_CLASSES))
+    spec = SynthSpec(
+        videos_per_class=8,
+        val_per_class=2,
+        test_per_class=0,
+        size=48,
+        num_frames=12,
+        clutter=0.0,
+        layouts=("ssv2",),
+        classes=tuple(SYNTH_CLASSES),
+    )
     generate(root, spec, workers=1, progress=False)
     return root
 
@@ -201,11 +218,23 @@ def synth_root(tmp_path_factory):
 def _retrieval_cfg(root, *extra):
     from vidrec.config import load_config
 
-    return load_config(overrides=[
-        "task=retrieval", "model.name=clip_video_tiny", "model.num_frames=4", "model.merge=2", "model.num_prompts=2",
-        f"data.root={root}", "data.num_frames=4", "data.image_size=32", "data.num_workers=0", "data.batch_size=8",
-        "train.device=cpu", "train.precision='no'", *extra,
-    ])
+    return load_config(
+        overrides=[
+            "task=retrieval",
+            "model.name=clip_video_tiny",
+            "model.num_frames=4",
+            "model.merge=2",
+            "model.num_prompts=2",
+            f"data.root={root}",
+            "data.num_frames=4",
+            "data.image_size=32",
+            "data.num_workers=0",
+            "data.batch_size=8",
+            "train.device=cpu",
+            "train.precision='no'",
+            *extra,
+        ]
+    )
 
 
 def test_contrastive_loss_and_metrics():
@@ -231,10 +260,20 @@ def test_captions_msrvtt_layout_and_errors(tmp_path):
 
     for i in range(3):
         write_video(tmp_path / "videos" / f"video{i}.mp4", np.zeros((4, 16, 16, 3), np.uint8), fps=4)
-    data = {"videos": [{"video_id": "video0", "split": "train"}, {"video_id": "video1", "split": "validate"},
-                       {"video_id": "video2", "split": "test"}, {"video_id": "video9", "split": "train"}],
-            "sentences": [{"video_id": "video0", "caption": "a cat"}, {"video_id": "video0", "caption": "a kitten"},
-                          {"video_id": "video1", "caption": "a dog"}, {"video_id": "video2", "caption": "a cow"}]}
+    data = {
+        "videos": [
+            {"video_id": "video0", "split": "train"},
+            {"video_id": "video1", "split": "validate"},
+            {"video_id": "video2", "split": "test"},
+            {"video_id": "video9", "split": "train"},
+        ],
+        "sentences": [
+            {"video_id": "video0", "caption": "a cat"},
+            {"video_id": "video0", "caption": "a kitten"},
+            {"video_id": "video1", "caption": "a dog"},
+            {"video_id": "video2", "caption": "a cow"},
+        ],
+    }
     (tmp_path / "MSRVTT_data.json").write_text(json.dumps(data))
     rs = load_msrvtt(tmp_path)
     assert [len(rs.subsets[s]) for s in ("train", "val", "test")] == [1, 1, 1]
@@ -260,8 +299,11 @@ def test_contrastive_training_reaches_recall_far_above_chance(synth_root):
     train_ds.train = False
     samples = [train_ds[i] for i in range(len(train_ds))]
     assert len(samples) == 16 and all(s["caption"] for s in samples)
-    batch = {"video": torch.stack([s["video"] for s in samples]), "caption": [s["caption"] for s in samples],
-             "index": torch.arange(16)}
+    batch = {
+        "video": torch.stack([s["video"] for s in samples]),
+        "caption": [s["caption"] for s in samples],
+        "index": torch.arange(16),
+    }
     before = evaluate_retrieval(model, [batch])
     opt = torch.optim.AdamW(model.param_groups("joint", clip_lr=2e-3, module_lr=2e-3))
     for step in range(60):
@@ -283,8 +325,13 @@ def test_vidrec_train_and_eval_with_a_retrieval_config(synth_root, tmp_path, cap
     from vidrec.engine.retrieval import evaluate_retrieval_checkpoint
     from vidrec.engine.run import train
 
-    cfg = _retrieval_cfg(synth_root, "train.epochs=1", "train.max_steps_per_epoch=2", f"train.out_dir={tmp_path / 'run'}",
-                         "retrieval.mode=sequential")
+    cfg = _retrieval_cfg(
+        synth_root,
+        "train.epochs=1",
+        "train.max_steps_per_epoch=2",
+        f"train.out_dir={tmp_path / 'run'}",
+        "retrieval.mode=sequential",
+    )
     out = train(cfg, progress=False)
     hist = out.fit.history[-1]
     assert {"val_t2v_r1", "val_v2t_r1", "val_t2v_median_rank"} <= set(hist) and "val_top1" not in hist

@@ -209,7 +209,9 @@ def test_shape_mismatch_names_the_tensor(tmp_path: Path) -> None:
     small = create_model("cnn_rnn", num_classes=3, backbone="resnet10t", hidden_size=8)
     save_file(small.state_dict(), str(tmp_path / "small.safetensors"))
     big = create_model("cnn_rnn", num_classes=3, backbone="resnet10t", hidden_size=16)
-    with pytest.raises(WeightsError, match=r"'attention\.key\.weight' has shape \(256, 16\) in the file but \(256, 32\)"):
+    with pytest.raises(
+        WeightsError, match=r"'attention\.key\.weight' has shape \(256, 16\) in the file but \(256, 32\)"
+    ):
         load_weights(big, tmp_path / "small.safetensors")
 
 
@@ -245,7 +247,9 @@ def test_bad_files(tmp_path: Path) -> None:
 def test_create_model_applies_local_weights(tmp_path: Path) -> None:
     src = create_model("cnn_rnn", num_classes=4, backbone="resnet10t", hidden_size=8)
     save_file(src.state_dict(), str(tmp_path / "model.safetensors"))
-    model = create_model("cnn_rnn", num_classes=4, backbone="resnet10t", hidden_size=8, weights=tmp_path / "model.safetensors")
+    model = create_model(
+        "cnn_rnn", num_classes=4, backbone="resnet10t", hidden_size=8, weights=tmp_path / "model.safetensors"
+    )
     torch.testing.assert_close(model.head.weight, src.head.weight)
     with pytest.raises(WeightsError, match="no known pretrained weights"):
         create_model("r3d_34", num_classes=4, pretrained=True)
@@ -280,7 +284,9 @@ def test_pretrained_from_the_local_hub_cache_works_offline(offline: None, tmp_pa
     assert model.head.out_features == 6  # Kinetics' 400-way classifier skipped
 
 
-def test_pretrained_timm_backbone_uses_cached_file(offline: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pretrained_timm_backbone_uses_cached_file(
+    offline: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import timm
 
     upstream = timm.create_model("resnet10t")

@@ -30,7 +30,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 DEFAULT_CACHE_BYTES = 2 * 2**30  # data.cache_decoded: true
 
 
@@ -81,7 +92,9 @@ class DataConfig(BaseModel):
     num_workers: int = Field(2, ge=0)
     pin_memory: bool | None = None  # None: when on CUDA
     strict: bool = False  # a failing video stops the run instead of being skipped
-    max_skips: float = Field(0.05, ge=0)  # training: stand-ins for unreadable videos allowed per epoch (fraction of the subset) before the run stops
+    max_skips: float = Field(
+        0.05, ge=0
+    )  # training: stand-ins for unreadable videos allowed per epoch (fraction of the subset) before the run stops
     limit: int | None = None  # use only the first N records of each subset (quick runs)
     max_train_samples: int | None = Field(None, ge=1)  # train on N train videos (by class, seeded); val untouched
     # multi-stream model: the hand-joint / object-crop cache (vidrec prepare hands|objects --out). None: <root>/streams
@@ -168,8 +181,9 @@ class TrainConfig(_Section):
     @model_validator(mode="after")
     def _recipe(self) -> TrainConfig:
         if self.scheduler == "step" and not self.milestones:
-            raise ValueError("train.scheduler=step needs train.milestones, the epochs after which lr *= train.gamma, "
-                             "e.g. [30, 40]")
+            raise ValueError(
+                "train.scheduler=step needs train.milestones, the epochs after which lr *= train.gamma, e.g. [30, 40]"
+            )
         if self.milestones and sorted(self.milestones) != list(self.milestones):
             raise ValueError(f"train.milestones must increase (got {self.milestones})")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
@@ -208,8 +222,11 @@ DEPRECATED_KEYS: dict[tuple[str, str], tuple[str, str] | None] = {
     ("eval", "topk"): None,  # eval always reports top-1 and top-5
 }
 # Their old defaults: every checkpoint's config.yaml lists them, so only another value is worth a warning.
-_OLD_DEFAULTS: dict[tuple[str, str], Any] = {("data", "test_views"): 1, ("data", "eval_batch_size"): None,
-                                             ("eval", "topk"): [1, 5]}
+_OLD_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("data", "test_views"): 1,
+    ("data", "eval_batch_size"): None,
+    ("eval", "topk"): [1, 5],
+}
 _warned: set[tuple[str, str]] = set()
 
 
@@ -226,8 +243,12 @@ def _upgrade_keys(tree: Any) -> Any:
         value = list(old[key]) if isinstance(old[key], (list, tuple)) else old[key]
         if value != _OLD_DEFAULTS[(sec, key)] and (sec, key) not in _warned:  # once per process
             _warned.add((sec, key))
-            log.warning("config key %s.%s is deprecated%s", sec, key,
-                        f"; use {new[0]}.{new[1]} (read as that this time)" if new else " and not used; remove it")
+            log.warning(
+                "config key %s.%s is deprecated%s",
+                sec,
+                key,
+                f"; use {new[0]}.{new[1]} (read as that this time)" if new else " and not used; remove it",
+            )
         if new is not None:
             target = dict(tree.get(new[0]) or {})
             if target.get(new[1]) is None:
@@ -255,8 +276,9 @@ class Config(_Section):
         if self.task == "retrieval" and self.train.monitor == "val_top1":
             self.train.monitor = "val_t2v_r1"
         elif self.task == "classification" and self.train.monitor == "val_t2v_r1":
-            raise ValueError("train.monitor=val_t2v_r1 is a retrieval metric; a classification run monitors val_top1 "
-                             "or val_loss")
+            raise ValueError(
+                "train.monitor=val_t2v_r1 is a retrieval metric; a classification run monitors val_top1 or val_loss"
+            )
         return self
 
     @property
@@ -316,7 +338,7 @@ def read_yaml(path: str | os.PathLike[str], *, _chain: tuple[Path, ...] = ()) ->
     if not path.is_file():
         raise ConfigError(f"config file {path} not found" + (f" (the _base_ of {_chain[-1]})" if _chain else ""))
     if path.resolve() in _chain:
-        cycle = " -> ".join(str(p) for p in (*_chain[list(_chain).index(path.resolve()):], path.resolve()))
+        cycle = " -> ".join(str(p) for p in (*_chain[list(_chain).index(path.resolve()) :], path.resolve()))
         raise ConfigError(f"{path}: _base_ includes itself ({cycle}); remove the loop")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -401,8 +423,13 @@ def load_config(
     env = env_overrides(environ)
     tree = _deep_merge(tree, env)
     tree = _deep_merge(tree, set_overrides(overrides))
-    log.debug("config layers: %s, file %s, environment %s, --set %s", "a base config" if base else "defaults",
-              path or "none", sorted(env) or "none", list(overrides) or "none")
+    log.debug(
+        "config layers: %s, file %s, environment %s, --set %s",
+        "a base config" if base else "defaults",
+        path or "none",
+        sorted(env) or "none",
+        list(overrides) or "none",
+    )
     cfg = build_config(tree)
     if validate:
         validate_config(cfg, check_model=check_model)
@@ -428,7 +455,9 @@ def validate_config(cfg: Config, *, check_model: bool = True) -> None:
         for key in cfg.data_options:
             if key not in params:
                 ok = ", ".join(k for k in params if k not in ("root", "split", "strict"))
-                raise ConfigError(f"data.{key}: unknown key for dataset {cfg.data.dataset!r}; its options are: {ok or 'none'}")
+                raise ConfigError(
+                    f"data.{key}: unknown key for dataset {cfg.data.dataset!r}; its options are: {ok or 'none'}"
+                )
 
 
 def absolute_paths(cfg: Config) -> Config:

@@ -42,8 +42,15 @@ def _verbose_param() -> Any:
     import typer.main
     import typer.models
 
-    opt = typer.Option(0, "--verbose", "-v", count=True, is_eager=True, callback=_set_verbosity,
-                       help="Log more: -v vidrec's debug messages, -vv every library's too.")
+    opt = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        is_eager=True,
+        callback=_set_verbosity,
+        help="Log more: -v vidrec's debug messages, -vv every library's too.",
+    )
     param = typer.main._get_param(typer.models.ParamMeta(name="verbose", default=opt, annotation=int))
     param.expose_value = False  # the verbs' functions never see it
     return param

@@ -56,8 +56,12 @@ class _DataShowCommand(TyperCommand):
 def data_show(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (classes, subsets, per_class, problems)."),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first problem (exit 2) instead of listing them all."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object (classes, subsets, per_class, problems)."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop at the first problem (exit 2) instead of listing them all."
+    ),
 ) -> None:
     """Read a dataset from its official files and list classes, videos per subset and class, and every problem.
 
@@ -74,10 +78,13 @@ def data_show(
     cfg = load_config(config, overrides=set_ or [], check_model=False)  # no model is built here
     if cfg.data.root is None:
         raise ConfigError("data.root: which folder? e.g. --set data.root=/data/ucf101")
-    rs = load_records(cfg.data.dataset, cfg.data.root, split=cfg.data.split, strict=strict or cfg.data.strict, **cfg.data_options)
+    rs = load_records(
+        cfg.data.dataset, cfg.data.root, split=cfg.data.split, strict=strict or cfg.data.strict, **cfg.data_options
+    )
     options = loader_options(cfg.data.dataset, cfg.data_options)
-    report = dataset_report(rs, dataset=cfg.data.dataset, root=str(cfg.data.root), split=cfg.data.split,
-                            options=options)
+    report = dataset_report(
+        rs, dataset=cfg.data.dataset, root=str(cfg.data.root), split=cfg.data.split, options=options
+    )
     _echo(json.dumps(report, indent=2, default=str) if as_json else format_report(report))
 
 
@@ -86,10 +93,15 @@ def data_show(
 def prepare_scan(
     root: Path = typer.Argument(..., help="Folder of videos (searched recursively)."),
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Index file, .parquet or .jsonl (default: ./<root name>.scan.parquet; never inside ROOT)."
+        None,
+        "--out",
+        "-o",
+        help="Index file, .parquet or .jsonl (default: ./<root name>.scan.parquet; never inside ROOT).",
     ),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel probing processes."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Trust headers: skip the packet count that finds truncated files."),
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Trust headers: skip the packet count that finds truncated files."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Probe every video (frames, fps, duration, size, codec) into an index the loaders reuse (data.index=FILE).
@@ -104,7 +116,9 @@ def prepare_scan(
         raise ConfigError(f"{root}: no such folder. Give the dataset's video folder.")
     out = (out or Path(f"{root.resolve().name}.scan.parquet")).expanduser()
     if root.resolve() in out.resolve().parents:
-        raise ConfigError(f"--out {out} lies inside the dataset root {root}; vidrec never writes there. Choose another place.")
+        raise ConfigError(
+            f"--out {out} lies inside the dataset root {root}; vidrec never writes there. Choose another place."
+        )
     files = list(iter_videos(root)) if root.is_dir() else []
     t0 = time.perf_counter()
     with _bar(len(files), "scan", quiet) as bar:
@@ -116,8 +130,10 @@ def prepare_scan(
     hours = sum(e.duration for e in index.entries.values() if e.ok) / 3600
     for e in bad:
         _echo(f"BAD  {e.path}: {e.error}")
-    _echo(f"scanned {len(index.entries)} videos in {time.perf_counter() - t0:.1f} s: {ok} ok, {len(bad)} bad; "
-          f"{frames} frames, {hours:.2f} h of video")
+    _echo(
+        f"scanned {len(index.entries)} videos in {time.perf_counter() - t0:.1f} s: {ok} ok, {len(bad)} bad; "
+        f"{frames} frames, {hours:.2f} h of video"
+    )
     _echo(f"index written to {out} (use it with --set data.index={out})")
     if bad:
         raise typer.Exit(1)
@@ -129,12 +145,16 @@ def prepare_frames(
     root: Path = typer.Argument(..., help="Folder of videos (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where the frame folders go: OUT/<rel path>/<video>/000001.jpg."),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel extraction processes."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan with time and disk estimates; write nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan with time and disk estimates; write nothing."
+    ),
     subset: Optional[int] = typer.Option(None, "--subset", min=1, help="Only the first N videos (sorted by path)."),
     quality: int = typer.Option(90, "--quality", "-q", min=1, max=100, help="JPEG quality 1..100."),
     short_side: Optional[int] = typer.Option(None, "--short-side", help="Resize so the short side is S pixels."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Keep F frames per second (default: every frame)."),
-    sample: int = typer.Option(3, "--sample", help="Videos extracted to a temp folder to estimate time and disk (dry run)."),
+    sample: int = typer.Option(
+        3, "--sample", help="Videos extracted to a temp folder to estimate time and disk (dry run)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Extract JPEG frames, in parallel and resumably (a killed run continues where it stopped).
@@ -145,27 +165,41 @@ def prepare_frames(
 
     options = FrameOptions(quality=quality, short_side=short_side, fps=fps)
     plan = plan_frames(root, out, subset=subset, options=options, workers=workers, sample=sample if dry_run else 0)
-    _echo(f"{len(plan.videos)} videos under {root}: {plan.done} already extracted, {len(plan.todo)} to do"
-          + (f" ({plan.stale_tmp} unfinished .tmp folders from an interrupted run will be redone)" if plan.stale_tmp else ""))
+    _echo(
+        f"{len(plan.videos)} videos under {root}: {plan.done} already extracted, {len(plan.todo)} to do"
+        + (
+            f" ({plan.stale_tmp} unfinished .tmp folders from an interrupted run will be redone)"
+            if plan.stale_tmp
+            else ""
+        )
+    )
     if plan.clashes:
-        _echo(f"{len(plan.clashes)} video(s) would share a frame folder with another (same name, another suffix) "
-              f"and fail, e.g. {plan.clashes[0][0]} vs {plan.clashes[0][1]}: rename one")
+        _echo(
+            f"{len(plan.clashes)} video(s) would share a frame folder with another (same name, another suffix) "
+            f"and fail, e.g. {plan.clashes[0][0]} vs {plan.clashes[0][1]}: rename one"
+        )
     if dry_run:
         if plan.sampled:
-            _echo(f"estimate from {plan.sampled} sampled video(s): {plan.est_frames:,.0f} frames, "
-                  f"{_human_bytes(plan.est_bytes)} on disk, "
-                  f"about {_human_time(plan.est_seconds)} with {workers} worker(s)")
+            _echo(
+                f"estimate from {plan.sampled} sampled video(s): {plan.est_frames:,.0f} frames, "
+                f"{_human_bytes(plan.est_bytes)} on disk, "
+                f"about {_human_time(plan.est_seconds)} with {workers} worker(s)"
+            )
         elif plan.todo:
             _echo("no estimate: the sampled videos could not be read")
         _echo(f"options: quality {quality}, short side {short_side or 'native'}, fps {fps or 'native'}; output {out}")
         _echo("dry run: nothing written")
         return
     with _bar(len(plan.videos), "frames", quiet) as bar:
-        summary = extract_frames(root, out, workers=workers, subset=subset, options=options, on_result=lambda r: bar.update(1))
+        summary = extract_frames(
+            root, out, workers=workers, subset=subset, options=options, on_result=lambda r: bar.update(1)
+        )
     for r in summary.failed:
         _echo(f"FAILED  {r.rel}: {r.error}")
-    _echo(f"{summary.done} extracted, {summary.skipped} already done, {len(summary.failed)} failed; "
-          f"{summary.frames} frames, {_human_bytes(summary.bytes)} in {summary.seconds:.1f} s -> {out}")
+    _echo(
+        f"{summary.done} extracted, {summary.skipped} already done, {len(summary.failed)} failed; "
+        f"{summary.frames} frames, {_human_bytes(summary.bytes)} in {summary.seconds:.1f} s -> {out}"
+    )
     if summary.failed:
         raise typer.Exit(1)
 
@@ -189,9 +223,11 @@ def prepare_something_else(
         _echo(f"WARNING  {p}")
     if len(summary.problems) > 50:
         _echo(f"... and {len(summary.problems) - 50} more problems")
-    _echo(f"{summary.videos} videos, {summary.frames} annotated frames, {summary.boxes} boxes"
-          + (f", {summary.duplicates} ids repeated across parts (the later part wins)" if summary.duplicates else "")
-          + f" -> {out} ({time.perf_counter() - t0:.1f} s)")
+    _echo(
+        f"{summary.videos} videos, {summary.frames} annotated frames, {summary.boxes} boxes"
+        + (f", {summary.duplicates} ids repeated across parts (the later part wins)" if summary.duplicates else "")
+        + f" -> {out} ({time.perf_counter() - t0:.1f} s)"
+    )
     _echo(f"use it with --set data.boxes={out}")
 
 
@@ -199,9 +235,15 @@ def prepare_something_else(
 @prepare_app.command("transcode")
 def prepare_transcode(
     src: Path = typer.Argument(..., help="Folder of videos (searched recursively); only read."),
-    out: Path = typer.Option(..., "--out", "-o", help="Where the re-encoded tree goes (same relative paths; never inside SRC)."),
-    short_side: int = typer.Option(256, "--short-side", help="Short side of the output in pixels (smaller videos keep their size)."),
-    gop: int = typer.Option(16, "--gop", help="Frames between key frames: a seek lands at most GOP-1 frames before any frame."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Where the re-encoded tree goes (same relative paths; never inside SRC)."
+    ),
+    short_side: int = typer.Option(
+        256, "--short-side", help="Short side of the output in pixels (smaller videos keep their size)."
+    ),
+    gop: int = typer.Option(
+        16, "--gop", help="Frames between key frames: a seek lands at most GOP-1 frames before any frame."
+    ),
     fps: Optional[float] = typer.Option(None, "--fps", help="Output frame rate (default: the source's)."),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel encoding processes."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done; write nothing."),
@@ -220,12 +262,16 @@ def prepare_transcode(
     options = TranscodeOptions(short_side=short_side, gop=gop, fps=fps)
     options.check()
     plan = plan_transcode(src, out)
-    _echo(f"{len(plan.videos)} videos under {src}: {len(plan.done)} already transcoded, {len(plan.todo)} to do "
-          f"({_human_bytes(plan.src_bytes)})" + (f"; {len(plan.stale_tmp)} unfinished files from an interrupted run will be redone"
-                                                  if plan.stale_tmp else ""))
+    _echo(
+        f"{len(plan.videos)} videos under {src}: {len(plan.done)} already transcoded, {len(plan.todo)} to do "
+        f"({_human_bytes(plan.src_bytes)})"
+        + (f"; {len(plan.stale_tmp)} unfinished files from an interrupted run will be redone" if plan.stale_tmp else "")
+    )
     if dry_run:
-        _echo(f"options: short side {short_side}, a key frame every {gop} frames, fps {fps or 'as the source'}, "
-              f"H.264, no audio; {len(plan.others)} other files copied; output {out}")
+        _echo(
+            f"options: short side {short_side}, a key frame every {gop} frames, fps {fps or 'as the source'}, "
+            f"H.264, no audio; {len(plan.others)} other files copied; output {out}"
+        )
         _echo("dry run: nothing written")
         return
     with _bar(len(plan.videos), "transcode", quiet) as bar:
@@ -238,8 +284,10 @@ def prepare_transcode(
         f"{summary.done} transcoded, {summary.skipped} already done, "
         f"{len(summary.failed)} failed in {summary.seconds:.1f} s -> {out}"
     )
-    _echo(f"{_human_bytes(summary.src_bytes)} of source videos became {_human_bytes(summary.dst_bytes)}: "
-          + (f"{_human_bytes(saved)} saved ({pct:.0f}%)" if saved >= 0 else f"{_human_bytes(-saved)} more ({-pct:.0f}%)"))
+    _echo(
+        f"{_human_bytes(summary.src_bytes)} of source videos became {_human_bytes(summary.dst_bytes)}: "
+        + (f"{_human_bytes(saved)} saved ({pct:.0f}%)" if saved >= 0 else f"{_human_bytes(-saved)} more ({-pct:.0f}%)")
+    )
     _echo(f"use it with --set data.root={out} (or data.videos={out})")
     if summary.failed:
         raise typer.Exit(1)
@@ -280,16 +328,30 @@ def data_download(
                 old.close()
             bars.clear()
             counts = what.startswith("unpack")
-            bar = bars[what] = tqdm(total=total, desc=what, unit="file" if counts else "B", unit_scale=not counts,
-                                    unit_divisor=1024, dynamic_ncols=True, leave=False)
+            bar = bars[what] = tqdm(
+                total=total,
+                desc=what,
+                unit="file" if counts else "B",
+                unit_scale=not counts,
+                unit_divisor=1024,
+                dynamic_ncols=True,
+                leave=False,
+            )
         bar.total = total
         bar.n = done
         bar.refresh()
 
     t0 = time.perf_counter()
     try:
-        res = download_dataset(dataset, to, mirror=mirror, checksum=not no_checksum, keep_archives=keep_archives,
-                               unpacker=unpacker, progress=progress)
+        res = download_dataset(
+            dataset,
+            to,
+            mirror=mirror,
+            checksum=not no_checksum,
+            keep_archives=keep_archives,
+            unpacker=unpacker,
+            progress=progress,
+        )
     finally:
         for bar in bars.values():
             bar.close()

@@ -77,4 +77,6 @@ def models(
         typer.echo("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
         if i == 0:
             typer.echo("  ".join("-" * w for w in widths))
-    typer.echo(f"\nparameters at {num_classes} classes; hf:<hub id or dir> takes its size and input from the checkpoint")
+    typer.echo(
+        f"\nparameters at {num_classes} classes; hf:<hub id or dir> takes its size and input from the checkpoint"
+    )

@@ -17,7 +17,9 @@ log = logging.getLogger("vidrec")
 @app.command()
 def serve(
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", "-k",
+        None,
+        "--checkpoint",
+        "-k",
         help="Checkpoint directory (RUN/checkpoints/best) or .onnx file: the Classify tab, a video → top-k classes.",
     ),
     store: Optional[Path] = typer.Option(
@@ -36,7 +38,9 @@ def serve(
     topk: int = typer.Option(5, "--topk", help="Classes shown by default (the page has a slider)."),
     k: int = typer.Option(5, "-n", "--top", help="Videos returned by default (the page has a slider)."),
     max_upload_mb: int = typer.Option(
-        500, "--max-upload-mb", min=0,
+        500,
+        "--max-upload-mb",
+        min=0,
         help="Largest upload the server accepts, in MB (0: no limit). Uploads are deleted when it stops.",
     ),
 ) -> None:

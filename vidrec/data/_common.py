@@ -97,7 +97,7 @@ class DirListing:
 
     def resolve(self, rel: str | Path) -> Path | None:
         cur = self._base
-        for part in (rel.replace("\\", "/").split("/") if isinstance(rel, str) else Path(rel).parts):
+        for part in rel.replace("\\", "/").split("/") if isinstance(rel, str) else Path(rel).parts:
             if part in ("", "."):
                 continue
             listing = self._listing(cur)
@@ -198,7 +198,9 @@ def frames_root_dir(frames_root: str | os.PathLike[str]) -> Path:
     """``data.frames_root`` as a folder, or a clear error."""
     froot = Path(frames_root).expanduser()
     if not froot.is_dir():
-        raise DatasetError(f"data.frames_root: {froot} is not a folder. Run `vidrec prepare frames` first or fix the path.")
+        raise DatasetError(
+            f"data.frames_root: {froot} is not a folder. Run `vidrec prepare frames` first or fix the path."
+        )
     return froot
 
 
@@ -239,8 +241,10 @@ class RecordFinder:
     def missing(self, rel: str, video_id: str, *, fix: str = "Re-download it or remove the line.") -> str:
         """The problem text for a line whose file was not found (``fix``: what to do about a missing video)."""
         if self.frames is not None:
-            return (f"no frame folder for {rel} under {self.frames_root} (looked for {os.path.splitext(rel)[0]}/ and "
-                    f"{video_id}/). Run `vidrec prepare frames` for it.")
+            return (
+                f"no frame folder for {rel} under {self.frames_root} (looked for {os.path.splitext(rel)[0]}/ and "
+                f"{video_id}/). Run `vidrec prepare frames` for it."
+            )
         return f"video {rel} not found under {self.video_root}. {fix}"
 
 
@@ -268,8 +272,11 @@ def finish_records(
                     new.append(r)
                     continue
                 if not ok[i]:
-                    problems.add(f"{name}: video {r.video_id} ({src}) is unreadable per the scan index: "
-                                 f"{idx.column('error')[i]}", subset=name)
+                    problems.add(
+                        f"{name}: video {r.video_id} ({src}) is unreadable per the scan index: "
+                        f"{idx.column('error')[i]}",
+                        subset=name,
+                    )
                     continue
                 meta: dict[str, Any] = {**r.meta, "frame_size": (width[i], height[i])}
                 if src is r.path:  # a frame folder has its own count; keep the decoder's
@@ -278,7 +285,9 @@ def finish_records(
                     new.append(VideoRecord(r.path, r.label, r.video_id, r.num_frames, r.fps, meta))
             out[name] = new
         if missing:
-            log.info("%d records are not in the scan index %s; their frame counts are read when decoded", missing, index)
+            log.info(
+                "%d records are not in the scan index %s; their frame counts are read when decoded", missing, index
+            )
     return out
 
 
@@ -308,7 +317,11 @@ def select_classes(names: Sequence[str], wanted: Sequence[str] | str | None, *, 
         i = index.get(_class_key(str(w)))
         if i is None:
             close = difflib.get_close_matches(str(w), list(names), n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else f"; it has {len(names)} classes (see `vidrec data show`)"
+            hint = (
+                f"; did you mean {', '.join(map(repr, close))}?"
+                if close
+                else f"; it has {len(names)} classes (see `vidrec data show`)"
+            )
             raise ConfigError(f"data.classes: {w!r} is not a class of {dataset}{hint}")
         if i in out:
             raise ConfigError(f"data.classes: {w!r} is named twice")

@@ -137,7 +137,9 @@ def _load_json(path: Path) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}). Re-download this part.") from exc
+        raise DatasetError(
+            f"{path}: line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}). Re-download this part."
+        ) from exc
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc})") from exc
 
@@ -156,8 +158,10 @@ def merge_box_parts(
         files = [Path(p) for p in parts]
     out = Path(out).expanduser()
     if out.suffix.lower() in (".json", ".jsonl", ".npz", ".parquet"):
-        raise ConfigError(f"--out {out}: the merged box file is SQLite (random access by video id from every worker); "
-                          f"name it e.g. {out.with_suffix('.sqlite')}")
+        raise ConfigError(
+            f"--out {out}: the merged box file is SQLite (random access by video id from every worker); "
+            f"name it e.g. {out.with_suffix('.sqlite')}"
+        )
     summary = MergeSummary(out=out, parts=files)
     with atomic_path(out) as tmp:
         con = sqlite3.connect(str(tmp))
@@ -169,7 +173,9 @@ def merge_box_parts(
             for part in files:
                 data = _load_json(part)
                 if not isinstance(data, dict):
-                    raise DatasetError(f"{part}: expected an object mapping video ids to frame lists, got {type(data).__name__}")
+                    raise DatasetError(
+                        f"{part}: expected an object mapping video ids to frame lists, got {type(data).__name__}"
+                    )
                 if on_part:
                     on_part(part, len(data))
                 batch = []
@@ -177,7 +183,9 @@ def merge_box_parts(
                     v = parse_video(str(vid), frames, where=str(part), problems=summary.problems)
                     summary.frames += len(v["frames"])
                     summary.boxes += sum(len(b) for b in v["frames"].values())
-                    batch.append((str(vid), len(frames) if isinstance(frames, list) else 0, json.dumps(v, separators=(",", ":"))))
+                    batch.append(
+                        (str(vid), len(frames) if isinstance(frames, list) else 0, json.dumps(v, separators=(",", ":")))
+                    )
                     if len(batch) >= 2000:
                         summary.duplicates += _insert(con, batch)
                         if progress:
@@ -188,8 +196,12 @@ def merge_box_parts(
                     progress(len(batch))
                 del data
             summary.videos = con.execute("SELECT COUNT(*) FROM videos").fetchone()[0]
-            meta = {"format": FORMAT, "version": str(FORMAT_VERSION), "annotation_fps": str(ANNOTATION_FPS),
-                    "parts": json.dumps([p.name for p in files])}
+            meta = {
+                "format": FORMAT,
+                "version": str(FORMAT_VERSION),
+                "annotation_fps": str(ANNOTATION_FPS),
+                "parts": json.dumps([p.name for p in files]),
+            }
             con.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
             con.commit()
         finally:
@@ -231,7 +243,9 @@ class SqliteBoxStore(BoxStore):
         try:
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
-            raise DatasetError(f"{path}: not a merged box file ({exc}). Make one with `vidrec prepare something-else`.") from exc
+            raise DatasetError(
+                f"{path}: not a merged box file ({exc}). Make one with `vidrec prepare something-else`."
+            ) from exc
         if meta.get("format") != FORMAT:
             raise DatasetError(f"{path}: not a merged box file. Make one with `vidrec prepare something-else`.")
 
@@ -324,8 +338,14 @@ class BoxesSideInput:
     scan index) takes precedence over the decoder's size, so boxes stay right on resized frame folders.
     """
 
-    def __init__(self, *, max_objects: int = 4, max_hands: int = 2, annotation_fps: float = ANNOTATION_FPS,
-                 boxes_file: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_objects: int = 4,
+        max_hands: int = 2,
+        annotation_fps: float = ANNOTATION_FPS,
+        boxes_file: str | os.PathLike[str] | None = None,
+    ) -> None:
         if max_objects < 1 or max_hands < 1:
             raise ValueError("max_objects and max_hands must be at least 1")
         self.max_objects = max_objects
@@ -373,8 +393,18 @@ class BoxesSideInput:
                     self.clipped += 1
                     if vid not in self._warned:
                         self._warned.add(vid)
-                        log.warning("video %s frame %d: box %s (%.0f, %.0f, %.0f, %.0f) lies outside the %dx%d frame; clipped",
-                                    vid, i, cat, x1, y1, x2, y2, w, h)
+                        log.warning(
+                            "video %s frame %d: box %s (%.0f, %.0f, %.0f, %.0f) lies outside the %dx%d frame; clipped",
+                            vid,
+                            i,
+                            cat,
+                            x1,
+                            y1,
+                            x2,
+                            y2,
+                            w,
+                            h,
+                        )
                 box = torch.tensor([x1 / w, y1 / h, x2 / w, y2 / h]).clamp_(0.0, 1.0)
                 if box[2] <= box[0] or box[3] <= box[1]:
                     continue  # nothing left inside the frame

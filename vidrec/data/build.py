@@ -122,8 +122,13 @@ def train_records(cfg: Config, rs: RecordSet) -> list[VideoRecord]:
     records = rs.subset(cfg.data.train_subset)
     n = cfg.data.max_train_samples
     if n is not None and n < len(records):
-        log.info("data.max_train_samples=%d: training on %d of %d videos (same share of every class, seed %d)",
-                 n, n, len(records), cfg.train.seed)
+        log.info(
+            "data.max_train_samples=%d: training on %d of %d videos (same share of every class, seed %d)",
+            n,
+            n,
+            len(records),
+            cfg.train.seed,
+        )
         records = sample_records(records, n, seed=cfg.train.seed)
     return records
 
@@ -136,7 +141,9 @@ def build_transform(cfg: Config, spec: InputSpec, classes: list[str], *, train: 
         flip = not flip_changes_label(classes)
     elif flip and flip_changes_label(classes) and train:
         log.warning("data.horizontal_flip=true although class names say left/right: flipping changes those labels")
-    return ClipTransform(train=train, image_size=size, scale=cfg.data.scale, horizontal_flip=flip, resize_size=_resize_size(size))
+    return ClipTransform(
+        train=train, image_size=size, scale=cfg.data.scale, horizontal_flip=flip, resize_size=_resize_size(size)
+    )
 
 
 def build_normalizer(cfg: Config, spec: InputSpec) -> VideoNormalize:
@@ -146,8 +153,11 @@ def build_normalizer(cfg: Config, spec: InputSpec) -> VideoNormalize:
 
 def build_reader(cfg: Config, spec: InputSpec, classes: list[str], *, train: bool = False) -> ClipReader:
     """The clip reader of a config and model: what training's eval view, predict and embed all read."""
-    return ClipReader(build_sampler(cfg, spec), transform=build_transform(cfg, spec, classes, train=train),
-                      decode_size=resolved_decode_size(cfg, spec))
+    return ClipReader(
+        build_sampler(cfg, spec),
+        transform=build_transform(cfg, spec, classes, train=train),
+        decode_size=resolved_decode_size(cfg, spec),
+    )
 
 
 def build_dataset(

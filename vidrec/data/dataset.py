@@ -168,7 +168,9 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         record = self.records[rec_idx]
         clip = self.cache.get((rec_idx, view)) if self.cache is not None else None
         if clip is None:
-            clip = self.reader.read(record, view=view, views=self.views, train=self.train, seed=(self.seed, epoch, rec_idx))
+            clip = self.reader.read(
+                record, view=view, views=self.views, train=self.train, seed=(self.seed, epoch, rec_idx)
+            )
             if self.cache is not None:
                 self.cache.put((rec_idx, view), clip)
         sample: dict[str, Any] = {
@@ -194,10 +196,16 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         t = self.sampler.num_frames
         s = int(getattr(self.reader.transform, "image_size", 0)) or 1
         sample: dict[str, Any] = {
-            "video": torch.zeros(3, t, s, s, dtype=torch.uint8), "label": torch.tensor(record.label, dtype=torch.long),
-            "index": rec_idx, "clip_index": view, "frame_indices": torch.zeros(t, dtype=torch.long),
-            "frame_times": torch.zeros(t, dtype=torch.float32), "video_id": record.video_id, "substituted": 0,
-            "failed": 1, "error": str(exc),
+            "video": torch.zeros(3, t, s, s, dtype=torch.uint8),
+            "label": torch.tensor(record.label, dtype=torch.long),
+            "index": rec_idx,
+            "clip_index": view,
+            "frame_indices": torch.zeros(t, dtype=torch.long),
+            "frame_times": torch.zeros(t, dtype=torch.float32),
+            "video_id": record.video_id,
+            "substituted": 0,
+            "failed": 1,
+            "error": str(exc),
         }
         if self.side_inputs:
             info = VideoInfo(t, 25.0, t / 25.0, s, s)
@@ -220,7 +228,9 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
                 path = self.records[j // self.views].path
                 if path not in self._bad:
                     self._bad.add(path)
-                    log.warning("unreadable video, %s: %s", "skipped" if self.on_error == "mark" else "another stands in", exc)
+                    log.warning(
+                        "unreadable video, %s: %s", "skipped" if self.on_error == "mark" else "another stands in", exc
+                    )
                 if self.on_error == "mark":
                     return self._placeholder(idx, exc)
         raise VideoError(
@@ -260,7 +270,9 @@ class CaptionClipDataset(Dataset[dict[str, Any]]):
     """A :class:`VideoClipDataset` whose samples also carry ``caption`` (a random one of the video's captions in
     training, a function of ``(seed, epoch, index)``; the first in evaluation)."""
 
-    def __init__(self, clips: Dataset[dict[str, Any]], captions: Sequence[Sequence[str]], *, train: bool, seed: int = 0) -> None:
+    def __init__(
+        self, clips: Dataset[dict[str, Any]], captions: Sequence[Sequence[str]], *, train: bool, seed: int = 0
+    ) -> None:
         self.clips = clips
         self.captions = [list(c) for c in captions]
         self.train = train

@@ -66,16 +66,28 @@ class Archive:
 # (the server's Content-Length) and by the CRC32 of every unpacked file.
 DATASETS: dict[str, tuple[Archive, ...]] = {
     "ucf101": (
-        Archive("https://www.crcv.ucf.edu/data/UCF101/UCF101.rar", provides="UCF-101",
-                md5="6463accf4bbc20fa6418ab7f159e6149"),
-        Archive("https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip",
-                provides="ucfTrainTestlist", md5="4426308e815a5108ba976f4a2bb47c5e"),
+        Archive(
+            "https://www.crcv.ucf.edu/data/UCF101/UCF101.rar",
+            provides="UCF-101",
+            md5="6463accf4bbc20fa6418ab7f159e6149",
+        ),
+        Archive(
+            "https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip",
+            provides="ucfTrainTestlist",
+            md5="4426308e815a5108ba976f4a2bb47c5e",
+        ),
     ),
     "hmdb51": (
-        Archive("https://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/hmdb51_org.rar", provides="hmdb51_org",
-                into="hmdb51_org", per_class_rars=True),
-        Archive("https://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/test_train_splits.rar",
-                provides="testTrainMulti_7030_splits"),
+        Archive(
+            "https://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/hmdb51_org.rar",
+            provides="hmdb51_org",
+            into="hmdb51_org",
+            per_class_rars=True,
+        ),
+        Archive(
+            "https://serre-lab.clps.brown.edu/wp-content/uploads/2013/10/test_train_splits.rar",
+            provides="testTrainMulti_7030_splits",
+        ),
     ),
 }
 
@@ -112,7 +124,12 @@ def _content_range(value: str | None) -> tuple[int, int | None] | None:
 
 
 def fetch(
-    url: str, dest: Path, *, retries: int = 3, retry_delay: float = 2.0, timeout: float = 60.0,
+    url: str,
+    dest: Path,
+    *,
+    retries: int = 3,
+    retry_delay: float = 2.0,
+    timeout: float = 60.0,
     progress: Progress = _no_progress,
 ) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part``, resuming a partial file with HTTP Range.
@@ -133,8 +150,14 @@ def fetch(
                     f"{url}: the download stopped at {exc.have:,} of {exc.total or '?'} bytes ({exc.reason}); "
                     f"run the same command again to resume ({part} is kept)"
                 ) from None
-            log.warning("%s: %s at %s bytes; resuming (retry %d of %d)", dest.name, exc.reason, f"{exc.have:,}",
-                        attempt, retries)
+            log.warning(
+                "%s: %s at %s bytes; resuming (retry %d of %d)",
+                dest.name,
+                exc.reason,
+                f"{exc.have:,}",
+                attempt,
+                retries,
+            )
             time.sleep(min(retry_delay * 2 ** (attempt - 1), 60.0))
     os.replace(part, dest)
     return dest
@@ -161,14 +184,18 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: Progress) -> 
         if exc.code == 416 and have:  # a .part that does not fit the file on the server: start over
             part.unlink()
             raise _Interrupted(0, None, "the partial file did not match the server's; starting again") from None
-        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}. Check the address (or --mirror); the publisher "
-                            "may have moved the file, see docs/datasets.md to download it by hand") from None
+        raise DownloadError(
+            f"{url}: HTTP {exc.code} {exc.reason}. Check the address (or --mirror); the publisher "
+            "may have moved the file, see docs/datasets.md to download it by hand"
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         if have:
             raise _Interrupted(have, None, f"cannot connect: {reason}") from None
-        raise DownloadError(f"{url}: cannot connect ({reason}). Check the network or proxy, use --mirror, "
-                            "or download the file by hand into the target folder and run again") from None
+        raise DownloadError(
+            f"{url}: cannot connect ({reason}). Check the network or proxy, use --mirror, "
+            "or download the file by hand into the target folder and run again"
+        ) from None
     with resp:
         cr = _content_range(resp.headers.get("Content-Range"))
         length = resp.headers.get("Content-Length")
@@ -182,8 +209,10 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: Progress) -> 
         if total is not None:
             free = shutil.disk_usage(part.parent).free
             if free < total - have:
-                raise DownloadError(f"{part.parent}: {free / 2**30:.1f} GiB free, {(total - have) / 2**30:.1f} GiB "
-                                    f"still to download for {part.name[:-5]} (and as much again to unpack)")
+                raise DownloadError(
+                    f"{part.parent}: {free / 2**30:.1f} GiB free, {(total - have) / 2**30:.1f} GiB "
+                    f"still to download for {part.name[:-5]} (and as much again to unpack)"
+                )
         done = have
         progress(done, total, part.name[:-5])
         with open(part, mode) as f:
@@ -287,13 +316,16 @@ def _unpack_rar(archive: Path, target: Path, unpacker: tuple[str, str], progress
             lines += 1
             # unar: "<name> (<size>)... OK." per file; bsdtar -v: "x <name>" per entry; the rest are complaints
             if (tool == "unar" and ("failed" in line.lower() or "error" in line.lower())) or (
-                    tool == "bsdtar" and not line.startswith("x ") and "Error exit delayed" not in line):
+                tool == "bsdtar" and not line.startswith("x ") and "Error exit delayed" not in line
+            ):
                 said.append(line)
             progress(min(lines, len(infos)), len(infos), what)
     if proc.returncode != 0:
         if tool == "bsdtar" and any("solid" in x.lower() for x in said):
-            raise DownloadError(f"{archive} is a solid RAR archive, which bsdtar cannot unpack: install unar "
-                                "(apt-get install unar / brew install unar) and run the same command again")
+            raise DownloadError(
+                f"{archive} is a solid RAR archive, which bsdtar cannot unpack: install unar "
+                "(apt-get install unar / brew install unar) and run the same command again"
+            )
         raise _damaged(archive, f"{tool} failed: {said[0] if said else f'exit status {proc.returncode}'}")
     total, done = sum(size for _, size, _ in files), 0
     for name, size, crc in files:
@@ -316,8 +348,9 @@ def _crc32(path: Path) -> int:
     return crc
 
 
-def unpack(archive: Path, spec: Archive, root: Path, *, unpacker: tuple[str, str] | None,
-           progress: Progress = _no_progress) -> Path:
+def unpack(
+    archive: Path, spec: Archive, root: Path, *, unpacker: tuple[str, str] | None, progress: Progress = _no_progress
+) -> Path:
     """Unpack ``archive`` into a hidden folder in ``root``, then rename ``spec.provides`` into place."""
     tmp = root / f".{archive.name}.unpack"
     if tmp.exists():
@@ -335,8 +368,10 @@ def unpack(archive: Path, spec: Archive, root: Path, *, unpacker: tuple[str, str
         produced = tmp / spec.provides
         if not produced.is_dir():
             found = ", ".join(sorted(p.name for p in tmp.iterdir())[:5]) or "nothing"
-            raise DownloadError(f"{archive}: unpacked, but it holds no {spec.provides}/ folder (it holds {found}); "
-                                "is it the right file?")
+            raise DownloadError(
+                f"{archive}: unpacked, but it holds no {spec.provides}/ folder (it holds {found}); "
+                "is it the right file?"
+            )
         final = root / spec.provides
         os.replace(produced, final)
         return final
@@ -394,8 +429,10 @@ def download_dataset(
     key = dataset.lower().replace("-", "")
     if archives is None:
         if key not in DATASETS:
-            raise DownloadError(f"no download for {dataset!r}; vidrec downloads: {', '.join(DATASETS)} "
-                                "(SSv2 and Something-Else need a sign-in: see docs/datasets.md)")
+            raise DownloadError(
+                f"no download for {dataset!r}; vidrec downloads: {', '.join(DATASETS)} "
+                "(SSv2 and Something-Else need a sign-in: see docs/datasets.md)"
+            )
         archives = DATASETS[key]
     root = Path(root).expanduser()
     check_writable(root, what="--to", folder=True)

@@ -103,14 +103,18 @@ def _read_list(path: Path, problems: Problems) -> list[dict[str, Any]]:
     try:
         rows = _parse_list(path, problems)
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"data.list_file {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+        raise DatasetError(
+            f"data.list_file {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
     ok = []
     for row in rows:
         where = f"{path}: line {row['_line']}" if isinstance(row["_line"], int) else f"{path}: {row['_line']}"
         label, vpath = row.get("label"), row.get("path")
         if not isinstance(label, (str, int)) or isinstance(label, bool):
-            problems.add(f"{where}: the label must be a class name (a string), got {type(label).__name__} "
-                         f"{json.dumps(label)[:60]}. Fix the line.")
+            problems.add(
+                f"{where}: the label must be a class name (a string), got {type(label).__name__} "
+                f"{json.dumps(label)[:60]}. Fix the line."
+            )
         elif not isinstance(vpath, str):
             problems.add(f"{where}: the path must be a string, got {type(vpath).__name__}. Fix the line.")
         else:
@@ -126,7 +130,9 @@ def _parse_list(path: Path, problems: Problems) -> list[dict[str, Any]]:
             reader = csv.DictReader(f)
             fields = [c.strip() for c in reader.fieldnames or []]
             if "path" not in fields or "label" not in fields:
-                raise DatasetError(f"{path}: line 1: the CSV header must name the columns path,label (optionally subset); got {fields}")
+                raise DatasetError(
+                    f"{path}: line 1: the CSV header must name the columns path,label (optionally subset); got {fields}"
+                )
             for n, row in enumerate(reader, 2):
                 row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
                 if not row.get("path") or not row.get("label"):
@@ -144,7 +150,7 @@ def _parse_list(path: Path, problems: Problems) -> list[dict[str, Any]]:
                 problems.add(f"{path}: line {n}: malformed JSON ({exc.msg}). Fix the line or remove it.")
                 continue
             if not isinstance(obj, dict) or "path" not in obj or "label" not in obj:
-                problems.add(f"{path}: line {n}: expected an object with \"path\" and \"label\", got {line.strip()[:80]}")
+                problems.add(f'{path}: line {n}: expected an object with "path" and "label", got {line.strip()[:80]}')
                 continue
             obj["_line"] = n
             rows.append(obj)
@@ -154,10 +160,10 @@ def _parse_list(path: Path, problems: Problems) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path}: line {exc.lineno}: malformed JSON ({exc.msg}). Fix the file.") from exc
         if not isinstance(data, list):
-            raise DatasetError(f"{path}: expected a JSON list of {{\"path\", \"label\"}} objects")
+            raise DatasetError(f'{path}: expected a JSON list of {{"path", "label"}} objects')
         for i, obj in enumerate(data):
             if not isinstance(obj, dict) or "path" not in obj or "label" not in obj:
-                problems.add(f"{path}: item {i}: expected an object with \"path\" and \"label\", got {str(obj)[:80]}")
+                problems.add(f'{path}: item {i}: expected an object with "path" and "label", got {str(obj)[:80]}')
                 continue
             obj["_line"] = f"item {i}"
             rows.append(obj)
@@ -210,7 +216,9 @@ def load_folder(
         if finder.frames is None:
             if p.exists():
                 return p, {}
-            problems.add(f"{where}: video {written or p} not found (relative paths resolve against {root}). Fix the path.")
+            problems.add(
+                f"{where}: video {written or p} not found (relative paths resolve against {root}). Fix the path."
+            )
             return None, {}
         try:
             rel = p.relative_to(root).as_posix()
@@ -240,7 +248,9 @@ def load_folder(
     else:
         class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not class_dirs:
-            raise DatasetError(f"{root}: no class folders. Expected {root}/<class>/<video>, or give data.list_file=LIST.csv")
+            raise DatasetError(
+                f"{root}: no class folders. Expected {root}/<class>/<video>, or give data.list_file=LIST.csv"
+            )
         for cdir in class_dirs:
             vids = sorted(p for p in cdir.iterdir() if is_video_entry(p))
             if not vids:
@@ -261,20 +271,26 @@ def load_folder(
     items: list[tuple[VideoRecord, str | None]] = []
     for p, cname, sub, where, meta in found:
         if cname not in to_label:
-            problems.add(f"{where}: unknown class {cname!r}; known: {', '.join(class_list[:10])}. Fix the label or data.classes.")
+            problems.add(
+                f"{where}: unknown class {cname!r}; known: {', '.join(class_list[:10])}. Fix the label or data.classes."
+            )
             continue
         vid = p.stem if p.is_file() else p.name
         rec = VideoRecord(path=p, label=to_label[cname], video_id=vid, meta={**meta, "group": group_of(vid, pattern)})
         items.append((rec, sub))
     if not items:
-        raise DatasetError(f"{root}: no usable videos found" + (f" ({len(problems)} problems)" if len(problems) else ""))
+        raise DatasetError(
+            f"{root}: no usable videos found" + (f" ({len(problems)} problems)" if len(problems) else "")
+        )
     explicit = [(r, s) for r, s in items if s is not None]
     auto = [r for r, s in items if s is None]
     subsets: dict[str, list[VideoRecord]] = {"train": [], "val": []}
     for r, s in explicit:
         subsets.setdefault(s, []).append(r)
     if auto:
-        tr, va, notes = group_split([(r.video_id, r.label, r.meta["group"]) for r in auto], val_fraction=val_fraction, seed=seed)
+        tr, va, notes = group_split(
+            [(r.video_id, r.label, r.meta["group"]) for r in auto], val_fraction=val_fraction, seed=seed
+        )
         for lab, n_groups, n_clips in notes:
             problems.add(
                 f"{root}: class {class_list[lab]!r} has {n_groups} group(s) / {n_clips} clip(s): "
@@ -285,6 +301,11 @@ def load_folder(
     if "test" not in subsets:
         subsets["test"] = subsets["val"]
     subsets = finish_records(subsets, index=index, problems=problems)
-    info = {"dataset": "folder", "val_fraction": val_fraction, "seed": seed, "group_regex": pattern.pattern,
-            "list_file": str(list_file) if list_file else None}
+    info = {
+        "dataset": "folder",
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "group_regex": pattern.pattern,
+        "list_file": str(list_file) if list_file else None,
+    }
     return RecordSet(subsets=subsets, classes=class_list, problems=problems.items, info=info)

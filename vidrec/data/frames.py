@@ -94,7 +94,9 @@ def _check_paths(root: Path, out: Path) -> None:
         raise DatasetError(f"{root}: not a folder. Give the folder holding the videos.")
     r, o = root.resolve(), out.resolve()
     if o == r or r in o.parents:
-        raise ConfigError(f"--out {out} lies inside the dataset root {root}; vidrec never writes there. Choose another folder.")
+        raise ConfigError(
+            f"--out {out} lies inside the dataset root {root}; vidrec never writes there. Choose another folder."
+        )
 
 
 def extract_video(src: Path, final: Path, options: FrameOptions = FrameOptions()) -> tuple[int, int]:
@@ -262,9 +264,16 @@ def extract_frames(
             on_result(r)
 
     for v, other in plan.clashes:
-        record(VideoResult(v.relative_to(plan.root).as_posix(), False, error=(
-            f"its frame folder is taken by {other.relative_to(plan.root).as_posix()} "
-            "(same name, another suffix); rename one")))
+        record(
+            VideoResult(
+                v.relative_to(plan.root).as_posix(),
+                False,
+                error=(
+                    f"its frame folder is taken by {other.relative_to(plan.root).as_posix()} "
+                    "(same name, another suffix); rename one"
+                ),
+            )
+        )
     tasks = [(str(v), str(plan.root), str(plan.out), options) for v in plan.todo]
     plan.out.mkdir(parents=True, exist_ok=True)
     map_bounded(_task, tasks, workers, record)

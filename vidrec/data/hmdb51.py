@@ -120,7 +120,9 @@ def load_hmdb51(
             cdir = finder.videos.resolve(cls)
             entries = finder.videos.names(cdir) if cdir is not None else None
             if entries is None:
-                problems.add(f"{videos}: class folder {cls!r} is missing (named by {fpath.name}). Unpack {cls}.rar there.")
+                problems.add(
+                    f"{videos}: class folder {cls!r} is missing (named by {fpath.name}). Unpack {cls}.rar there."
+                )
                 continue
             if not entries:
                 problems.add(f"{cdir}: the class folder is empty. Unpack {cls}.rar into it.")
@@ -141,13 +143,23 @@ def load_hmdb51(
                 problems.add(f"{where}: {finder.missing(rel, stem, fix=f'Re-extract {cls}.rar or remove the line.')}")
                 continue
             subset = "train" if parts[1] == "1" else "test"
-            subsets[subset].append(VideoRecord(path=path, label=label, video_id=stem, meta={**meta, "class_folder": cls}))
+            subsets[subset].append(
+                VideoRecord(path=path, label=label, video_id=stem, meta={**meta, "class_folder": cls})
+            )
     problems.subset = None
     subsets["val"] = subsets["test"]
     subsets = finish_records(subsets, index=index, problems=problems)
-    info: dict[str, Any] = {"dataset": "hmdb51", "split": split, "video_root": str(videos) if videos else None,
-                            "frames_root": str(finder.frames_root) if finder.frames_root else None,
-                            "splits_dir": str(split_dir), "unused": unused, "val_is_test": True}
+    info: dict[str, Any] = {
+        "dataset": "hmdb51",
+        "split": split,
+        "video_root": str(videos) if videos else None,
+        "frames_root": str(finder.frames_root) if finder.frames_root else None,
+        "splits_dir": str(split_dir),
+        "unused": unused,
+        "val_is_test": True,
+    }
     info.update(remap_info(chosen, base=0, source="the sorted class list"))
     info.update(left_out.info())
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets)
+    return RecordSet(
+        subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets
+    )

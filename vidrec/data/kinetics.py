@@ -68,8 +68,9 @@ def find_csvs(root: Path, annotations: str | os.PathLike[str] | None) -> dict[st
     if annotations is not None:
         folder = user_path(root, annotations)
         if not folder.is_dir():
-            raise DatasetError(f"data.annotations: {folder} is not a folder. "
-                               "Point it at the folder with train.csv / validate.csv.")
+            raise DatasetError(
+                f"data.annotations: {folder} is not a folder. Point it at the folder with train.csv / validate.csv."
+            )
         folders = [folder]
     else:
         folders = [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))]
@@ -181,8 +182,9 @@ def load_kinetics(
     if label_map is not None:
         lpath = user_path(root, label_map)
         if not lpath.is_file():
-            raise DatasetError(f"data.label_map: {label_map} not found (also looked in {root}). "
-                               "One class name per line.")
+            raise DatasetError(
+                f"data.label_map: {label_map} not found (also looked in {root}). One class name per line."
+            )
         names = [line for _, line in read_lines(lpath)]
         source = lpath.name
     else:
@@ -214,8 +216,10 @@ def load_kinetics(
             where = f"{path}: line {n}"
             yt, start, end = row.get("youtube_id", ""), _time(row.get("time_start", "")), _time(row.get("time_end", ""))
             if not yt or start is None or end is None or end <= start:
-                problems.add(f"{where}: expected youtube_id,time_start,time_end with whole seconds, start < end; got "
-                             f"{','.join(row.get(c, '') for c in REQUIRED)!r}. Fix or remove the line.")
+                problems.add(
+                    f"{where}: expected youtube_id,time_start,time_end with whole seconds, start < end; got "
+                    f"{','.join(row.get(c, '') for c in REQUIRED)!r}. Fix or remove the line."
+                )
                 continue
             label = -1
             if labelled:
@@ -224,8 +228,10 @@ def load_kinetics(
                     if name in known:
                         left_out.add(sub, name)
                     else:
-                        problems.add(f"{where}: unknown label {name!r} (not a class of {source}). Fix the line"
-                                     + (" or data.label_map." if label_map is not None else "."))
+                        problems.add(
+                            f"{where}: unknown label {name!r} (not a class of {source}). Fix the line"
+                            + (" or data.label_map." if label_map is not None else ".")
+                        )
                     continue
                 label = label_of[name]
             clip = clips.get((yt, start, end)) or clips.get(yt)
@@ -234,38 +240,52 @@ def load_kinetics(
                 n_missing += 1
                 if n_missing <= MAX_LISTED_MISSING or problems.strict:
                     what = "frame folder" if frames_root is not None else "clip"
-                    problems.add(f"{where}: {what} {stem} is missing (not downloaded, or removed from YouTube); "
-                                 "the record is skipped.")
+                    problems.add(
+                        f"{where}: {what} {stem} is missing (not downloaded, or removed from YouTube); "
+                        "the record is skipped."
+                    )
                 continue
             if clip in empty_set:
-                problems.add(f"{where}: clip {clip} is empty (0 bytes: a failed download); the record is skipped. "
-                             "Download it again or delete it.")
+                problems.add(
+                    f"{where}: clip {clip} is empty (0 bytes: a failed download); the record is skipped. "
+                    "Download it again or delete it."
+                )
                 continue
             meta: dict[str, Any] = {"youtube_id": yt, "time_start": start, "time_end": end}
             recs.append(VideoRecord(clip, label, stem, meta=meta))
         if n_missing > MAX_LISTED_MISSING:
             share = 100 * n_missing / max(1, len(rows))
-            problems.add(f"{path}: {n_missing} of {len(rows)} clips ({share:.1f} %) are missing in all (first "
-                         f"{MAX_LISTED_MISSING} named above); they were skipped.")
+            problems.add(
+                f"{path}: {n_missing} of {len(rows)} clips ({share:.1f} %) are missing in all (first "
+                f"{MAX_LISTED_MISSING} named above); they were skipped."
+            )
         subsets[sub] = recs
         missing[sub] = n_missing
     problems.subset = None
     for sub in ("train", "val"):
         if sub not in csvs:
             names_ = " or ".join(f"{n}.csv" for n in SUBSET_NAMES[sub])
-            problems.add(f"no {names_} found beside {next(iter(csvs.values())).name}; the {sub} subset is empty. "
-                         "Download it with the others.", subset=sub)
+            problems.add(
+                f"no {names_} found beside {next(iter(csvs.values())).name}; the {sub} subset is empty. "
+                "Download it with the others.",
+                subset=sub,
+            )
             subsets[sub] = []
     if index is not None:
         subsets = finish_records(subsets, index=index, problems=problems)
-    info: dict[str, Any] = {"dataset": "kinetics", "annotations": {k: str(v) for k, v in csvs.items()},
-                            "classes_from": source, "missing": missing,
-                            "frames_root": str(frames_root) if frames_root is not None else None}
+    info: dict[str, Any] = {
+        "dataset": "kinetics",
+        "annotations": {k: str(v) for k, v in csvs.items()},
+        "classes_from": source,
+        "missing": missing,
+        "frames_root": str(frames_root) if frames_root is not None else None,
+    }
     info.update(remap_info(chosen, base=0, source=source))
     info.update(left_out.info())
     log.info("kinetics: %s (%d classes)", {k: len(v) for k, v in subsets.items()}, len(class_names))
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info,
-                     problem_subsets=problems.subsets)
+    return RecordSet(
+        subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets
+    )
 
 
 def _frame_folders(frames_root: Path, *, depth: int = 4) -> dict[ClipKey | str, Path]:

@@ -50,8 +50,10 @@ def _entries_from_text(path: Path, problems: Problems) -> list[tuple[str, str, l
         while k > 1 and tokens[k - 1].lstrip("-").isdigit():
             k -= 1
         if k == len(tokens):
-            problems.add(f"{path}: line {n}: expected '<path> <label>' or '<frame folder> <total frames> <label>', "
-                         f"got {line!r}. Fix or remove the line.")
+            problems.add(
+                f"{path}: line {n}: expected '<path> <label>' or '<frame folder> <total frames> <label>', "
+                f"got {line!r}. Fix or remove the line."
+            )
             continue
         out.append((f"{path}: line {n}", " ".join(tokens[:k]), tokens[k:]))
     return out
@@ -64,7 +66,7 @@ def _entries_from_json(path: Path, problems: Problems) -> list[tuple[str, str, l
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}). Fix the file.") from exc
     if not isinstance(data, list):
-        raise DatasetError(f"{path}: expected a JSON list of {{\"filename\"|\"frame_dir\", \"label\"}} objects")
+        raise DatasetError(f'{path}: expected a JSON list of {{"filename"|"frame_dir", "label"}} objects')
     out = []
     for i, obj in enumerate(data):
         where = f"{path}: item {i}"
@@ -72,8 +74,10 @@ def _entries_from_json(path: Path, problems: Problems) -> list[tuple[str, str, l
         label = obj.get("label") if isinstance(obj, dict) else None
         labels = label if isinstance(label, list) else [label]
         if not isinstance(name, str) or not labels or not all(isinstance(x, int) for x in labels):
-            problems.add(f"{where}: expected {{\"filename\": \"a/b.mp4\", \"label\": 3}} or {{\"frame_dir\": \"a/b\", "
-                         f"\"total_frames\": 120, \"label\": 3}}, got {str(obj)[:80]}. Fix or remove it.")
+            problems.add(
+                f'{where}: expected {{"filename": "a/b.mp4", "label": 3}} or {{"frame_dir": "a/b", '
+                f'"total_frames": 120, "label": 3}}, got {str(obj)[:80]}. Fix or remove it.'
+            )
             continue
         ints = [str(x) for x in labels]
         if "frame_dir" in obj:
@@ -125,9 +129,11 @@ def load_list(
         raise ConfigError(f"data.list_format: {list_format!r} is not auto, video or rawframes")
     given = {k: v for k, v in (("train", train_list), ("val", val_list), ("test", test_list)) if v is not None}
     if not given:
-        raise ConfigError("data.train_list / data.val_list: name MMAction2's annotation lists, e.g. "
-                          "--set data.train_list=ucf101_train_split_1_videos.txt "
-                          "--set data.val_list=ucf101_val_split_1_videos.txt")
+        raise ConfigError(
+            "data.train_list / data.val_list: name MMAction2's annotation lists, e.g. "
+            "--set data.train_list=ucf101_train_split_1_videos.txt "
+            "--set data.val_list=ucf101_val_split_1_videos.txt"
+        )
     lists = {k: _list_path(root, v, f"{k}_list") for k, v in given.items()}
     base = user_path(root, prefix) if prefix is not None else root
     if not base.is_dir():
@@ -151,28 +157,35 @@ def load_list(
         fmt = list_format if list_format != "auto" else _detect(entries, base)
         formats[sub] = fmt
         if fmt == "rawframes" and frames_root is not None:
-            raise ConfigError(f"data.frames_root: {lpath.name} is a rawframes list: it names the frame folders "
-                              "already. Use data.prefix for the folder they are in.")
+            raise ConfigError(
+                f"data.frames_root: {lpath.name} is a rawframes list: it names the frame folders "
+                "already. Use data.prefix for the folder they are in."
+            )
         if fmt == "video" and frames_root is not None and finder is None:
             finder = RecordFinder(base, frames_root)
         rows = []
         for where, rel, ints in entries:
             if fmt == "rawframes":
                 if len(ints) < 2:
-                    problems.add(f"{where}: expected '<frame folder> <total frames> <label>', "
-                                 f"got {rel!r} {' '.join(ints)}")
+                    problems.add(
+                        f"{where}: expected '<frame folder> <total frames> <label>', got {rel!r} {' '.join(ints)}"
+                    )
                     continue
                 total: int | None = int(ints[0])  # kept in meta: the decoder counts the folder's frames itself
                 labels = [int(x) for x in ints[1:]]
             else:
                 total, labels = None, [int(x) for x in ints]
             if len(labels) > 1 and not multi_label:
-                problems.add(f"{where}: {len(labels)} labels ({' '.join(map(str, labels))}): a multi-label list. "
-                             "Set data.multi_label=true to read it; the line is skipped.")
+                problems.add(
+                    f"{where}: {len(labels)} labels ({' '.join(map(str, labels))}): a multi-label list. "
+                    "Set data.multi_label=true to read it; the line is skipped."
+                )
                 continue
             if any(x < 0 for x in labels) or (total is not None and total <= 0):
-                problems.add(f"{where}: labels are class indices from 0 and the frame count is positive; got "
-                             f"{' '.join(ints)}. Fix the line.")
+                problems.add(
+                    f"{where}: labels are class indices from 0 and the frame count is positive; got "
+                    f"{' '.join(ints)}. Fix the line."
+                )
                 continue
             p = Path(rel)
             meta: dict[str, str] = {}
@@ -200,8 +213,10 @@ def load_list(
             bad = [x for x in labels if x >= num_classes]
             if bad:
                 src = "label_map" if label_map is not None else "data.classes"
-                problems.add(f"{where}: unknown label {bad[0]}: {src} names {num_classes} classes "
-                             f"(0..{num_classes - 1}). Fix the line or {src}.")
+                problems.add(
+                    f"{where}: unknown label {bad[0]}: {src} names {num_classes} classes "
+                    f"(0..{num_classes - 1}). Fix the line or {src}."
+                )
                 continue
             extra: dict[str, Any] = dict(meta)
             if total is not None:
@@ -222,15 +237,24 @@ def load_list(
     if index is not None:
         subsets = finish_records(subsets, index=index, problems=problems)
     if names is None:
-        notes.append(f"the lists give label indices only: classes are named 0..{num_classes - 1}; "
-                     "name them with data.label_map=FILE (one name per line) or data.classes=[...]")
+        notes.append(
+            f"the lists give label indices only: classes are named 0..{num_classes - 1}; "
+            "name them with data.label_map=FILE (one name per line) or data.classes=[...]"
+        )
     if n_multi:
-        notes.append(f"{n_multi} videos carry several labels: vidrec trains on the first; "
-                     "all are in record.meta['labels']")
-    info: dict[str, Any] = {"dataset": "list", "lists": {k: str(v) for k, v in lists.items()}, "formats": formats,
-                            "prefix": str(base), "notes": notes}
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info,
-                     problem_subsets=problems.subsets)
+        notes.append(
+            f"{n_multi} videos carry several labels: vidrec trains on the first; all are in record.meta['labels']"
+        )
+    info: dict[str, Any] = {
+        "dataset": "list",
+        "lists": {k: str(v) for k, v in lists.items()},
+        "formats": formats,
+        "prefix": str(base),
+        "notes": notes,
+    }
+    return RecordSet(
+        subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets
+    )
 
 
 def _detect(entries: list[tuple[str, str, list[str]]], base: Path) -> str:

@@ -27,24 +27,25 @@ def read_captions(path: str | Path) -> tuple[dict[str, list[str]], dict[str, str
     """``(video_id → captions, video_id → subset)`` from an MSR-VTT style JSON file."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: no such captions file (MSR-VTT JSON: {{\"videos\": [...], \"sentences\": [...]}})")
+        raise DatasetError(f'{path}: no such captions file (MSR-VTT JSON: {{"videos": [...], "sentences": [...]}})')
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
-        raise DatasetError(f"{path}: expected an object with a \"sentences\" list of {{\"video_id\", \"caption\"}} "
-                           "(MSR-VTT layout)")
+        raise DatasetError(
+            f'{path}: expected an object with a "sentences" list of {{"video_id", "caption"}} (MSR-VTT layout)'
+        )
     caps: dict[str, list[str]] = defaultdict(list)
     for i, s in enumerate(data["sentences"]):
         if not isinstance(s, dict) or "video_id" not in s or not isinstance(s.get("caption"), str):
-            raise DatasetError(f"{path}: sentences[{i}] needs \"video_id\" and a string \"caption\"")
+            raise DatasetError(f'{path}: sentences[{i}] needs "video_id" and a string "caption"')
         if s["caption"].strip():
             caps[str(s["video_id"])].append(s["caption"].strip())
     splits: dict[str, str] = {}
     for i, v in enumerate(data.get("videos", [])):
         if not isinstance(v, dict) or "video_id" not in v:
-            raise DatasetError(f"{path}: videos[{i}] needs a \"video_id\"")
+            raise DatasetError(f'{path}: videos[{i}] needs a "video_id"')
         split = str(v.get("split", "train")).lower()
         if split not in _SPLITS:
             raise DatasetError(f"{path}: videos[{i}] has split {split!r}; expected train, validate or test")
@@ -67,8 +68,12 @@ def load_msrvtt(
     ``videos``: the video folder (default ``<root>/videos``, else ``<root>``).
     """
     root = Path(root).expanduser()
-    cap_file = Path(captions) if captions else next(
-        (root / n for n in ("MSRVTT_data.json", "captions.json") if (root / n).is_file()), root / "MSRVTT_data.json"
+    cap_file = (
+        Path(captions)
+        if captions
+        else next(
+            (root / n for n in ("MSRVTT_data.json", "captions.json") if (root / n).is_file()), root / "MSRVTT_data.json"
+        )
     )
     caps, splits = read_captions(cap_file)
     vdir = Path(videos) if videos else (root / "videos" if (root / "videos").is_dir() else root)
@@ -110,6 +115,7 @@ def captions_for(
     if missing:
         log.warning("%d videos have no caption and are left out of retrieval training/evaluation", missing)
     if not kept:
-        raise DatasetError("no video has a caption: give retrieval.captions=FILE.json (MSR-VTT layout) "
-                           "or a captioned dataset")
+        raise DatasetError(
+            "no video has a caption: give retrieval.captions=FILE.json (MSR-VTT layout) or a captioned dataset"
+        )
     return kept, caps

@@ -55,7 +55,9 @@ _OPTIONAL = {"rotation": 0}  # columns added later; older indexes without them s
 class ScanIndex:
     """Scan results keyed by path relative to ``root``; stored column-wise so 220k rows load fast."""
 
-    def __init__(self, root: Path, entries: dict[str, ScanEntry] | None = None, *, columns: dict[str, list] | None = None) -> None:
+    def __init__(
+        self, root: Path, entries: dict[str, ScanEntry] | None = None, *, columns: dict[str, list] | None = None
+    ) -> None:
         self.root = Path(root)
         if columns is None:
             rows = list((entries or {}).values())
@@ -123,7 +125,9 @@ def iter_videos(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def probe_video(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None, verify: bool = True) -> ScanEntry:
+def probe_video(
+    path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None, verify: bool = True
+) -> ScanEntry:
     """Probe one file; never raises for a bad video (the entry says why)."""
 
     p = Path(path)
@@ -140,7 +144,9 @@ def probe_video(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | 
         return ScanEntry(rel, size, ok=False, error=_reason(str(exc), p))
     except Exception as exc:  # noqa: BLE001 - FFmpeg can raise odd errors on garbage; the scan must go on
         return ScanEntry(rel, size, ok=False, error=f"unreadable: {type(exc).__name__}: {exc}")
-    entry = ScanEntry(rel, size, info.num_frames, info.fps, info.duration, info.width, info.height, info.codec, rotation=info.rotation)
+    entry = ScanEntry(
+        rel, size, info.num_frames, info.fps, info.duration, info.width, info.height, info.codec, rotation=info.rotation
+    )
     if info.num_frames <= 0:
         return _bad(entry, "no frames")
     if not verify:
@@ -236,10 +242,21 @@ def write_index(index: ScanIndex, path: str | os.PathLike[str]) -> Path:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            schema = pa.schema([("path", pa.string()), ("size_bytes", pa.int64()), ("num_frames", pa.int64()),
-                                ("fps", pa.float64()), ("duration", pa.float64()), ("width", pa.int64()),
-                                ("height", pa.int64()), ("codec", pa.string()), ("ok", pa.bool_()), ("error", pa.string()),
-                                ("rotation", pa.int64())])
+            schema = pa.schema(
+                [
+                    ("path", pa.string()),
+                    ("size_bytes", pa.int64()),
+                    ("num_frames", pa.int64()),
+                    ("fps", pa.float64()),
+                    ("duration", pa.float64()),
+                    ("width", pa.int64()),
+                    ("height", pa.int64()),
+                    ("codec", pa.string()),
+                    ("ok", pa.bool_()),
+                    ("error", pa.string()),
+                    ("rotation", pa.int64()),
+                ]
+            )
             table = pa.table({c: cols[c] for c in _COLUMNS}, schema=schema)
             table = table.replace_schema_metadata({"vidrec_scan_root": root, "vidrec_scan_version": str(INDEX_VERSION)})
             pq.write_table(table, tmp)
@@ -273,15 +290,22 @@ def load_index(path: str | os.PathLike[str]) -> ScanIndex:
         try:
             table = pq.read_table(path)
         except Exception as exc:
-            raise DatasetError(f"{path}: not a readable Parquet scan index ({exc}). Re-run `vidrec prepare scan`.") from exc
+            raise DatasetError(
+                f"{path}: not a readable Parquet scan index ({exc}). Re-run `vidrec prepare scan`."
+            ) from exc
         meta = table.schema.metadata or {}
         if b"vidrec_scan_root" not in meta:
-            raise DatasetError(f"{path}: not a vidrec scan index (no root in its metadata). Re-run `vidrec prepare scan`.")
+            raise DatasetError(
+                f"{path}: not a vidrec scan index (no root in its metadata). Re-run `vidrec prepare scan`."
+            )
         root = Path(meta[b"vidrec_scan_root"].decode())
         missing = [c for c in _COLUMNS if c not in table.column_names and c not in _OPTIONAL]
         if missing:
             raise DatasetError(f"{path}: the scan index lacks the columns {missing}. Re-run `vidrec prepare scan`.")
-        cols = {c: table.column(c).to_pylist() if c in table.column_names else [_OPTIONAL[c]] * table.num_rows for c in _COLUMNS}
+        cols = {
+            c: table.column(c).to_pylist() if c in table.column_names else [_OPTIONAL[c]] * table.num_rows
+            for c in _COLUMNS
+        }
         index = ScanIndex(root, columns=cols)
     else:
         entries = {}
@@ -290,14 +314,18 @@ def load_index(path: str | os.PathLike[str]) -> ScanIndex:
                 head = json.loads(f.readline())
                 root = Path(head["root"])
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DatasetError(f"{path}: line 1: not a vidrec scan index header ({exc}). Re-run `vidrec prepare scan`.") from exc
+                raise DatasetError(
+                    f"{path}: line 1: not a vidrec scan index header ({exc}). Re-run `vidrec prepare scan`."
+                ) from exc
             for n, line in enumerate(f, 2):
                 if not line.strip():
                     continue
                 try:
                     e = ScanEntry(**json.loads(line))
                 except (json.JSONDecodeError, TypeError) as exc:
-                    raise DatasetError(f"{path}: line {n}: malformed entry ({exc}). Re-run `vidrec prepare scan`.") from exc
+                    raise DatasetError(
+                        f"{path}: line {n}: malformed entry ({exc}). Re-run `vidrec prepare scan`."
+                    ) from exc
                 entries[e.path] = e
         index = ScanIndex(root, entries)
     _CACHE[key] = (mtime, index)

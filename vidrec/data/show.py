@@ -34,19 +34,27 @@ def datasets_help() -> str:
                 for d in node.decorator_list
             ):
                 args = node.args
-                opts = [f"{a.arg}={ast.unparse(d) if d is not None else '?'}"
-                        for a, d in zip(args.kwonlyargs, args.kw_defaults) if a.arg not in ("split", "strict")]
+                opts = [
+                    f"{a.arg}={ast.unparse(d) if d is not None else '?'}"
+                    for a, d in zip(args.kwonlyargs, args.kw_defaults)
+                    if a.arg not in ("split", "strict")
+                ]
                 out.append(f"{name}: {', '.join(opts) or 'no options'}")
-    out.append("Each loader's docstring and docs/datasets.md say what an option does; "
-               "vidrec data show prints the values it ran with.")
+    out.append(
+        "Each loader's docstring and docs/datasets.md say what an option does; "
+        "vidrec data show prints the values it ran with."
+    )
     return "\n\n".join(out)
 
 
 def loader_options(dataset: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """Every ``data.*`` option of ``dataset``'s loader, with the value it runs with (given, else its default)."""
     params = inspect.signature(get_dataset_loader(dataset)).parameters
-    return {n: given.get(n, p.default) for n, p in params.items()
-            if p.kind is p.KEYWORD_ONLY and n not in ("split", "strict")}
+    return {
+        n: given.get(n, p.default)
+        for n, p in params.items()
+        if p.kind is p.KEYWORD_ONLY and n not in ("split", "strict")
+    }
 
 
 def dataset_report(
@@ -73,13 +81,17 @@ def dataset_report(
         unknown = counts.get(-1, 0)
         if unknown:
             per_class[name]["(unlabelled)"] = unknown
-    info = {k: (str(v) if not isinstance(v, (int, float, bool, type(None), list, dict)) else v) for k, v in rs.info.items()}
+    info = {
+        k: (str(v) if not isinstance(v, (int, float, bool, type(None), list, dict)) else v) for k, v in rs.info.items()
+    }
     return {
         "dataset": dataset,
         "root": root,
         "split": split,
-        "options": {k: (v if isinstance(v, (int, float, bool, type(None), list)) else str(v))
-                    for k, v in (options or {}).items()},
+        "options": {
+            k: (v if isinstance(v, (int, float, bool, type(None), list)) else str(v))
+            for k, v in (options or {}).items()
+        },
         "classes": list(rs.classes),
         "num_classes": len(rs.classes),
         "subsets": {k: len(v) for k, v in rs.subsets.items()},
@@ -98,7 +110,9 @@ def format_report(report: dict[str, Any], *, max_problems: int | None = None) ->
     if report.get("options"):
         lines.append("options: " + ", ".join(f"data.{k}={v}" for k, v in report["options"].items()))
     subsets = list(report["subsets"])
-    lines.append(f"{report['num_classes']} classes; " + ", ".join(f"{k}: {n} videos" for k, n in report["subsets"].items()))
+    lines.append(
+        f"{report['num_classes']} classes; " + ", ".join(f"{k}: {n} videos" for k, n in report["subsets"].items())
+    )
     for k, other in report.get("same_records", {}).items():
         lines.append(f"  ({k} holds the same records as {other})")
     lines += _subset_notes(report.get("info", {}))
@@ -133,13 +147,17 @@ def _subset_notes(info: dict[str, Any], *, shown: int = 12) -> list[str]:
     if remap:
         pairs = [f"{o}->{k}" for o, k in remap["map"].items()]
         more = f", ... ({len(pairs)} in all)" if len(pairs) > shown else ""
-        out.append(f"class ids remapped: labels are 0..{len(pairs) - 1} in the order below; "
-                   f"{remap['source']} id -> label: {', '.join(pairs[:shown])}{more}")
+        out.append(
+            f"class ids remapped: labels are 0..{len(pairs) - 1} in the order below; "
+            f"{remap['source']} id -> label: {', '.join(pairs[:shown])}{more}"
+        )
     left = info.get("left_out")
     if left:
         names = info.get("left_out_classes", [])
         more = ", ..." if len(names) > shown else ""
         counts = ", ".join(f"{k} {n:,}" for k, n in left.items())
-        out.append(f"class subset: left out {counts} annotated videos of {len(names)} other class(es): "
-                   f"{', '.join(names[:shown])}{more}")
+        out.append(
+            f"class subset: left out {counts} annotated videos of {len(names)} other class(es): "
+            f"{', '.join(names[:shown])}{more}"
+        )
     return out

@@ -42,7 +42,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}). Download it again.") from exc
+        raise DatasetError(
+            f"{path}: line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}). Download it again."
+        ) from exc
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc})") from exc
 
@@ -72,7 +74,9 @@ def _find_boxes(root: Path, boxes: str | os.PathLike[str] | None) -> Path | None
     if boxes is not None:
         p = user_path(root, boxes)
         if not p.exists():
-            raise DatasetError(f"data.boxes: {boxes} not found. Merge the parts with `vidrec prepare something-else PARTS --out FILE`.")
+            raise DatasetError(
+                f"data.boxes: {boxes} not found. Merge the parts with `vidrec prepare something-else PARTS --out FILE`."
+            )
         return p
     parts = sorted(root.glob(PART_GLOB)) or sorted(root.glob(f"*/{PART_GLOB}")) or sorted(root.glob(f"*/*/{PART_GLOB}"))
     return parts[0].parent if parts else None
@@ -113,7 +117,9 @@ def load_something_else(
     """
     root = Path(root)
     if split != 1:
-        raise ConfigError(f"data.split: Something-Else has one split per set; got {split}. Use data.split_set to choose the set.")
+        raise ConfigError(
+            f"data.split: Something-Else has one split per set; got {split}. Use data.split_set to choose the set."
+        )
     problems = Problems(strict=strict)
     if train_list is None and val_list is None:
         if split_set not in SPLIT_SETS:
@@ -134,7 +140,7 @@ def load_something_else(
     if labels_path is not None and labels_path.is_file():
         raw = _read_json(labels_path)
         if not isinstance(raw, dict):
-            raise DatasetError(f"{labels_path}: expected {{\"template\": index, ...}}, got a {type(raw).__name__}")
+            raise DatasetError(f'{labels_path}: expected {{"template": index, ...}}, got a {type(raw).__name__}')
         try:
             order = sorted(raw.items(), key=lambda kv: int(kv[1]))
         except (TypeError, ValueError) as exc:
@@ -150,24 +156,30 @@ def load_something_else(
     to_label = {c: i for i, c in enumerate(classes)}
     box_path = _find_boxes(root, boxes)
     if box_path is None:
-        problems.add(f"{root}: no Something-Else box annotations found ({PART_GLOB}); samples get empty boxes. "
-                     "Merge them with `vidrec prepare something-else PARTS --out FILE` and set data.boxes=FILE.")
+        problems.add(
+            f"{root}: no Something-Else box annotations found ({PART_GLOB}); samples get empty boxes. "
+            "Merge them with `vidrec prepare something-else PARTS --out FILE` and set data.boxes=FILE."
+        )
     subsets: dict[str, list[VideoRecord]] = {}
     for subset, lpath in lists.items():
         problems.subset = subset
         if not lpath.is_file():
-            problems.add(f"{lpath}: missing; the {subset} subset is empty. Copy it from the Something-Else split folder.")
+            problems.add(
+                f"{lpath}: missing; the {subset} subset is empty. Copy it from the Something-Else split folder."
+            )
             subsets[subset] = []
             continue
         data = _read_json(lpath)
         if not isinstance(data, list):
-            raise DatasetError(f"{lpath}: expected a list of {{\"id\", \"template\", ...}} entries, got a {type(data).__name__}")
+            raise DatasetError(
+                f'{lpath}: expected a list of {{"id", "template", ...}} entries, got a {type(data).__name__}'
+            )
         recs: list[VideoRecord] = []
         n_missing = 0
         for i, entry in enumerate(data):
             where = f"{lpath}: entry {i}"
             if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("template"), str):
-                problems.add(f"{where}: expected {{\"id\": ..., \"template\": ...}}, got {str(entry)[:80]}")
+                problems.add(f'{where}: expected {{"id": ..., "template": ...}}, got {str(entry)[:80]}')
                 continue
             vid = str(entry["id"])
             label = to_label.get(class_name(entry["template"]))
@@ -181,12 +193,22 @@ def load_something_else(
             if rec is None:
                 n_missing += 1
                 if n_missing <= _MAX_LISTED or strict:
-                    what, fix = ("frame folders", "Extract its frames") if frames_root is not None else ("videos", "Download it")
-                    problems.add(f"{where}: video {vid} is not among the SSv2 {what} found (missing, or id absent "
-                                 f"from the SSv2 annotation files). {fix} or remove the entry.")
+                    what, fix = (
+                        ("frame folders", "Extract its frames")
+                        if frames_root is not None
+                        else ("videos", "Download it")
+                    )
+                    problems.add(
+                        f"{where}: video {vid} is not among the SSv2 {what} found (missing, or id absent "
+                        f"from the SSv2 annotation files). {fix} or remove the entry."
+                    )
                 continue
-            meta = {**rec.meta, "template": entry["template"], "placeholders": list(entry.get("placeholders") or []),
-                    "split_set": split_set}
+            meta = {
+                **rec.meta,
+                "template": entry["template"],
+                "placeholders": list(entry.get("placeholders") or []),
+                "split_set": split_set,
+            }
             if box_path is not None:
                 meta["boxes_file"] = str(box_path)
             recs.append(replace(rec, label=label, meta=meta))
@@ -200,14 +222,25 @@ def load_something_else(
     subsets = finish_records(subsets, index=index, problems=problems)
     if box_path is not None:
         _check_boxes(box_path, subsets, problems, with_sizes=index is not None)
-    info = {"dataset": "something_else", "split_set": split_set, "lists": {k: str(v) for k, v in lists.items()},
-            "labels": str(labels_path) if labels_path else None, "boxes": str(box_path) if box_path else None,
-            "max_objects": max_objects, "val_is_test": True, "videos": str(video_root),
-            "ssv2_problems": len(ssv2.problems)}
-    return RecordSet(subsets=subsets, classes=classes, problems=problems.items, info=info, problem_subsets=problems.subsets)
+    info = {
+        "dataset": "something_else",
+        "split_set": split_set,
+        "lists": {k: str(v) for k, v in lists.items()},
+        "labels": str(labels_path) if labels_path else None,
+        "boxes": str(box_path) if box_path else None,
+        "max_objects": max_objects,
+        "val_is_test": True,
+        "videos": str(video_root),
+        "ssv2_problems": len(ssv2.problems),
+    }
+    return RecordSet(
+        subsets=subsets, classes=classes, problems=problems.items, info=info, problem_subsets=problems.subsets
+    )
 
 
-def _check_boxes(box_path: Path, subsets: dict[str, list[VideoRecord]], problems: Problems, *, with_sizes: bool) -> None:
+def _check_boxes(
+    box_path: Path, subsets: dict[str, list[VideoRecord]], problems: Problems, *, with_sizes: bool
+) -> None:
     """Every split video has boxes; with known frame sizes, every box lies inside its frame."""
     store = open_box_store(box_path)
     have = store.ids()
@@ -233,12 +266,18 @@ def _check_boxes(box_path: Path, subsets: dict[str, list[VideoRecord]], problems
                     outside += 1
                     if outside <= _MAX_LISTED or problems.strict:
                         cat, x1, y1, x2, y2 = bad[0]
-                        problems.add(f"{box_path}: video {r.video_id} frame {fidx + 1:04d}.jpg: "
-                                     f"{cat} box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the {w}x{h} frame; "
-                                     "it is clipped to the frame when read.")
+                        problems.add(
+                            f"{box_path}: video {r.video_id} frame {fidx + 1:04d}.jpg: "
+                            f"{cat} box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the {w}x{h} frame; "
+                            "it is clipped to the frame when read."
+                        )
                     break  # one message per video
     if outside > _MAX_LISTED:
-        problems.add(f"{box_path}: {outside} videos have boxes outside their frame in all (first {_MAX_LISTED} named above).")
+        problems.add(
+            f"{box_path}: {outside} videos have boxes outside their frame in all (first {_MAX_LISTED} named above)."
+        )
     if no_boxes:
-        problems.add(f"{box_path}: {len(no_boxes)} split videos have no box annotation (e.g. {', '.join(no_boxes[:5])}); "
-                     "their samples get empty boxes. Check that every part was merged.")
+        problems.add(
+            f"{box_path}: {len(no_boxes)} split videos have no box annotation (e.g. {', '.join(no_boxes[:5])}); "
+            "their samples get empty boxes. Check that every part was merged."
+        )

@@ -112,7 +112,9 @@ def _find_videos(root: Path, videos: str | os.PathLike[str] | None, frames: bool
     if videos is not None:
         v = user_path(root, videos)
         if not v.is_dir():
-            raise DatasetError(f"ssv2 videos: {v} is not a folder. Point data.videos at the folder with <id>.webm files.")
+            raise DatasetError(
+                f"ssv2 videos: {v} is not a folder. Point data.videos at the folder with <id>.webm files."
+            )
         return v
     for sub in (FRAME_DIRS + VIDEO_DIRS) if frames else (VIDEO_DIRS + FRAME_DIRS):
         if (root / sub).is_dir():
@@ -152,7 +154,7 @@ def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, i
     data = _read_json(path)
     if not isinstance(data, dict):
         raise DatasetError(
-            f"{path}: expected an object {{\"class name\": \"index\", ...}}, got a {type(data).__name__}. "
+            f'{path}: expected an object {{"class name": "index", ...}}, got a {type(data).__name__}. '
             "Is this the labels file?"
         )
     by_index: dict[int, str] = {}
@@ -160,7 +162,9 @@ def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, i
         try:
             idx = int(raw)
         except (TypeError, ValueError):
-            problems.add(f"{path}: class {name!r} has index {raw!r}, which is not a number. Fix the entry (e.g. \"{name}\": \"3\").")
+            problems.add(
+                f'{path}: class {name!r} has index {raw!r}, which is not a number. Fix the entry (e.g. "{name}": "3").'
+            )
             continue
         if idx in by_index:
             problems.add(
@@ -181,13 +185,27 @@ def _read_labels(path: Path, problems: Problems) -> tuple[list[str], dict[str, i
 
 
 def _read_subset(
-    path: Path, subset: str, labelled: bool, index: dict[str, int], labels_path: Path,
-    video_dir: Path, listing: dict[str, str], problems: Problems, left_out: LeftOut, all_classes: set[str],
+    path: Path,
+    subset: str,
+    labelled: bool,
+    index: dict[str, int],
+    labels_path: Path,
+    video_dir: Path,
+    listing: dict[str, str],
+    problems: Problems,
+    left_out: LeftOut,
+    all_classes: set[str],
     frame_folders: bool = False,
 ) -> tuple[list[VideoRecord], int]:
     """Records of one annotation file; ``listing`` maps an id to its file (or, ``frame_folders``, its frame folder)."""
-    what, fix = ("frame folder", "Extract its frames (vidrec prepare frames), or point data.frames_root at the folder "
-                 "holding <id>/") if frame_folders else ("video", "Download it, or point data.videos at the folder that holds it")
+    what, fix = (
+        (
+            "frame folder",
+            "Extract its frames (vidrec prepare frames), or point data.frames_root at the folder holding <id>/",
+        )
+        if frame_folders
+        else ("video", "Download it, or point data.videos at the folder that holds it")
+    )
     try:
         data = _read_json(path)
     except DatasetError as exc:
@@ -195,7 +213,7 @@ def _read_subset(
         return [], 0
     if not isinstance(data, list):
         problems.add(
-            f"{path}: expected a list of {{\"id\": ...}} entries, got a {type(data).__name__}. "
+            f'{path}: expected a list of {{"id": ...}} entries, got a {type(data).__name__}. '
             f"Is this an SSv2 {subset} file?"
         )
         return [], 0
@@ -206,7 +224,9 @@ def _read_subset(
     get_class = index.get
     for i, entry in enumerate(data):
         if not isinstance(entry, dict) or "id" not in entry:
-            problems.add(f"{path}: entry {i} has no \"id\" ({str(entry)[:80]}). Each entry must look like {{\"id\": \"123\", ...}}.")
+            problems.add(
+                f'{path}: entry {i} has no "id" ({str(entry)[:80]}). Each entry must look like {{"id": "123", ...}}.'
+            )
             continue
         vid = str(entry["id"])
         label = -1
@@ -215,8 +235,8 @@ def _read_subset(
             template = entry.get("template")
             if not isinstance(template, str):
                 problems.add(
-                    f"{path}: entry {i} (id {vid}) has no \"template\". "
-                    "Labelled entries need the template, e.g. \"Moving [something] up\"."
+                    f'{path}: entry {i} (id {vid}) has no "template". '
+                    'Labelled entries need the template, e.g. "Moving [something] up".'
                 )
                 continue
             name = template.replace("[", "").replace("]", "")
@@ -230,7 +250,11 @@ def _read_subset(
                     "Fix the template or add the class to the labels file."
                 )
                 continue
-            meta = {"template": template, "placeholders": entry.get("placeholders") or [], "label_text": entry.get("label", "")}
+            meta = {
+                "template": template,
+                "placeholders": entry.get("placeholders") or [],
+                "label_text": entry.get("label", ""),
+            }
         fname = get_video(vid)
         if fname is None:
             missing += 1
@@ -242,8 +266,10 @@ def _read_subset(
             continue
         append(VideoRecord(video_dir / fname, label, vid, meta=meta))
     if missing > MAX_LISTED_MISSING:
-        problems.add(f"{video_dir}: {missing} {what}s for {path} are missing in all (first {MAX_LISTED_MISSING} named above); "
-                     "they were skipped.")
+        problems.add(
+            f"{video_dir}: {missing} {what}s for {path} are missing in all (first {MAX_LISTED_MISSING} named above); "
+            "they were skipped."
+        )
     return records, missing
 
 
@@ -309,12 +335,25 @@ def load_ssv2(
             continue
         files[subset] = path
         subsets[subset], missing[subset] = _read_subset(
-            path, subset, labelled, label_index, labels_path, record_dir, listing, problems, left_out, set(all_index),
+            path,
+            subset,
+            labelled,
+            label_index,
+            labels_path,
+            record_dir,
+            listing,
+            problems,
+            left_out,
+            set(all_index),
             frame_folders=frames_root is not None,
         )
     problems.subset = None
     if not listing and any(missing.values()):
-        what = "frame folders (<id>/)" if frames_root is not None else "videos. Point data.videos at the folder with the <id>.webm files"
+        what = (
+            "frame folders (<id>/)"
+            if frames_root is not None
+            else "videos. Point data.videos at the folder with the <id>.webm files"
+        )
         problems.add(f"{record_dir}: holds no {what} at all.")
     if frames_root is not None:  # frame folders remember their video, when it is there (a scan index knows videos)
         names = _list_videos(video_dir, False) if video_dir.is_dir() else {}
@@ -324,9 +363,16 @@ def load_ssv2(
                     recs[i] = replace(r, meta={**r.meta, "video_path": str(video_dir / names[r.video_id])})
     if index is not None:
         subsets = finish_records(subsets, index=index, problems=problems)
-    info: dict[str, Any] = {"annotations": ann_dir, "videos": video_dir, "files": files, "missing": missing,
-                            "frames_root": str(record_dir) if frames_root is not None else None}
+    info: dict[str, Any] = {
+        "annotations": ann_dir,
+        "videos": video_dir,
+        "files": files,
+        "missing": missing,
+        "frames_root": str(record_dir) if frames_root is not None else None,
+    }
     info.update(remap_info(chosen, base=0, source=labels_path.name))
     info.update(left_out.info())
     log.info("ssv2: %s (%d classes) from %s", {k: len(v) for k, v in subsets.items()}, len(class_names), ann_dir)
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets)
+    return RecordSet(
+        subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets
+    )

@@ -99,7 +99,9 @@ def _check_paths(src: Path, out: Path) -> None:
         raise DatasetError(f"{src}: not a folder. Give the folder holding the videos.")
     s, o = src.resolve(), out.resolve()
     if o == s or s in o.parents:
-        raise ConfigError(f"--out {out} lies inside the source folder {src}; vidrec never writes there. Choose another folder.")
+        raise ConfigError(
+            f"--out {out} lies inside the source folder {src}; vidrec never writes there. Choose another folder."
+        )
 
 
 def _tmp_for(final: Path) -> Path:
@@ -160,9 +162,12 @@ def transcode_video(src: Path, dst: Path, options: TranscodeOptions = TranscodeO
             stream = outp.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.codec_context.gop_size = options.gop
-            stream.options = {"crf": str(options.crf), "preset": options.preset,
-                              "x264-params": f"keyint={options.gop}:min-keyint={options.gop}:scenecut=0"
-                              + (":bframes=0" if fmt == "avi" else "")}
+            stream.options = {
+                "crf": str(options.crf),
+                "preset": options.preset,
+                "x264-params": f"keyint={options.gop}:min-keyint={options.gop}:scenecut=0"
+                + (":bframes=0" if fmt == "avi" else ""),
+            }
             src_stream = inp.streams.video[0]
             src_stream.thread_type = "AUTO"
             k = 0  # source frames seen
@@ -177,7 +182,9 @@ def transcode_video(src: Path, dst: Path, options: TranscodeOptions = TranscodeO
                 else:
                     out = frame.reformat(width=w, height=h, format="yuv420p")
                 out.pts = written
-                out.pict_type = av.video.frame.PictureType.NONE  # the source's key frames must not force key frames here
+                out.pict_type = (
+                    av.video.frame.PictureType.NONE
+                )  # the source's key frames must not force key frames here
                 out.time_base = Fraction(1, 1) / rate
                 for packet in stream.encode(out):
                     outp.mux(packet)

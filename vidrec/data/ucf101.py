@@ -59,7 +59,9 @@ def read_class_ind(path: Path) -> dict[int, str]:
         if idx in found:
             raise DatasetError(f"{path}: line {n}: class index {idx} appears twice")
         if name.lower() in names:
-            raise DatasetError(f"{path}: line {n}: class {name!r} appears twice (indices {names[name.lower()]} and {idx})")
+            raise DatasetError(
+                f"{path}: line {n}: class {name!r} appears twice (indices {names[name.lower()]} and {idx})"
+            )
         found[idx] = name
         names[name.lower()] = idx
     if not found:
@@ -134,7 +136,9 @@ def load_ucf101(
     for subset, fname in (("train", f"trainlist0{split}.txt"), ("test", f"testlist0{split}.txt")):
         fpath = lists / fname
         if not fpath.is_file():
-            raise DatasetError(f"{fpath}: missing. The official split files are trainlist0{{1,2,3}}.txt and testlist0{{1,2,3}}.txt.")
+            raise DatasetError(
+                f"{fpath}: missing. The official split files are trainlist0{{1,2,3}}.txt and testlist0{{1,2,3}}.txt."
+            )
         problems.subset = subset
         recs: list[VideoRecord] = []
         for n, line in read_lines(fpath):
@@ -151,10 +155,14 @@ def load_ucf101(
                     if folder and folder.lower() not in known_names:
                         left_out.add(subset, folder)
                     else:
-                        problems.add(f"{where}: class index {cid} is not in {class_file.name} ({_id_range(ids)}). Fix the line.")
+                        problems.add(
+                            f"{where}: class index {cid} is not in {class_file.name} ({_id_range(ids)}). Fix the line."
+                        )
                     continue
                 if folder and folder.lower() in known_names and class_ind[cid].lower() != folder.lower():
-                    problems.add(f"{where}: {rel} sits in folder {folder!r} but is labelled {class_ind[cid]!r}; using the label.")
+                    problems.add(
+                        f"{where}: {rel} sits in folder {folder!r} but is labelled {class_ind[cid]!r}; using the label."
+                    )
                 if cid not in label_of_id:
                     left_out.add(subset, class_ind[cid])
                     continue
@@ -174,13 +182,24 @@ def load_ucf101(
     problems.subset = None
     subsets["val"] = subsets["test"]  # the official protocol reports accuracy on the test list
     subsets = finish_records(subsets, index=index, problems=problems)
-    info: dict[str, Any] = {"dataset": "ucf101", "split": split, "video_root": str(videos) if videos else None,
-                            "frames_root": str(finder.frames_root) if finder.frames_root else None, "lists": str(lists),
-                            "val_is_test": True}
+    info: dict[str, Any] = {
+        "dataset": "ucf101",
+        "split": split,
+        "video_root": str(videos) if videos else None,
+        "frames_root": str(finder.frames_root) if finder.frames_root else None,
+        "lists": str(lists),
+        "val_is_test": True,
+    }
     info.update(remap_info([ids[i] for i in chosen], base=1, source=class_file.name))
     info.update(left_out.info())
-    return RecordSet(subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets)
+    return RecordSet(
+        subsets=subsets, classes=class_names, problems=problems.items, info=info, problem_subsets=problems.subsets
+    )
 
 
 def _id_range(ids: list[int]) -> str:
-    return f"1..{len(ids)}" if ids == list(range(1, len(ids) + 1)) else "ids " + ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
+    return (
+        f"1..{len(ids)}"
+        if ids == list(range(1, len(ids) + 1))
+        else "ids " + ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
+    )

@@ -42,8 +42,17 @@ class Encoder:
 
     has_text = False
 
-    def __init__(self, *, source: str, options: dict[str, Any], num_frames: int, image_size: int,
-                 mean: Sequence[float], std: Sequence[float], device: torch.device) -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        options: dict[str, Any],
+        num_frames: int,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+    ) -> None:
         self.source = source
         self.options = options  # what load_encoder needs to rebuild this encoder
         self.num_frames = num_frames
@@ -61,9 +70,11 @@ class Encoder:
         from vidrec.video.sampling import make_sampler
         from vidrec.video.transforms import ClipTransform
 
-        return ClipReader(make_sampler("segments", num_frames=self.num_frames),
-                          transform=ClipTransform(train=False, image_size=self.image_size, resize_size=self.image_size),
-                          decode_size=self.image_size)
+        return ClipReader(
+            make_sampler("segments", num_frames=self.num_frames),
+            transform=ClipTransform(train=False, image_size=self.image_size, resize_size=self.image_size),
+            decode_size=self.image_size,
+        )
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(B, T, H, W, C)`` → normalised float ``(B, C, T, H, W)`` on the device."""
@@ -87,8 +98,15 @@ class ClipEncoder(Encoder):
 
     def __init__(self, model: VideoCLIP, *, source: str, options: dict[str, Any], device: torch.device) -> None:
         spec = model.input_spec
-        super().__init__(source=source, options=options, num_frames=model.num_frames, image_size=spec.image_size,
-                         mean=spec.mean, std=spec.std, device=device)
+        super().__init__(
+            source=source,
+            options=options,
+            num_frames=model.num_frames,
+            image_size=spec.image_size,
+            mean=spec.mean,
+            std=spec.std,
+            device=device,
+        )
         self.model = model.to(device).eval()
 
     def describe(self) -> dict[str, Any]:
@@ -113,8 +131,16 @@ class ClipEncoder(Encoder):
 class ClassifierEncoder(Encoder):
     """A trained vidrec classifier's ``forward_features``: one embedding per clip (video-level)."""
 
-    def __init__(self, model: torch.nn.Module, *, source: str, options: dict[str, Any], device: torch.device,
-                 cfg: Any = None, classes: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        source: str,
+        options: dict[str, Any],
+        device: torch.device,
+        cfg: Any = None,
+        classes: Sequence[str] = (),
+    ) -> None:
         spec = model.input_spec  # type: ignore[attr-defined]
         if cfg is not None:  # the checkpoint's own clip: its frames, size, mean and std
             from vidrec.data.build import build_normalizer, resolved_clip
@@ -123,10 +149,25 @@ class ClassifierEncoder(Encoder):
             norm = build_normalizer(cfg, spec)
             if "num_frames" in options:
                 n = int(options["num_frames"])
-            super().__init__(source=source, options=options, num_frames=n, image_size=size, mean=norm.mean, std=norm.std, device=device)
+            super().__init__(
+                source=source,
+                options=options,
+                num_frames=n,
+                image_size=size,
+                mean=norm.mean,
+                std=norm.std,
+                device=device,
+            )
         else:
-            super().__init__(source=source, options=options, num_frames=spec.num_frames, image_size=spec.image_size,
-                             mean=spec.mean, std=spec.std, device=device)
+            super().__init__(
+                source=source,
+                options=options,
+                num_frames=spec.num_frames,
+                image_size=spec.image_size,
+                mean=spec.mean,
+                std=spec.std,
+                device=device,
+            )
         self.model = model.to(device).eval()
         self.name = type(model).__name__
         self.cfg = cfg
@@ -144,8 +185,13 @@ class ClassifierEncoder(Encoder):
         return build_reader(cfg, self.model.input_spec, self.classes, train=False)  # type: ignore[attr-defined]
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "checkpoint", "source": self.source, "model": self.name, "num_frames": self.num_frames,
-                "dim": int(getattr(self.model, "num_features", 0))}
+        return {
+            "kind": "checkpoint",
+            "source": self.source,
+            "model": self.name,
+            "num_frames": self.num_frames,
+            "dim": int(getattr(self.model, "num_features", 0)),
+        }
 
     @torch.inference_mode()
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
@@ -174,7 +220,9 @@ def _default_source() -> str:
 
     if not _env_offline() and host_reachable("huggingface.co"):
         return DEFAULT_HUB_ID
-    raise EncoderError(f"no --model given and {DEFAULT_HUB_ID} is neither cached nor reachable (offline): {NO_MODEL_HELP}")
+    raise EncoderError(
+        f"no --model given and {DEFAULT_HUB_ID} is neither cached nor reachable (offline): {NO_MODEL_HELP}"
+    )
 
 
 def load_encoder(
@@ -197,8 +245,13 @@ def load_encoder(
     path = Path(source).expanduser()
     if path.exists() and path.is_file():
         raise EncoderError(f"--model {source}: a file; {NO_MODEL_HELP}")
-    options: dict[str, Any] = {k: v for k, v in dict(num_frames=num_frames, merge=merge, merge_layers=merge_layers,
-                                                     merge_keep=merge_keep, fusion=fusion).items() if v is not None}
+    options: dict[str, Any] = {
+        k: v
+        for k, v in dict(
+            num_frames=num_frames, merge=merge, merge_layers=merge_layers, merge_keep=merge_keep, fusion=fusion
+        ).items()
+        if v is not None
+    }
     if path.exists():
         path = path.resolve()  # the store records where to reload the encoder from, whatever the cwd
     if is_checkpoint_dir(path):
@@ -212,20 +265,29 @@ def load_encoder(
             if "num_frames" in options:
                 net.num_frames = int(options["num_frames"])
             if "merge" in options or "merge_layers" in options or "merge_keep" in options:
-                net.set_merge_schedule(options.get("merge", "-".join(map(str, net.merge_frames)) or "off"),
-                                       merge_layers=options.get("merge_layers"), merge_keep=options.get("merge_keep", 0.5))
+                net.set_merge_schedule(
+                    options.get("merge", "-".join(map(str, net.merge_frames)) or "off"),
+                    merge_layers=options.get("merge_layers"),
+                    merge_keep=options.get("merge_keep", 0.5),
+                )
             if "fusion" in options and options["fusion"] != net.fusion.kind:
-                raise EncoderError(f"--model {source}: the checkpoint's fusion head is {net.fusion.kind}; it cannot be changed")
+                raise EncoderError(
+                    f"--model {source}: the checkpoint's fusion head is {net.fusion.kind}; it cannot be changed"
+                )
             return ClipEncoder(net, source=src, options={**options, "model": str(path)}, device=dev)
         if any(k in options for k in ("merge", "merge_layers", "merge_keep", "fusion")):
-            raise EncoderError(f"--model {source}: a classifier checkpoint has no temporal merging or fusion options; drop --merge")
+            raise EncoderError(
+                f"--model {source}: a classifier checkpoint has no temporal merging or fusion options; drop --merge"
+            )
         if not hasattr(net, "forward_features"):
             raise EncoderError(f"{path}: the checkpoint's model has no forward_features; it cannot embed videos")
         if "num_frames" in options:
             from dataclasses import replace
 
             net.input_spec = replace(net.input_spec, num_frames=int(options["num_frames"]))  # type: ignore[attr-defined]
-        return ClassifierEncoder(net, source=src, options={**options, "model": str(path)}, device=dev, cfg=ck.cfg, classes=ck.classes)
+        return ClassifierEncoder(
+            net, source=src, options={**options, "model": str(path)}, device=dev, cfg=ck.cfg, classes=ck.classes
+        )
     if path.is_dir() and not (path / "config.json").is_file():
         raise EncoderError(
             f"--model {source}: the directory is neither a vidrec checkpoint nor a CLIP from_pretrained directory; "
@@ -249,10 +311,14 @@ def load_encoder(
     except WeightsError as exc:
         raise EncoderError(f"--model {source}: {exc}. {NO_MODEL_HELP}") from exc
     src = net.source
-    return ClipEncoder(net, source=src, options={**options, "model": str(path) if path.exists() else source}, device=dev)
+    return ClipEncoder(
+        net, source=src, options={**options, "model": str(path) if path.exists() else source}, device=dev
+    )
 
 
-def encoder_from_record(desc: dict[str, Any], options: dict[str, Any], *, device: str | torch.device = "auto") -> Encoder:
+def encoder_from_record(
+    desc: dict[str, Any], options: dict[str, Any], *, device: str | torch.device = "auto"
+) -> Encoder:
     """Rebuild the encoder a store recorded (to embed queries with the same model)."""
     opts = dict(options or {})
     model = opts.pop("model", None)
@@ -263,11 +329,15 @@ def encoder_from_record(desc: dict[str, Any], options: dict[str, Any], *, device
         elif src.startswith(("dir:", "checkpoint:")):
             model = src.split(":", 1)[1].rsplit("@", 1)[0]
         else:
-            raise EncoderError(f"the store's encoder ({src or 'unknown'}) cannot be reloaded; pass the encoder explicitly")
+            raise EncoderError(
+                f"the store's encoder ({src or 'unknown'}) cannot be reloaded; pass the encoder explicitly"
+            )
     enc = load_encoder(model, device=device, **{k: v for k, v in opts.items() if k in _OPTION_KEYS})
     if enc.describe() != desc:
         diff = "; ".join(description_diff(desc, enc.describe()))
-        raise EncoderError(f"the model at {model} is no longer the encoder that built this store ({diff}); re-embed or restore it")
+        raise EncoderError(
+            f"the model at {model} is no longer the encoder that built this store ({diff}); re-embed or restore it"
+        )
     return enc
 
 

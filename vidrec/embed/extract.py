@@ -72,10 +72,19 @@ class EmbedSummary:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"store": str(self.store), "found": self.found, "processed": self.processed, "skipped": self.skipped,
-                "failed": self.failed, "short": self.short, "seconds": round(self.seconds, 3),
-                "videos_per_s": round(self.videos_per_s, 3), "failures": self.failures, "exports": self.exports,
-                "indexed": self.indexed}
+        return {
+            "store": str(self.store),
+            "found": self.found,
+            "processed": self.processed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "short": self.short,
+            "seconds": round(self.seconds, 3),
+            "videos_per_s": round(self.videos_per_s, 3),
+            "failures": self.failures,
+            "exports": self.exports,
+            "indexed": self.indexed,
+        }
 
 
 def scan_videos(root: str | os.PathLike[str], *, exclude: Sequence[Path] = ()) -> list[Path]:
@@ -105,11 +114,14 @@ class _Plan:
 
     clips: list[list[int]]
     spans: list[tuple[float, float]]  # seconds per clip (window mode); frame mode: the whole video
-    frame_spans: list[tuple[int, int]] = field(default_factory=list)  # frame mode: [first, last] frames each sampled frame stands for
+    frame_spans: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # frame mode: [first, last] frames each sampled frame stands for
 
 
-def plan_clips(info: VideoInfo, sampler: ClipSampler, mode: SegmentMode, window_seconds: float,
-               stride_seconds: float | None = None) -> _Plan:
+def plan_clips(
+    info: VideoInfo, sampler: ClipSampler, mode: SegmentMode, window_seconds: float, stride_seconds: float | None = None
+) -> _Plan:
     """Frame mode: the reader's evaluation clip (``sampler``); window mode: one TSN clip per window
     (windows start every ``stride_seconds``; default: back to back)."""
     n = max(info.num_frames, 1)
@@ -127,8 +139,9 @@ def plan_clips(info: VideoInfo, sampler: ClipSampler, mode: SegmentMode, window_
         raise VidrecError(f"--window-seconds {window_seconds}: must be positive")
     if stride_seconds is not None and stride_seconds <= 0:
         raise VidrecError(f"--stride-seconds {stride_seconds}: must be positive")
-    clips, spans = window_views(n, fps, clip_frames=sampler.num_frames, window_seconds=window_seconds,
-                                stride_seconds=stride_seconds)
+    clips, spans = window_views(
+        n, fps, clip_frames=sampler.num_frames, window_seconds=window_seconds, stride_seconds=stride_seconds
+    )
     return _Plan(clips, spans)
 
 
@@ -136,8 +149,15 @@ class _VideoReader(Dataset[dict[str, Any]]):
     """Read one video per item with the encoder's :class:`ClipReader` (runs in DataLoader workers);
     errors are returned, not raised."""
 
-    def __init__(self, paths: Sequence[Path], *, reader: ClipReader, mode: SegmentMode, window_seconds: float,
-                 stride_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        reader: ClipReader,
+        mode: SegmentMode,
+        window_seconds: float,
+        stride_seconds: float | None = None,
+    ) -> None:
         self.paths = list(paths)
         self.reader = reader
         self.mode, self.window_seconds, self.stride_seconds = mode, window_seconds, stride_seconds
@@ -161,7 +181,14 @@ class _VideoReader(Dataset[dict[str, Any]]):
             else:
                 got = self.reader.read_indices(path, plan.clips)
             clips = torch.stack([c.video.permute(1, 2, 3, 0) for c in got])  # (n_clips, T, S, S, C) uint8
-            return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "info": info, "plan": plan, "frames": clips}
+            return {
+                "path": path,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "info": info,
+                "plan": plan,
+                "frames": clips,
+            }
         except (VidrecError, OSError, ValueError, RuntimeError, av.error.FFmpegError) as exc:
             return {"path": path, "error": f"{type(exc).__name__}: {exc}"}
 
@@ -170,8 +197,16 @@ def _collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
-def _rows_for(item: dict[str, Any], video: np.ndarray, clips: np.ndarray, groups: list[list[int]], *,
-              mode: SegmentMode, name: str, num_frames: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _rows_for(
+    item: dict[str, Any],
+    video: np.ndarray,
+    clips: np.ndarray,
+    groups: list[list[int]],
+    *,
+    mode: SegmentMode,
+    name: str,
+    num_frames: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One video row and its segment rows. ``video`` (n_clips, E); ``clips`` (n_clips, T', E)."""
     info: VideoInfo = item["info"]
     plan: _Plan = item["plan"]
@@ -184,26 +219,54 @@ def _rows_for(item: dict[str, Any], video: np.ndarray, clips: np.ndarray, groups
             fr = [int(idx[p]) for p in g]
             f0 = plan.frame_spans[g[0]][0]
             f1 = max(f0, plan.frame_spans[g[-1]][1])
-            segments.append({"segment": j, "start_s": f0 / fps, "end_s": (f1 + 1) / fps, "frame_start": f0,
-                             "frame_end": f1, "frame_indices": fr, "vector": clips[0, j]})
+            segments.append(
+                {
+                    "segment": j,
+                    "start_s": f0 / fps,
+                    "end_s": (f1 + 1) / fps,
+                    "frame_start": f0,
+                    "frame_end": f1,
+                    "frame_indices": fr,
+                    "vector": clips[0, j],
+                }
+            )
         vec = video[0]
     else:
         for j, (c, (s0, s1)) in enumerate(zip(plan.clips, plan.spans)):
-            segments.append({"segment": j, "start_s": s0, "end_s": s1, "frame_start": int(round(s0 * fps)),
-                             "frame_end": max(int(round(s1 * fps)) - 1, int(round(s0 * fps))), "frame_indices": [int(v) for v in c],
-                             "vector": video[j]})
+            segments.append(
+                {
+                    "segment": j,
+                    "start_s": s0,
+                    "end_s": s1,
+                    "frame_start": int(round(s0 * fps)),
+                    "frame_end": max(int(round(s1 * fps)) - 1, int(round(s0 * fps))),
+                    "frame_indices": [int(v) for v in c],
+                    "vector": video[j],
+                }
+            )
         vec = video.mean(0)
         vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
     path = str(Path(item["path"]).resolve())
     for s in segments:
         s["path"] = path
-    row = {"path": path, "name": name, "size": int(item["size"]), "mtime_ns": int(item["mtime_ns"]), "num_frames": int(info.num_frames),
-           "fps": float(fps), "duration": float(info.duration or n / fps), "frame_indices": [int(v) for c in plan.clips for v in c][:4096],
-           "vector": vec, "embedded_at": now_iso()}
+    row = {
+        "path": path,
+        "name": name,
+        "size": int(item["size"]),
+        "mtime_ns": int(item["mtime_ns"]),
+        "num_frames": int(info.num_frames),
+        "fps": float(fps),
+        "duration": float(info.duration or n / fps),
+        "frame_indices": [int(v) for c in plan.clips for v in c][:4096],
+        "vector": vec,
+        "embedded_at": now_iso(),
+    }
     return row, segments
 
 
-def _encode_items(encoder: Encoder, items: list[dict[str, Any]], batch_size: int) -> list[tuple[np.ndarray, np.ndarray, list[list[int]]]]:
+def _encode_items(
+    encoder: Encoder, items: list[dict[str, Any]], batch_size: int
+) -> list[tuple[np.ndarray, np.ndarray, list[list[int]]]]:
     """Encode every clip of ``items`` in chunks of ``batch_size`` clips."""
     clips = torch.cat([it["frames"] for it in items])  # (sum n_clips, T, S, S, C)
     vids, seqs, groups = [], [], None
@@ -229,13 +292,24 @@ def embed_one(encoder: Encoder, path: str | os.PathLike[str]) -> np.ndarray:
     return v[0].cpu().numpy()
 
 
-def embed_windows(encoder: Encoder, path: str | os.PathLike[str], *, window_seconds: float,
-                  stride_seconds: float | None = None, batch_size: int = 8) -> list[dict[str, Any]]:
+def embed_windows(
+    encoder: Encoder,
+    path: str | os.PathLike[str],
+    *,
+    window_seconds: float,
+    stride_seconds: float | None = None,
+    batch_size: int = 8,
+) -> list[dict[str, Any]]:
     """Segment rows of one file cut into (overlapping) windows, each encoded as its own clip, without
     a store (``vidrec moments``, ``vidrec search --video`` at another resolution): ``start_s``,
     ``end_s``, ``frame_start``, ``frame_end``, ``frame_indices`` and the normalised ``vector``."""
-    item = _VideoReader([Path(path)], reader=encoder.clip_reader(), mode="window", window_seconds=window_seconds,
-                        stride_seconds=stride_seconds)[0]
+    item = _VideoReader(
+        [Path(path)],
+        reader=encoder.clip_reader(),
+        mode="window",
+        window_seconds=window_seconds,
+        stride_seconds=stride_seconds,
+    )[0]
     if "error" in item:
         raise VidrecError(f"{path}: cannot embed it ({item['error']})")
     video, clips, groups = _encode_items(encoder, [item], batch_size)[0]
@@ -318,10 +392,17 @@ def extract(
             recorded = st.meta.get("encoder_options", {}) if st.meta else {}
             if model is None and recorded.get("model"):  # a re-run into a store: its own encoder by default
                 model = recorded["model"]
-            given = {"num_frames": num_frames, "merge": merge, "merge_layers": merge_layers, "merge_keep": merge_keep,
-                     "fusion": fusion}
+            given = {
+                "num_frames": num_frames,
+                "merge": merge,
+                "merge_layers": merge_layers,
+                "merge_keep": merge_keep,
+                "fusion": fusion,
+            }
             if st.meta and model is not None and str(model) == str(recorded.get("model")):
-                given = {k: v if v is not None else recorded.get(k) for k, v in given.items()}  # the store's own settings
+                given = {
+                    k: v if v is not None else recorded.get(k) for k, v in given.items()
+                }  # the store's own settings
             encoder = load_encoder(model, device=device, **given)
         st.bind_encoder(encoder)
     summary = EmbedSummary(store=st.path, found=len(files))
@@ -341,14 +422,21 @@ def extract(
     log.info("%d videos found, %d already embedded, %d to embed", len(files), summary.skipped, len(todo))
     if workers is None:
         workers = min(8, max(0, (os.cpu_count() or 1) - 1))
-    reader = _VideoReader(todo, reader=encoder.clip_reader(), mode=segments, window_seconds=window_seconds,
-                          stride_seconds=stride_seconds)
+    reader = _VideoReader(
+        todo, reader=encoder.clip_reader(), mode=segments, window_seconds=window_seconds, stride_seconds=stride_seconds
+    )
     workers = workers if todo else 0
     # LanceDB's runtime does not survive fork(): workers start with forkserver.
     # Workers end with vidrec, even when it is killed with SIGKILL (vidrec.utils.proc).
-    loader = DataLoader(reader, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                        prefetch_factor=2 if workers else None, multiprocessing_context="forkserver" if workers else None,
-                        worker_init_fn=worker_init_fn() if workers else None)
+    loader = DataLoader(
+        reader,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        prefetch_factor=2 if workers else None,
+        multiprocessing_context="forkserver" if workers else None,
+        worker_init_fn=worker_init_fn() if workers else None,
+    )
     bar = tqdm(total=len(todo), unit="video", desc="embed", disable=not progress, dynamic_ncols=True)
     for items in loader:
         good = [it for it in items if "error" not in it]
@@ -366,13 +454,23 @@ def extract(
                     try:
                         encoded.append((it, _encode_items(encoder, [it], batch_size)[0]))
                     except (RuntimeError, ValueError) as exc1:
-                        failures[str(Path(it["path"]).resolve())] = {"error": f"{type(exc1).__name__}: {exc1}", "at": now_iso()}
+                        failures[str(Path(it["path"]).resolve())] = {
+                            "error": f"{type(exc1).__name__}: {exc1}",
+                            "at": now_iso(),
+                        }
         vrows, srows = [], []
         for it, (v, c, g) in encoded:
             if it["info"].num_frames < encoder.num_frames:
                 summary.short += 1
-                log.warning("%s: %d frames, fewer than the %d sampled; frames are repeated", it["path"], it["info"].num_frames, encoder.num_frames)
-            row, segs = _rows_for(it, v, c, g, mode=segments, name=export_name(Path(it["path"]), root), num_frames=encoder.num_frames)
+                log.warning(
+                    "%s: %d frames, fewer than the %d sampled; frames are repeated",
+                    it["path"],
+                    it["info"].num_frames,
+                    encoder.num_frames,
+                )
+            row, segs = _rows_for(
+                it, v, c, g, mode=segments, name=export_name(Path(it["path"]), root), num_frames=encoder.num_frames
+            )
             vrows.append(row)
             srows += segs
             failures.pop(row["path"], None)

@@ -35,7 +35,9 @@ def parse_keep(value: Any) -> float | list[float] | None:
         try:
             nums = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"{value!r}: expected a proportion such as 0.5, or one per stage such as 0.3-0.7") from None
+            raise ValueError(
+                f"{value!r}: expected a proportion such as 0.5, or one per stage such as 0.3-0.7"
+            ) from None
         return nums[0] if len(nums) == 1 else nums
     if isinstance(value, (list, tuple)):
         return [float(v) for v in value]
@@ -98,8 +100,13 @@ class EmbedOptions(BaseModel):
 
     def encoder_kwargs(self) -> dict[str, Any]:
         """The options :func:`vidrec.embed.encoders.load_encoder` takes, set ones only."""
-        out = {"num_frames": self.frames, "merge": self.merge, "merge_layers": self.merge_layers,
-               "merge_keep": self.merge_keep, "fusion": self.fusion}
+        out = {
+            "num_frames": self.frames,
+            "merge": self.merge,
+            "merge_layers": self.merge_layers,
+            "merge_keep": self.merge_keep,
+            "fusion": self.fusion,
+        }
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -124,9 +131,13 @@ def embed_options(config: str | os.PathLike[str] | None = None, **given: Any) ->
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"--config {path}: not a readable YAML file ({' '.join(str(exc).split())[:200]})") from None
+            raise ConfigError(
+                f"--config {path}: not a readable YAML file ({' '.join(str(exc).split())[:200]})"
+            ) from None
         if not isinstance(data, dict):
-            raise ConfigError(f"--config {path}: expected a mapping of options (model: ..., frames: ...), got {type(data).__name__}")
+            raise ConfigError(
+                f"--config {path}: expected a mapping of options (model: ..., frames: ...), got {type(data).__name__}"
+            )
         tree = {str(k).replace("-", "_"): v for k, v in data.items()}
         if "num_frames" in tree and "frames" not in tree:
             tree["frames"] = tree.pop("num_frames")

@@ -44,8 +44,12 @@ class Moment:
     score: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "frame_indices": self.frame_indices,
-                "score": round(self.score, 6)}
+        return {
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "frame_indices": self.frame_indices,
+            "score": round(self.score, 6),
+        }
 
 
 @dataclass
@@ -58,8 +62,12 @@ class Hit:
     moments: list[Moment] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "score": round(self.score, 6), "duration": round(self.duration, 3),
-                "moments": [m.to_dict() for m in self.moments]}
+        return {
+            "path": self.path,
+            "score": round(self.score, 6),
+            "duration": round(self.duration, 3),
+            "moments": [m.to_dict() for m in self.moments],
+        }
 
 
 def _store(store: StoreLike) -> Store:
@@ -72,7 +80,7 @@ def check_queries(queries: Sequence[str]) -> list[str]:
     for i, q in enumerate(queries):
         if not isinstance(q, str) or not q.strip():
             where = f" (query {i + 1})" if len(queries) > 1 else ""
-            raise QueryError(f"empty query{where}: give a sentence, e.g. \"a person pours water into a cup\"")
+            raise QueryError(f'empty query{where}: give a sentence, e.g. "a person pours water into a cup"')
         out.append(q.strip())
     return out
 
@@ -100,25 +108,39 @@ def _moments(store: Store, vec: np.ndarray, paths: Sequence[str], n: int) -> dic
         p = cols["path"][i]
         lst = by_path.setdefault(p, [])
         if len(lst) < n:
-            lst.append(Moment(float(cols["start_s"][i]), float(cols["end_s"][i]), list(cols["frame_indices"][i]), float(scores[i])))
+            lst.append(
+                Moment(
+                    float(cols["start_s"][i]), float(cols["end_s"][i]), list(cols["frame_indices"][i]), float(scores[i])
+                )
+            )
     return by_path
 
 
-def search_vectors(store: StoreLike, vec: np.ndarray, *, k: int = 10, moments: int = 3, exclude: Sequence[str] = ()) -> list[Hit]:
+def search_vectors(
+    store: StoreLike, vec: np.ndarray, *, k: int = 10, moments: int = 3, exclude: Sequence[str] = ()
+) -> list[Hit]:
     """Top-``k`` videos for one query embedding (``(E,)``, normalised), with their best moments."""
     store = _store(store)
     if k < 1:
         raise QueryError(f"-k {k}: ask for at least one result")
     vec = np.asarray(vec, dtype=np.float32).reshape(-1)
     if store.dim and vec.shape[0] != store.dim:
-        raise QueryError(f"the query embedding has {vec.shape[0]} dimensions but the store holds {store.dim}-dimensional ones")
+        raise QueryError(
+            f"the query embedding has {vec.shape[0]} dimensions but the store holds {store.dim}-dimensional ones"
+        )
     top = _top_videos(store, vec, k, exclude)
     mom = _moments(store, vec, [p for p, _, _ in top], moments)
     return [Hit(path=p, score=s, duration=d, moments=mom.get(p, [])) for p, s, d in top]
 
 
-def search(store: StoreLike, query: str | Sequence[str] | np.ndarray, *, k: int = 10, moments: int = 3,
-           exclude: Sequence[str] = ()) -> Any:
+def search(
+    store: StoreLike,
+    query: str | Sequence[str] | np.ndarray,
+    *,
+    k: int = 10,
+    moments: int = 3,
+    exclude: Sequence[str] = (),
+) -> Any:
     """Text (one string or a list) or an embedding → ``list[Hit]`` (``list[list[Hit]]`` for a list)."""
     store = _store(store)
     if isinstance(query, np.ndarray):
@@ -183,8 +205,15 @@ def rank_segments(segments: Sequence[dict[str, Any]], vec: np.ndarray, *, k: int
     vecs = np.asarray([np.asarray(s["vector"], dtype=np.float32) for s in segments])  # (S, E)
     scores = vecs @ np.asarray(vec, dtype=np.float32).reshape(-1)
     order = np.argsort(-scores, kind="stable")[:k]
-    return [Moment(float(segments[i]["start_s"]), float(segments[i]["end_s"]), [int(f) for f in segments[i]["frame_indices"]],
-                   float(scores[i])) for i in order]
+    return [
+        Moment(
+            float(segments[i]["start_s"]),
+            float(segments[i]["end_s"]),
+            [int(f) for f in segments[i]["frame_indices"]],
+            float(scores[i]),
+        )
+        for i in order
+    ]
 
 
 def _windows(window_seconds: float | None, stride_seconds: float | None) -> tuple[float, float]:
@@ -204,8 +233,13 @@ def _video_file(video: str | os.PathLike[str]) -> Path:
     return path
 
 
-def video_segments(encoder: Any, video: str | os.PathLike[str], *, window_seconds: float | None = None,
-                   stride_seconds: float | None = None) -> list[dict[str, Any]]:
+def video_segments(
+    encoder: Any,
+    video: str | os.PathLike[str],
+    *,
+    window_seconds: float | None = None,
+    stride_seconds: float | None = None,
+) -> list[dict[str, Any]]:
     """``video`` cut into windows (default 2 s, every 1 s) and embedded by ``encoder``, no store needed."""
     from vidrec.embed.extract import embed_windows
 
@@ -213,18 +247,33 @@ def video_segments(encoder: Any, video: str | os.PathLike[str], *, window_second
     return embed_windows(encoder, _video_file(video), window_seconds=w, stride_seconds=s)
 
 
-def moments(encoder: Any, video: str | os.PathLike[str], query: str, *, k: int = 5, window_seconds: float | None = None,
-            stride_seconds: float | None = None) -> list[Moment]:
+def moments(
+    encoder: Any,
+    video: str | os.PathLike[str],
+    query: str,
+    *,
+    k: int = 5,
+    window_seconds: float | None = None,
+    stride_seconds: float | None = None,
+) -> list[Moment]:
     """The top-``k`` moments of one video for a sentence, embedding the video on the fly
     (``vidrec moments VIDEO "query" --model M``): overlapping windows, best first."""
     text = check_queries([query])[0]
     vec = encoder.encode_text([text])[0].float().cpu().numpy()
-    return rank_segments(video_segments(encoder, video, window_seconds=window_seconds, stride_seconds=stride_seconds),
-                         vec, k=k)
+    return rank_segments(
+        video_segments(encoder, video, window_seconds=window_seconds, stride_seconds=stride_seconds), vec, k=k
+    )
 
 
-def moments_in_store(store: StoreLike, video: str | os.PathLike[str], query: str, *, k: int = 5,
-                     window_seconds: float | None = None, stride_seconds: float | None = None) -> list[Moment]:
+def moments_in_store(
+    store: StoreLike,
+    video: str | os.PathLike[str],
+    query: str,
+    *,
+    k: int = 5,
+    window_seconds: float | None = None,
+    stride_seconds: float | None = None,
+) -> list[Moment]:
     """The top-``k`` moments of one video for a sentence (``vidrec search STORE "query" --video V``).
 
     A video the store holds (the same bytes) is ranked by its stored segments, unless a resolution
@@ -240,7 +289,9 @@ def moments_in_store(store: StoreLike, video: str | os.PathLike[str], query: str
         seg = store.segments([stored]).to_pylist()
         if seg:
             return rank_segments(seg, vec, k=k)
-    return rank_segments(video_segments(encoder, path, window_seconds=window_seconds, stride_seconds=stride_seconds), vec, k=k)
+    return rank_segments(
+        video_segments(encoder, path, window_seconds=window_seconds, stride_seconds=stride_seconds), vec, k=k
+    )
 
 
 @dataclass
@@ -255,8 +306,14 @@ class PairResult:
     inference_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"video": self.video, "query": self.query, "status": self.status, "error": self.error,
-                "moments": [m.to_dict() for m in self.moments], "inference_ms": round(self.inference_ms, 1)}
+        return {
+            "video": self.video,
+            "query": self.query,
+            "status": self.status,
+            "error": self.error,
+            "moments": [m.to_dict() for m in self.moments],
+            "inference_ms": round(self.inference_ms, 1),
+        }
 
 
 def read_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -276,7 +333,9 @@ def read_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     except (UnicodeDecodeError, csv.Error) as exc:
         raise QueryError(f"--pairs {path}: not a readable CSV file ({exc})") from None
     if "video" not in header or "query" not in header:
-        raise QueryError(f"--pairs {path}: the first line must name the columns video,query (found: {','.join(header) or 'nothing'})")
+        raise QueryError(
+            f"--pairs {path}: the first line must name the columns video,query (found: {','.join(header) or 'nothing'})"
+        )
     out = []
     for line, row in enumerate(rows, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
@@ -291,9 +350,16 @@ def read_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     return out
 
 
-def search_pairs(pairs: Sequence[tuple[str, str]], *, store: StoreLike | None = None, encoder: Any = None, k: int = 5,
-                 window_seconds: float | None = None, stride_seconds: float | None = None,
-                 progress: bool = False) -> list[PairResult]:
+def search_pairs(
+    pairs: Sequence[tuple[str, str]],
+    *,
+    store: StoreLike | None = None,
+    encoder: Any = None,
+    k: int = 5,
+    window_seconds: float | None = None,
+    stride_seconds: float | None = None,
+    progress: bool = False,
+) -> list[PairResult]:
     """Answer every ``(video, query)`` pair (seed 003's batch mode): its top-``k`` moments with scores,
     ``status`` ``ok`` or ``error`` (with the message; the other pairs go on), and ``inference_ms``:
     the wall time of that pair, embedding its video included unless an earlier pair of the same
@@ -317,7 +383,11 @@ def search_pairs(pairs: Sequence[tuple[str, str]], *, store: StoreLike | None = 
             path = _video_file(video)
             key = str(path.resolve())
             if key not in cache:
-                stored = stored_copy(st, path) if st is not None and window_seconds is None and stride_seconds is None else None
+                stored = (
+                    stored_copy(st, path)
+                    if st is not None and window_seconds is None and stride_seconds is None
+                    else None
+                )
                 seg = st.segments([stored]).to_pylist() if st is not None and stored is not None else []
                 cache[key] = seg or video_segments(enc, path, window_seconds=w, stride_seconds=s)
             vec = enc.encode_text([text])[0].float().cpu().numpy()

@@ -50,37 +50,44 @@ class EncoderMismatch(StoreError):
 
 
 def _videos_schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        pa.field("path", pa.string()),
-        pa.field("name", pa.string()),  # export name: path relative to the scanned folder, '/' → '__'
-        pa.field("size", pa.int64()),
-        pa.field("mtime_ns", pa.int64()),
-        pa.field("num_frames", pa.int32()),
-        pa.field("fps", pa.float32()),
-        pa.field("duration", pa.float32()),
-        pa.field("frame_indices", pa.list_(pa.int32())),
-        pa.field("vector", pa.list_(pa.float32(), dim)),
-        pa.field("embedded_at", pa.string()),
-    ])
+    return pa.schema(
+        [
+            pa.field("path", pa.string()),
+            pa.field("name", pa.string()),  # export name: path relative to the scanned folder, '/' → '__'
+            pa.field("size", pa.int64()),
+            pa.field("mtime_ns", pa.int64()),
+            pa.field("num_frames", pa.int32()),
+            pa.field("fps", pa.float32()),
+            pa.field("duration", pa.float32()),
+            pa.field("frame_indices", pa.list_(pa.int32())),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+            pa.field("embedded_at", pa.string()),
+        ]
+    )
 
 
 def _segments_schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        pa.field("path", pa.string()),
-        pa.field("segment", pa.int32()),
-        pa.field("start_s", pa.float32()),
-        pa.field("end_s", pa.float32()),
-        pa.field("frame_start", pa.int32()),
-        pa.field("frame_end", pa.int32()),
-        pa.field("frame_indices", pa.list_(pa.int32())),
-        pa.field("vector", pa.list_(pa.float32(), dim)),
-    ])
+    return pa.schema(
+        [
+            pa.field("path", pa.string()),
+            pa.field("segment", pa.int32()),
+            pa.field("start_s", pa.float32()),
+            pa.field("end_s", pa.float32()),
+            pa.field("frame_start", pa.int32()),
+            pa.field("frame_end", pa.int32()),
+            pa.field("frame_indices", pa.list_(pa.int32())),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
 
 
 def _store_file(name: str) -> bool:
     """What a store (possibly being created by another process at this moment) may hold."""
-    return name in (DB_DIR, META, "exports") or name.startswith(f".{META}.") or (
-        name.startswith("failures") and name.endswith(".json"))
+    return (
+        name in (DB_DIR, META, "exports")
+        or name.startswith(f".{META}.")
+        or (name.startswith("failures") and name.endswith(".json"))
+    )
 
 
 def _sql_str(s: str) -> str:
@@ -111,9 +118,11 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", os.fspath(path))  # "s3://b/x"; a Path makes it "s3:/b/x"
         if scheme:
-            raise StoreError(f"{os.fspath(path)}: a store is a folder on a filesystem; {scheme[1]}:// object storage "
-                             "is not supported as --out. On a cluster, use a folder every machine mounts "
-                             "(docs/embeddings.md).")
+            raise StoreError(
+                f"{os.fspath(path)}: a store is a folder on a filesystem; {scheme[1]}:// object storage "
+                "is not supported as --out. On a cluster, use a folder every machine mounts "
+                "(docs/embeddings.md)."
+            )
         self.path = Path(path).expanduser()
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(
@@ -128,9 +137,13 @@ class Store:
                         f"{self.path}: not an embedding store (no {META}); it is a non-empty folder. "
                         "Choose another path."
                     )
-                raise StoreError(f"{self.path}: no embedding store here. Build one with: vidrec embed VIDEO_DIR --out {self.path}")
+                raise StoreError(
+                    f"{self.path}: no embedding store here. Build one with: vidrec embed VIDEO_DIR --out {self.path}"
+                )
             if self.path.is_dir() and any(not _store_file(p.name) for p in self.path.iterdir()):
-                raise StoreError(f"{self.path}: the folder is not empty and is not an embedding store; choose an empty or new --out")
+                raise StoreError(
+                    f"{self.path}: the folder is not empty and is not an embedding store; choose an empty or new --out"
+                )
             self._meta: dict[str, Any] = {}
         else:
             try:
@@ -172,8 +185,14 @@ class Store:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         dim = int(desc["dim"])
-        meta = {"format": FORMAT_VERSION, "encoder": desc, "encoder_options": encoder.options, "dim": dim,
-                "created": now_iso(), "vidrec_version": __import__("vidrec").__version__}
+        meta = {
+            "format": FORMAT_VERSION,
+            "encoder": desc,
+            "encoder_options": encoder.options,
+            "dim": dim,
+            "created": now_iso(),
+            "vidrec_version": __import__("vidrec").__version__,
+        }
         if not create_json_exclusive(self.path / META, meta):
             # another process or machine created the store meanwhile (sharded runs start together): check against it
             self._meta = json.loads((self.path / META).read_text())
@@ -187,7 +206,9 @@ class Store:
         if self._encoder is None:
             from vidrec.embed.encoders import encoder_from_record
 
-            self._encoder = encoder_from_record(self.encoder_description, self._meta.get("encoder_options", {}), device=device)
+            self._encoder = encoder_from_record(
+                self.encoder_description, self._meta.get("encoder_options", {}), device=device
+            )
         return self._encoder
 
     # ------------------------------------------------------------------ tables
@@ -229,7 +250,9 @@ class Store:
         IVF-PQ index, re-ranked exactly, once :meth:`ensure_index` has built one."""
         table = self._table("videos")
         if table is None or table.count_rows() == 0:
-            raise StoreError(f"{self.path}: the store holds no videos yet; run vidrec embed VIDEO_DIR --out {self.path}")
+            raise StoreError(
+                f"{self.path}: the store holds no videos yet; run vidrec embed VIDEO_DIR --out {self.path}"
+            )
         q = table.search(np.asarray(vector, dtype=np.float32)).distance_type("cosine").limit(limit)
         q = q.select(["path", "duration", "_distance"])
         q = q.nprobes(20).refine_factor(10) if self.has_index("videos") else q.bypass_vector_index()
@@ -262,7 +285,9 @@ class Store:
         if t is None:
             return {}
         tab = t.search().select(["path", "size", "mtime_ns"]).limit(None).to_arrow()
-        return {p: (s, m) for p, s, m in zip(tab["path"].to_pylist(), tab["size"].to_pylist(), tab["mtime_ns"].to_pylist())}
+        return {
+            p: (s, m) for p, s, m in zip(tab["path"].to_pylist(), tab["size"].to_pylist(), tab["mtime_ns"].to_pylist())
+        }
 
     def write(self, videos: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]]) -> None:
         """Replace the rows of these videos (segments first, video rows last)."""
@@ -335,7 +360,9 @@ class Store:
                 continue
             sub = next((s for s in (16, 8, 4, 2) if self.dim % s == 0 and self.dim // s >= 2), 1)  # PQ sub-vectors
             parts = max(1, min(int(np.sqrt(n)), n // 256))
-            t.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=parts, num_sub_vectors=sub), replace=True)
+            t.create_index(
+                "vector", config=IvfPq(distance_type="cosine", num_partitions=parts, num_sub_vectors=sub), replace=True
+            )
             built.append(name)
             log.info("built an IVF-PQ index on %s (%d rows, %d partitions)", name, n, parts)
         return built
@@ -353,7 +380,11 @@ class Store:
         out.mkdir(parents=True, exist_ok=True)
         tab = self.videos()
         rows = tab.drop_columns(["vector"]).to_pylist()
-        vecs = np.asarray(tab["vector"].to_pylist(), dtype=np.float32).reshape(len(rows), -1) if rows else np.zeros((0, self.dim), np.float32)
+        vecs = (
+            np.asarray(tab["vector"].to_pylist(), dtype=np.float32).reshape(len(rows), -1)
+            if rows
+            else np.zeros((0, self.dim), np.float32)
+        )
         failures = self.failures()
         written: list[Path] = []
         for fmt in formats:
@@ -372,11 +403,25 @@ class Store:
             elif fmt == "json":
                 consolidated: dict[str, Any] = {}
                 for r, v in zip(rows, vecs):
-                    item = {"video_path": r["path"], "embedding": v.tolist(), "shape": list(v.shape), "dtype": "float32"}
+                    item = {
+                        "video_path": r["path"],
+                        "embedding": v.tolist(),
+                        "shape": list(v.shape),
+                        "dtype": "float32",
+                    }
                     write_json_atomic(out / f"{r['name']}_embedding.json", item, indent=None)
-                    consolidated[r["name"]] = {**item, **{k: r[k] for k in ("duration", "fps", "num_frames", "frame_indices")}}
-                meta = {"total_videos": len(rows) + len(failures), "successful": len(rows), "failed": len(failures),
-                        "processing_date": now_iso(), "encoder": self.encoder_description, "failures": failures}
+                    consolidated[r["name"]] = {
+                        **item,
+                        **{k: r[k] for k in ("duration", "fps", "num_frames", "frame_indices")},
+                    }
+                meta = {
+                    "total_videos": len(rows) + len(failures),
+                    "successful": len(rows),
+                    "failed": len(failures),
+                    "processing_date": now_iso(),
+                    "encoder": self.encoder_description,
+                    "failures": failures,
+                }
                 write_json_atomic(out / "embeddings.json", {"embeddings": consolidated, "metadata": meta}, indent=None)
                 written.append(out / "embeddings.json")
             elif fmt == "parquet":
@@ -384,7 +429,8 @@ class Store:
 
                 for name, table in (("videos", tab), ("segments", self.segments())):
                     with atomic_path(out / f"{name}.parquet") as tmp:
-                        pq.write_table(table.replace_schema_metadata({"encoder": json.dumps(self.encoder_description)}), tmp)
+                        pq.write_table(
+                            table.replace_schema_metadata({"encoder": json.dumps(self.encoder_description)}), tmp
+                        )
                     written.append(out / f"{name}.parquet")
         return written
-

@@ -113,7 +113,9 @@ def read_checkpoint_meta(directory: str | Path) -> tuple[Config, list[str], dict
     """Config, classes and metrics of a checkpoint directory, with clear errors for anything missing."""
     directory = Path(directory)
     if not directory.exists():
-        raise CheckpointError(f"{directory}: no such checkpoint directory. Pass the run's checkpoints/best (or last) folder.")
+        raise CheckpointError(
+            f"{directory}: no such checkpoint directory. Pass the run's checkpoints/best (or last) folder."
+        )
     if directory.is_file():
         raise CheckpointError(
             f"{directory}: a checkpoint is a directory (model.safetensors, config.yaml, classes.json), not a file. "

@@ -57,7 +57,9 @@ def pair_report(classes: list[str], pairs: list[tuple[str, str]], results: dict[
     return rows
 
 
-def demo_config(model: str, *, out: Path, run_dir: Path, seed: int, epochs: int | None, overrides: Sequence[str]) -> Any:
+def demo_config(
+    model: str, *, out: Path, run_dir: Path, seed: int, epochs: int | None, overrides: Sequence[str]
+) -> Any:
     """The preset's config for ``model`` (``cnn_rnn`` or ``frame_avg``: same backbone and recipe);
     ``epochs``: ``train.epochs`` (None: the preset's or ``overrides``'), applied after ``overrides``."""
     from vidrec.config import load_config, read_yaml
@@ -105,8 +107,9 @@ def run_demo(
     runs = {name: out / name for name in RUNS}
     existing = [p for p in list(runs.values()) + [out / "summary.json"] if p.exists()]
     if existing and not overwrite:
-        raise VidrecError(f"{out} holds a previous demo ({existing[0].name}); pass --overwrite to replace its runs, "
-                          "or another --out")
+        raise VidrecError(
+            f"{out} holds a previous demo ({existing[0].name}); pass --overwrite to replace its runs, or another --out"
+        )
     for p in existing:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     report_dir = out / "report"
@@ -116,8 +119,10 @@ def run_demo(
     say(f"      {info}")
 
     cfg = demo_config("cnn_rnn", out=out, run_dir=runs["cnn_rnn"], seed=seed, epochs=epochs, overrides=overrides)
-    say(f"[2/5] training {cfg.model.name} ({cfg.model.backbone} + BiLSTM + temporal attention) for up to "
-        f"{cfg.train.epochs} epochs")
+    say(
+        f"[2/5] training {cfg.model.name} ({cfg.model.backbone} + BiLSTM + temporal attention) for up to "
+        f"{cfg.train.epochs} epochs"
+    )
     tr = train(cfg, progress=progress)
     say(f"      best val top-1 {tr.fit.best_metrics.get('val_top1', 0):.3f} after {tr.fit.train_seconds:.0f} s")
 
@@ -128,17 +133,30 @@ def run_demo(
 
     base_metrics: dict[str, Any] | None = None
     if baseline:
-        bcfg = demo_config("frame_avg", out=out, run_dir=runs["frame_avg"], seed=seed,
-                           epochs=min(baseline_epochs, cfg.train.epochs), overrides=overrides)
-        say(f"      training the frame-averaging baseline (per-frame {bcfg.model.backbone}, mean over time) "
+        bcfg = demo_config(
+            "frame_avg",
+            out=out,
+            run_dir=runs["frame_avg"],
+            seed=seed,
+            epochs=min(baseline_epochs, cfg.train.epochs),
+            overrides=overrides,
+        )
+        say(
+            f"      training the frame-averaging baseline (per-frame {bcfg.model.backbone}, mean over time) "
             "for contrast, "
-            f"up to {bcfg.train.epochs} epochs")
+            f"up to {bcfg.train.epochs} epochs"
+        )
         btr = train(bcfg, progress=progress)
         bev = evaluate_checkpoint(btr.fit.best_checkpoint, progress=progress)
         results["frame_avg"] = bev.result
-        base_metrics = {"val_top1": bev.result.top1, "val_top5": bev.result.top5,
-                        "mean_class_acc": bev.result.mean_class_acc, "train_seconds": btr.fit.train_seconds,
-                        "epochs_run": len(btr.fit.history), "checkpoint": str(btr.fit.best_checkpoint.resolve())}
+        base_metrics = {
+            "val_top1": bev.result.top1,
+            "val_top5": bev.result.top5,
+            "mean_class_acc": bev.result.mean_class_acc,
+            "train_seconds": btr.fit.train_seconds,
+            "epochs_run": len(btr.fit.history),
+            "checkpoint": str(btr.fit.best_checkpoint.resolve()),
+        }
 
     names = [template_to_class(c.template) for c in CLASSES]
     pairs = [(a, b) for a, b in zip(names[::2], names[1::2]) if a in ev.classes and b in ev.classes]
@@ -153,41 +171,72 @@ def run_demo(
     say("[5/5] report")
     r = ev.result
     summary: dict[str, Any] = {
-        "val_top1": r.top1, "val_top5": r.top5, "mean_class_acc": r.mean_class_acc,
-        "train_seconds": tr.fit.train_seconds, "checkpoint": str(tr.fit.best_checkpoint.resolve()),
+        "val_top1": r.top1,
+        "val_top5": r.top5,
+        "mean_class_acc": r.mean_class_acc,
+        "train_seconds": tr.fit.train_seconds,
+        "checkpoint": str(tr.fit.best_checkpoint.resolve()),
         "train_clips_per_s": _mean([h.get("train_clips_per_s") for h in tr.fit.history]),
-        "model": cfg.model.name, "epochs_run": len(tr.fit.history), "num_classes": len(ev.classes),
-        "num_val_videos": summary_eval["num_videos"], "baseline": base_metrics, "temporal_pairs": pair_rows,
+        "model": cfg.model.name,
+        "epochs_run": len(tr.fit.history),
+        "num_classes": len(ev.classes),
+        "num_val_videos": summary_eval["num_videos"],
+        "baseline": base_metrics,
+        "temporal_pairs": pair_rows,
         "prediction": {"video": str(clip.path), "true": ev.classes[clip.label], "topk": pred.topk},
-        "report_dir": str(report_dir.resolve()), "total_seconds": time.perf_counter() - t_start,
+        "report_dir": str(report_dir.resolve()),
+        "total_seconds": time.perf_counter() - t_start,
     }
-    lines = ["# vidrec demo report", "",
-             f"CNN-RNN: val top-1 **{r.top1:.3f}**, top-5 {r.top5:.3f}, mean class accuracy {r.mean_class_acc:.3f}."]
+    lines = [
+        "# vidrec demo report",
+        "",
+        f"CNN-RNN: val top-1 **{r.top1:.3f}**, top-5 {r.top5:.3f}, mean class accuracy {r.mean_class_acc:.3f}.",
+    ]
     if base_metrics:
-        lines.append(f"Frame-averaging baseline: val top-1 **{base_metrics['val_top1']:.3f}** "
-                     f"({base_metrics['epochs_run']} epochs; the CNN-RNN: {len(tr.fit.history)}).")
+        lines.append(
+            f"Frame-averaging baseline: val top-1 **{base_metrics['val_top1']:.3f}** "
+            f"({base_metrics['epochs_run']} epochs; the CNN-RNN: {len(tr.fit.history)})."
+        )
     if pair_rows:
         lines += ["", "Accuracy on the videos of each temporal pair (classes that differ only in time order):", ""]
 
         def cell(v: Any) -> Any:
             return "-" if v is None else v
 
-        lines.append(markdown_table(["pair", "cnn_rnn", "frame_avg"],
-                                    [[p["pair"], cell(p.get("cnn_rnn")), cell(p.get("frame_avg"))] for p in pair_rows]))
+        lines.append(
+            markdown_table(
+                ["pair", "cnn_rnn", "frame_avg"],
+                [[p["pair"], cell(p.get("cnn_rnn")), cell(p.get("frame_avg"))] for p in pair_rows],
+            )
+        )
         if base_metrics:
             both = [p for p in pair_rows if p.get("frame_avg") is not None and p.get("cnn_rnn") is not None]
             worse = [p for p in both if p["frame_avg"] < p["cnn_rnn"] - 0.1]
             summary["pairs_baseline_clearly_worse"] = len(worse)
             if worse:
-                lines += ["", f"The frame-averaging model is clearly worse (by more than 0.10) on {len(worse)} of {len(both)} "
-                          "temporal pairs: averaging frames throws the order away, and these classes differ only in order."]
+                lines += [
+                    "",
+                    f"The frame-averaging model is clearly worse (by more than 0.10) on {len(worse)} of {len(both)} "
+                    "temporal pairs: averaging frames throws the order away, and these classes differ only in order.",
+                ]
             else:
-                lines += ["", "The frame-averaging model is NOT clearly worse on any temporal pair in this run: "
-                          "the temporal model has not learned the order yet (too short a training budget?)."]
-    lines += ["", "Files: report.md (most-confused pairs, best and worst classes), confusion.png, confusion_top.png, "
-              "per_class.png, training_curves.png, per_class.md, confusion.csv, metrics.json"]
+                lines += [
+                    "",
+                    "The frame-averaging model is NOT clearly worse on any temporal pair in this run: "
+                    "the temporal model has not learned the order yet (too short a training budget?).",
+                ]
+    lines += [
+        "",
+        "Files: report.md (most-confused pairs, best and worst classes), confusion.png, confusion_top.png, "
+        "per_class.png, training_curves.png, per_class.md, confusion.csv, metrics.json",
+    ]
     write_text_atomic(report_dir / "README.md", "\n".join(lines) + "\n")
     summary["total_seconds"] = time.perf_counter() - t_start
     write_json_atomic(out / "summary.json", summary)
-    return DemoResult(summary=summary, report=lines, best_checkpoint=tr.fit.best_checkpoint, report_dir=report_dir,
-                      summary_path=out / "summary.json")
+    return DemoResult(
+        summary=summary,
+        report=lines,
+        best_checkpoint=tr.fit.best_checkpoint,
+        report_dir=report_dir,
+        summary_path=out / "summary.json",
+    )

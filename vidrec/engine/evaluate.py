@@ -52,9 +52,13 @@ class EvalResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "val_loss": self.loss, "val_top1": self.top1, "val_top5": self.top5,
-            "mean_class_acc": self.mean_class_acc, "clip_top1": self.clip_top1,
-            "num_videos": int(self.labels.numel()), "num_clips": self.num_clips,
+            "val_loss": self.loss,
+            "val_top1": self.top1,
+            "val_top5": self.top5,
+            "mean_class_acc": self.mean_class_acc,
+            "clip_top1": self.clip_top1,
+            "num_videos": int(self.labels.numel()),
+            "num_clips": self.num_clips,
             "num_unreadable": len(self.unreadable),
         }
 
@@ -91,7 +95,11 @@ def evaluate_model(
         with accelerator.autocast() if accelerator is not None else autocast(device):  # bf16 on a GPU, fp32 on the CPU
             logits = model(video, **side)
         index = torch.as_tensor(batch["index"], device=device)
-        failed = torch.as_tensor(batch["failed"], device=device).bool() if "failed" in batch else torch.zeros_like(index, dtype=torch.bool)
+        failed = (
+            torch.as_tensor(batch["failed"], device=device).bool()
+            if "failed" in batch
+            else torch.zeros_like(index, dtype=torch.bool)
+        )
         for i, bad, why in zip(index.tolist(), failed.tolist(), batch.get("error", [""] * len(index))):
             if bad:
                 unreadable[int(i)] = str(why)
@@ -130,7 +138,9 @@ def first_occurrence(index: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
     return first
 
 
-def summarise(logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, *, num_classes: int, topk: int = 5) -> EvalResult:
+def summarise(
+    logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, *, num_classes: int, topk: int = 5
+) -> EvalResult:
     """Metrics from clip logits; clips sharing ``index`` are averaged (softmax) per video."""
     valid = labels >= 0
     clip_loss = F.cross_entropy(logits[valid], labels[valid]).item() if valid.any() else float("nan")
@@ -158,9 +168,18 @@ def summarise(logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, *
         per_class, support = [-1.0] * num_classes, torch.zeros(num_classes, dtype=torch.long)
         confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     return EvalResult(
-        loss=clip_loss, top1=top1, top5=topk_acc, mean_class_acc=mean_class, clip_top1=clip_top1,
-        per_class=per_class, support=support.tolist(), confusion=confusion, probs=vprobs, labels=vlabels,
-        indices=uniq, num_clips=int(index.numel()),
+        loss=clip_loss,
+        top1=top1,
+        top5=topk_acc,
+        mean_class_acc=mean_class,
+        clip_top1=clip_top1,
+        per_class=per_class,
+        support=support.tolist(),
+        confusion=confusion,
+        probs=vprobs,
+        labels=vlabels,
+        indices=uniq,
+        num_clips=int(index.numel()),
     )
 
 
@@ -178,8 +197,9 @@ def load_subset_records(cfg: Config, subset: str) -> RecordSet:
     rs = load_dataset(lenient)
     problems = rs.problems_for(subset)
     if problems:
-        more = (f" ({len(problems) - 1} more problems concern it; vidrec data show lists them)"
-                if len(problems) > 1 else "")
+        more = (
+            f" ({len(problems) - 1} more problems concern it; vidrec data show lists them)" if len(problems) > 1 else ""
+        )
         raise DatasetError(f"data.strict: {problems[0]}{more}")
     return rs
 
@@ -230,11 +250,19 @@ def evaluate_checkpoint(
     ds = eval_dataset(ck, cfg, records, views=n_views, recordset=rs)
     loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
     side = tuple(getattr(spec, "side_inputs", ()) or ())
-    res = evaluate_model(ck.model, loader, num_classes=len(ck.classes), side_keys=side, progress=progress,
-                         desc=f"eval {subset}", normalize=build_normalizer(cfg, spec))
+    res = evaluate_model(
+        ck.model,
+        loader,
+        num_classes=len(ck.classes),
+        side_keys=side,
+        progress=progress,
+        desc=f"eval {subset}",
+        normalize=build_normalizer(cfg, spec),
+    )
     ids = [records[i].video_id for i in res.indices.tolist()]
     unreadable = {str(records[i].path): why.removeprefix(f"{records[i].path}: ") for i, why in res.unreadable.items()}
     if unreadable:
-        log.warning("%d of %d videos could not be read and were left out of every metric", len(unreadable),
-                    len(records))
+        log.warning(
+            "%d of %d videos could not be read and were left out of every metric", len(unreadable), len(records)
+        )
     return EvalOutcome(result=res, classes=ck.classes, checkpoint=ck, video_ids=ids, unreadable=unreadable)

@@ -88,8 +88,10 @@ class LRSchedule:
         elif self.kind == "step":
             steps = [round(m * opt_steps) - warm for m in t.milestones]
             if any(s <= 0 for s in steps):
-                raise ConfigError(f"train.milestones {t.milestones}: every milestone must come after the warm-up "
-                                  f"({t.warmup_epochs} epochs)")
+                raise ConfigError(
+                    f"train.milestones {t.milestones}: every milestone must come after the warm-up "
+                    f"({t.warmup_epochs} epochs)"
+                )
             main = MultiStepLR(optimizer, milestones=steps, gamma=t.gamma)
         if main is not None:
             phases.append(main)
@@ -100,8 +102,11 @@ class LRSchedule:
         self.plateau: ReduceLROnPlateau | None = None
         if self.kind == "plateau":
             self.plateau = ReduceLROnPlateau(
-                optimizer, mode="min" if t.monitor == "val_loss" else "max", factor=t.gamma,
-                patience=t.plateau_patience, min_lr=[b * t.min_lr_ratio for b in base],
+                optimizer,
+                mode="min" if t.monitor == "val_loss" else "max",
+                factor=t.gamma,
+                patience=t.plateau_patience,
+                min_lr=[b * t.min_lr_ratio for b in base],
             )
 
     def step_batch(self) -> None:
@@ -114,14 +119,21 @@ class LRSchedule:
             return
         value = metrics.get(self.monitor)
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            raise ConfigError(f"train.scheduler=plateau follows {self.monitor}, which this run does not measure "
-                              "(is there a validation subset?)")
+            raise ConfigError(
+                f"train.scheduler=plateau follows {self.monitor}, which this run does not measure "
+                "(is there a validation subset?)"
+            )
         before = [g["lr"] for g in self.plateau.optimizer.param_groups]
         self.plateau.step(float(value))
         after = [g["lr"] for g in self.plateau.optimizer.param_groups]
         if after != before:
-            log.info("plateau: %s did not improve for %d epochs; lr %.3g -> %.3g", self.monitor,
-                     self.plateau.patience + 1, before[0], after[0])
+            log.info(
+                "plateau: %s did not improve for %d epochs; lr %.3g -> %.3g",
+                self.monitor,
+                self.plateau.patience + 1,
+                before[0],
+                after[0],
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -134,8 +146,10 @@ class LRSchedule:
         if not isinstance(state, dict):
             raise ValueError(f"expected the schedule's state, got a {type(state).__name__}")
         if "lr_lambdas" in state:
-            raise ValueError("a schedule saved by an older vidrec (one LambdaLR); resume with that version, or start a "
-                             "new run from the weights with --set model.weights=CHECKPOINT/model.safetensors")
+            raise ValueError(
+                "a schedule saved by an older vidrec (one LambdaLR); resume with that version, or start a "
+                "new run from the weights with --set model.weights=CHECKPOINT/model.safetensors"
+            )
         if "per_step" not in state or "plateau" not in state:
             raise ValueError("not a vidrec learning-rate schedule")
         kinds_differ = (state["per_step"] is None) != (self.per_step is None)

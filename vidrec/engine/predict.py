@@ -51,7 +51,9 @@ def _load(checkpoint: str | Path, device: str, backend: str) -> LoadedCheckpoint
 
     if resolve_backend(checkpoint, backend) == "onnx":
         if str(device) not in ("cpu", "auto"):
-            raise VidrecError(f"--device {device}: the onnx backend runs on the CPU; use --device cpu or the PyTorch checkpoint")
+            raise VidrecError(
+                f"--device {device}: the onnx backend runs on the CPU; use --device cpu or the PyTorch checkpoint"
+            )
         return load_onnx(checkpoint)  # type: ignore[no-any-return]
     return load_checkpoint(checkpoint, map_location=resolve_device(device))
 
@@ -66,7 +68,12 @@ class Predictor:
     """
 
     def __init__(
-        self, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "auto", views: int | None = None, backend: str = "auto"
+        self,
+        checkpoint: str | Path | LoadedCheckpoint,
+        *,
+        device: str = "auto",
+        views: int | None = None,
+        backend: str = "auto",
     ) -> None:
         self.ck = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else _load(checkpoint, device, backend)
         self.onnx = not isinstance(self.ck.model, torch.nn.Module)  # onnxruntime runs on the CPU
@@ -150,8 +157,11 @@ class Predictor:
         probs = self.forward(video, side).mean(0)  # views averaged
         k = min(topk, probs.numel())
         p, i = probs.topk(k)
-        return Prediction(path, [(self.ck.classes[j], float(q)) for q, j in zip(p.tolist(), i.tolist())],
-                          frame_indices=clips[0].indices)
+        return Prediction(
+            path,
+            [(self.ck.classes[j], float(q)) for q, j in zip(p.tolist(), i.tolist())],
+            frame_indices=clips[0].indices,
+        )
 
     def records_for(self, paths: Sequence[str | Path]) -> tuple[list[VideoRecord], Any]:
         """Records for video files (their id: the file or folder name without suffix); for a model
@@ -162,15 +172,33 @@ class Predictor:
         records = [self._dataset_record(p, v) for p, v in ids]
         return records, self._dataset[0] if self._dataset else None
 
-    def predict(self, paths: Sequence[str | Path], *, topk: int = 5, strict: bool = False, batch_size: int | None = None,
-                workers: int | None = None, progress: bool = False) -> list[Prediction]:
+    def predict(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        topk: int = 5,
+        strict: bool = False,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        progress: bool = False,
+    ) -> list[Prediction]:
         """Predict video files (or frame folders) in batches; see :meth:`predict_records`."""
         records, rs = self.records_for(paths)
-        return self.predict_records(records, recordset=rs, topk=topk, strict=strict, batch_size=batch_size,
-                                    workers=workers, progress=progress).predictions
+        return self.predict_records(
+            records, recordset=rs, topk=topk, strict=strict, batch_size=batch_size, workers=workers, progress=progress
+        ).predictions
 
-    def predict_records(self, records: Sequence[VideoRecord], *, recordset: Any = None, topk: int = 5, strict: bool = False,
-                        batch_size: int | None = None, workers: int | None = None, progress: bool = False) -> PredictRun:
+    def predict_records(
+        self,
+        records: Sequence[VideoRecord],
+        *,
+        recordset: Any = None,
+        topk: int = 5,
+        strict: bool = False,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        progress: bool = False,
+    ) -> PredictRun:
         """Predict ``records`` through the one dataset and DataLoader: ``workers`` processes decode
         (default ``data.num_workers``) while the model runs ``batch_size`` clips at a time (default
         ``eval.batch_size``); each video's views are averaged. A video that cannot be read gets a
@@ -181,14 +209,18 @@ class Predictor:
 
         t0 = time.perf_counter()
         cfg = self.ck.cfg
-        ds = build_dataset(cfg, list(records), self.ck.classes, self.spec, train=False, views=self.views, recordset=recordset)
+        ds = build_dataset(
+            cfg, list(records), self.ck.classes, self.spec, train=False, views=self.views, recordset=recordset
+        )
         ds.on_error = "mark"  # never a stand-in; with --strict the first failure stops the run below, in this process
         loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
         n = len(records)
         sums = torch.zeros(n, len(self.ck.classes))
         errors: dict[int, str] = {}
         first_idx: dict[int, list[int]] = {}
-        for batch in tqdm(loader, desc="predict", unit="clip", total=len(loader), disable=not progress, dynamic_ncols=True):
+        for batch in tqdm(
+            loader, desc="predict", unit="clip", total=len(loader), disable=not progress, dynamic_ncols=True
+        ):
             index = torch.as_tensor(batch["index"])
             failed = torch.as_tensor(batch["failed"]).bool()
             for i, bad, why in zip(index.tolist(), failed.tolist(), batch["error"]):
@@ -211,8 +243,14 @@ class Predictor:
             probs = sums[i] / self.views
             k = min(topk, probs.numel())
             p, j = probs.topk(k)
-            out.append(Prediction(Path(r.path), [(self.ck.classes[c], float(q)) for q, c in zip(p.tolist(), j.tolist())],
-                                  frame_indices=first_idx.get(i), video_id=r.video_id))
+            out.append(
+                Prediction(
+                    Path(r.path),
+                    [(self.ck.classes[c], float(q)) for q, c in zip(p.tolist(), j.tolist())],
+                    frame_indices=first_idx.get(i),
+                    video_id=r.video_id,
+                )
+            )
         return PredictRun(out, time.perf_counter() - t0)
 
 

@@ -93,8 +93,14 @@ def retrieval_metrics(sim: torch.Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator: Any = None, temperature: float | None = None,
-                       normalize: Any = None) -> dict[str, float]:
+def evaluate_retrieval(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    *,
+    accelerator: Any = None,
+    temperature: float | None = None,
+    normalize: Any = None,
+) -> dict[str, float]:
     """Embed every (video, caption) pair of ``loader`` and rank all against all.
 
     Returns the metrics of :func:`retrieval_metrics` plus ``loss`` (InfoNCE over the whole set).
@@ -107,7 +113,9 @@ def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator
     device = accelerator.device if accelerator is not None else next(bare.parameters()).device
     for batch in loader:
         video = batch["video"].to(device)
-        video = normalize(video) if normalize is not None else _as_input(bare, video)  # uint8 → normalised float, on the device
+        video = (
+            normalize(video) if normalize is not None else _as_input(bare, video)
+        )  # uint8 → normalised float, on the device
         tok = bare.tokenize(list(batch["caption"]), device=device)  # type: ignore[operator]
         with accelerator.autocast() if accelerator is not None else autocast(device):  # bf16 on a GPU, fp32 on the CPU
             v, t = model(video, input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
@@ -128,19 +136,27 @@ def evaluate_retrieval(model: nn.Module, loader: DataLoader[Any], *, accelerator
     return metrics
 
 
-def build_retrieval_datasets(cfg: Any, rs: RecordSet, spec: Any) -> tuple[CaptionClipDataset, CaptionClipDataset | None]:
+def build_retrieval_datasets(
+    cfg: Any, rs: RecordSet, spec: Any
+) -> tuple[CaptionClipDataset, CaptionClipDataset | None]:
     """Train / val caption datasets for ``cfg`` (captions from ``retrieval.captions`` or the dataset)."""
     from vidrec.data.build import build_dataset, train_records
 
     caps = read_captions(cfg.retrieval.captions)[0] if cfg.retrieval.captions else None
     train_recs, train_caps = captions_for(train_records(cfg, rs), caps)
-    train = CaptionClipDataset(build_dataset(cfg, train_recs, rs.classes, spec, train=True, recordset=rs), train_caps,
-                               train=True, seed=cfg.train.seed)
+    train = CaptionClipDataset(
+        build_dataset(cfg, train_recs, rs.classes, spec, train=True, recordset=rs),
+        train_caps,
+        train=True,
+        seed=cfg.train.seed,
+    )
     val = None
     val_records = rs.subsets.get(cfg.data.val_subset) or []
     if val_records:
         val_recs, val_caps = captions_for(val_records, caps)
-        val = CaptionClipDataset(build_dataset(cfg, val_recs, rs.classes, spec, train=False, recordset=rs), val_caps, train=False)
+        val = CaptionClipDataset(
+            build_dataset(cfg, val_recs, rs.classes, spec, train=False, recordset=rs), val_caps, train=False
+        )
     return train, val
 
 
@@ -159,7 +175,11 @@ def retrieval_param_groups(model: nn.Module, cfg: Any) -> list[dict[str, Any]]:
         )
     r = cfg.retrieval
     groups = bare.param_groups(  # type: ignore[operator]
-        r.mode, clip_lr=r.clip_lr, module_lr=r.module_lr, weight_decay=cfg.train.weight_decay, merge_lr=r.merge_lr,
+        r.mode,
+        clip_lr=r.clip_lr,
+        module_lr=r.module_lr,
+        weight_decay=cfg.train.weight_decay,
+        merge_lr=r.merge_lr,
         prompt_lr=r.prompt_lr,
     )
     scale = bare.temperature_parameter()  # type: ignore[operator]
@@ -186,8 +206,15 @@ def fixed_temperature(cfg: Any) -> float | None:
     return r.temperature if r.temperature is not None and not r.learn_temperature else None
 
 
-def evaluate_retrieval_checkpoint(checkpoint: str | Path, *, cfg: Any = None, subset: str | None = None, device: str = "auto",
-                                  batch_size: int | None = None, workers: int | None = None) -> dict[str, float]:
+def evaluate_retrieval_checkpoint(
+    checkpoint: str | Path,
+    *,
+    cfg: Any = None,
+    subset: str | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+) -> dict[str, float]:
     """``vidrec eval`` for a retrieval checkpoint: t2v / v2t R@1/5/10, median and mean rank on ``subset``
     (``device``, ``batch_size``, ``workers`` as for :func:`vidrec.engine.run.evaluate_checkpoint`)."""
     from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
@@ -200,8 +227,12 @@ def evaluate_retrieval_checkpoint(checkpoint: str | Path, *, cfg: Any = None, su
     subset = subset or cfg.eval.subset
     caps = read_captions(cfg.retrieval.captions)[0] if cfg.retrieval.captions else None
     recs, rec_caps = captions_for(rs.subset(subset), caps)
-    ds = CaptionClipDataset(build_dataset(cfg, recs, rs.classes, ck.model.input_spec, train=False, recordset=rs), rec_caps, train=False)
+    ds = CaptionClipDataset(
+        build_dataset(cfg, recs, rs.classes, ck.model.input_spec, train=False, recordset=rs), rec_caps, train=False
+    )
     loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)  # type: ignore[arg-type]
-    metrics = evaluate_retrieval(ck.model, loader, temperature=fixed_temperature(cfg), normalize=build_normalizer(cfg, ck.model.input_spec))
+    metrics = evaluate_retrieval(
+        ck.model, loader, temperature=fixed_temperature(cfg), normalize=build_normalizer(cfg, ck.model.input_spec)
+    )
     metrics["subset"] = subset  # type: ignore[assignment]
     return metrics

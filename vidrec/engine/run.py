@@ -20,6 +20,7 @@ from torch import nn
 from vidrec.config import Config, absolute_paths
 from vidrec.data.build import build_dataset, build_loader, load_dataset, train_records
 from vidrec.engine.distributed import main_process_first
+
 # re-exported: the Python API (docs/usage.md) evaluates a checkpoint from here
 from vidrec.engine.evaluate import EvalOutcome, eval_dataset, evaluate_checkpoint, load_subset_records  # noqa: F401
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
@@ -68,8 +69,9 @@ def run_log(path: Path) -> Iterator[None]:
         yield
     except (VidrecError, KeyboardInterrupt) as exc:
         msg = f"stopped: {exc}" if isinstance(exc, VidrecError) else "interrupted; continue with --resume"
-        handler.emit(logging.makeLogRecord({"name": "vidrec", "levelname": "ERROR", "levelno": logging.ERROR,
-                                            "msg": msg}))
+        handler.emit(
+            logging.makeLogRecord({"name": "vidrec", "levelname": "ERROR", "levelno": logging.ERROR, "msg": msg})
+        )
         raise
     finally:
         root.removeHandler(handler)
@@ -192,14 +194,25 @@ def _train(
     val_loader = build_loader(cfg, val_ds, train=False) if val_ds is not None else None
     if main:
         write_text_atomic(out_dir / "config.yaml", cfg.to_yaml())
-    trainer = Trainer(cfg, model, train_loader, val_loader, classes, out_dir, step_callback=step_callback, progress=progress)
+    trainer = Trainer(
+        cfg, model, train_loader, val_loader, classes, out_dir, step_callback=step_callback, progress=progress
+    )
     acc = trainer.accelerator
     log.info(
         "training %s on %s: %d train / %d val videos, %d classes, device %s, precision %s, %d process%s%s",
-        cfg.model.name, cfg.data.dataset, len(train_ds), len(val_ds) if val_ds else 0, len(classes),
-        acc.device, acc.mixed_precision, acc.num_processes, "es" if acc.num_processes > 1 else "",
+        cfg.model.name,
+        cfg.data.dataset,
+        len(train_ds),
+        len(val_ds) if val_ds else 0,
+        len(classes),
+        acc.device,
+        acc.mixed_precision,
+        acc.num_processes,
+        "es" if acc.num_processes > 1 else "",
         f" ({acc.distributed_type.value.lower()}, batch {cfg.data.batch_size} per process, "
-        f"{cfg.data.batch_size * acc.num_processes * cfg.train.accum_steps} per optimiser step)" if acc.num_processes > 1 else "",
+        f"{cfg.data.batch_size * acc.num_processes * cfg.train.accum_steps} per optimiser step)"
+        if acc.num_processes > 1
+        else "",
     )
     fit = trainer.fit(resume_from=source, log_source=log_source)
     if trainer.is_main and (out_dir / "metrics.jsonl").is_file():
@@ -207,7 +220,8 @@ def _train(
 
         training_curves_png(out_dir / "metrics.jsonl", out_dir / "training_curves.png")
     if fit.substituted:
-        log.warning("%d training clips came from a stand-in video because their own failed to decode (see warnings above)", fit.substituted)
+        log.warning(
+            "%d training clips came from a stand-in video because their own failed to decode (see warnings above)",
+            fit.substituted,
+        )
     return TrainOutcome(fit=fit, classes=classes, out_dir=out_dir)
-
-

@@ -55,8 +55,12 @@ def _encode(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
     if isinstance(obj, dict):
         if all(isinstance(k, str) and k not in _TAGS for k in obj):
             return {k: _encode(v, tensors, f"{path}/{k}") for k, v in obj.items()}
-        return {"__items__": [[_encode(k, tensors, f"{path}/key{i}"), _encode(v, tensors, f"{path}/{k}")]
-                              for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__items__": [
+                [_encode(k, tensors, f"{path}/key{i}"), _encode(v, tensors, f"{path}/{k}")]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     raise CheckpointError(
         f"resumable state: {path or 'the state'} is a {type(obj).__name__}; only tensors, numbers, strings, "
         "lists, tuples and dicts are stored (never pickled objects)"

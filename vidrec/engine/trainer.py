@@ -241,8 +241,10 @@ class Trainer:
         opt_steps = math.ceil(steps_per_epoch / cfg.train.accum_steps)
         self.scheduler = LRSchedule(self.optimizer, cfg, steps_per_epoch=opt_steps)
         if cfg.train.scheduler == "plateau" and val_loader is None:
-            raise VidrecError(f"train.scheduler=plateau follows {cfg.train.monitor}, but there is no validation subset "
-                              f"({cfg.data.val_subset!r} is empty); use train.scheduler=cosine or step")
+            raise VidrecError(
+                f"train.scheduler=plateau follows {cfg.train.monitor}, but there is no validation subset "
+                f"({cfg.data.val_subset!r} is empty); use train.scheduler=cosine or step"
+            )
         if cfg.train.channels_last:
             to_channels_last(model)
         if cfg.train.compile:
@@ -281,6 +283,7 @@ class Trainer:
 
             rngs = gather_object(rngs)  # every rank's RNG, in memory
         if self.is_main:
+
             def write_state(tmp: Path) -> None:
                 d = tmp / STATE_DIR
                 d.mkdir()
@@ -290,8 +293,14 @@ class Trainer:
                     save_state_dict(d, f"rng_{rank}", rng)
                 write_json_atomic(d / STATE_FILE, {"format": STATE_FORMAT, **asdict(self.state)})
 
-            save_checkpoint(self.ckpt_dir / "last", model=self.model, cfg=self.cfg, classes=self.classes,
-                            metrics=metrics, state=write_state)
+            save_checkpoint(
+                self.ckpt_dir / "last",
+                model=self.model,
+                cfg=self.cfg,
+                classes=self.classes,
+                metrics=metrics,
+                state=write_state,
+            )
         acc.wait_for_everyone()
 
     def load_state(self, checkpoint: Path) -> None:
@@ -326,8 +335,11 @@ class Trainer:
         they hold nothing but tensors and numbers; anything else is refused, naming the file.
         """
         load_state_into(self.model, d / WEIGHTS, source=str(d))
-        files = {"optimizer": d / "optimizer.bin", "scheduler": d / "custom_checkpoint_0.pkl",
-                 "scaler": d / "scaler.pt"}
+        files = {
+            "optimizer": d / "optimizer.bin",
+            "scheduler": d / "custom_checkpoint_0.pkl",
+            "scaler": d / "scaler.pt",
+        }
         for name, obj in self.stateful().items():
             _restore(obj, torch_load_safely(files[name], error=CheckpointError), files[name], name)
         rng_file = d / f"random_states_{self.accelerator.process_index}.pkl"
@@ -335,8 +347,11 @@ class Trainer:
         r = torch_load_safely(rng_file, error=CheckpointError, allow_numpy=True)
         if not isinstance(r, dict):
             raise CheckpointError(f"{rng_file}: not a set of random states")
-        rng = {"python": r.get("random_state"), "numpy": r.get("numpy_random_seed"),
-               "torch": r.get("torch_manual_seed")}
+        rng = {
+            "python": r.get("random_state"),
+            "numpy": r.get("numpy_random_seed"),
+            "torch": r.get("torch_manual_seed"),
+        }
         if "torch_cuda_manual_seed" in r:
             rng["cuda"] = r["torch_cuda_manual_seed"]
         set_rng_state(rng, source=str(rng_file))
@@ -433,7 +448,9 @@ class Trainer:
             if improved:
                 st.best, st.best_epoch, st.bad_epochs = metrics[cfg.train.monitor], st.epoch, 0
                 if self.is_main:
-                    save_checkpoint(self.ckpt_dir / "best", model=self.model, cfg=cfg, classes=self.classes, metrics=metrics)
+                    save_checkpoint(
+                        self.ckpt_dir / "best", model=self.model, cfg=cfg, classes=self.classes, metrics=metrics
+                    )
             else:
                 st.bad_epochs += 1
             st.epoch += 1
@@ -449,7 +466,9 @@ class Trainer:
             self._writer.close()
         best = self.ckpt_dir / "best"
         best_metrics = json.loads((best / "metrics.json").read_text()) if (best / "metrics.json").is_file() else {}
-        return FitResult(best, self.ckpt_dir / "last", best_metrics, st.history, st.train_seconds, st.substituted, stopped_early)
+        return FitResult(
+            best, self.ckpt_dir / "last", best_metrics, st.history, st.train_seconds, st.substituted, stopped_early
+        )
 
     def _is_improvement(self, metrics: dict[str, Any]) -> bool:
         key = self.cfg.train.monitor
@@ -471,8 +490,13 @@ class Trainer:
             loader = acc.skip_first_batches(self.train_loader, start)
         n = self.steps_per_epoch
         bar = tqdm(
-            total=n, initial=start, desc=f"epoch {st.epoch + 1}/{cfg.train.epochs}", disable=not (self.progress and self.is_main),
-            unit="batch", dynamic_ncols=True, leave=False,
+            total=n,
+            initial=start,
+            desc=f"epoch {st.epoch + 1}/{cfg.train.epochs}",
+            disable=not (self.progress and self.is_main),
+            unit="batch",
+            dynamic_ncols=True,
+            leave=False,
         )
         # the epoch's sums carry over a mid-epoch resume; the speed counts only this process's clips
         seen, correct, loss_sum = (st.epoch_seen, st.epoch_correct, st.epoch_loss_sum) if start else (0, 0, 0.0)
@@ -495,7 +519,9 @@ class Trainer:
                     hint = "lower train.lr or check the data"
                     if acc.mixed_precision != "no":
                         hint += f" (it ran in {acc.mixed_precision}: try train.precision=no)"
-                    raise TrainingDiverged(f"the loss became {loss.item()} at epoch {st.epoch + 1}, step {i + 1}; {hint}")
+                    raise TrainingDiverged(
+                        f"the loss became {loss.item()} at epoch {st.epoch + 1}, step {i + 1}; {hint}"
+                    )
                 acc.backward(loss / accum)
             if sync:
                 # the norm before clipping; max_norm=inf only measures it (and unscales fp16 gradients)
@@ -523,12 +549,19 @@ class Trainer:
             st.line_grad_norms = list(grad_norms)
             elapsed = time.perf_counter() - t0
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                            clips_s=f"{seen_here / max(elapsed, 1e-9):.1f}")
+            bar.set_postfix(
+                loss=f"{loss_sum / seen:.3f}",
+                acc=f"{correct / seen:.3f}",
+                clips_s=f"{seen_here / max(elapsed, 1e-9):.1f}",
+            )
             if (i + 1) % cfg.train.log_every == 0 or (i + 1) == n:
                 record = {
-                    "type": "train", "epoch": st.epoch + 1, "step": st.global_step, "train_loss": loss_sum / seen,
-                    "train_acc": correct / seen, **self._lrs(),
+                    "type": "train",
+                    "epoch": st.epoch + 1,
+                    "step": st.global_step,
+                    "train_loss": loss_sum / seen,
+                    "train_acc": correct / seen,
+                    **self._lrs(),
                     "clips_per_s": seen_here / max(elapsed, 1e-9),
                 }
                 if grad_norms:
@@ -536,18 +569,31 @@ class Trainer:
                     grad_norms.clear()
                     st.line_grad_norms = []
                 self._log(record)
-            if sync and cfg.train.checkpoint_every_steps and st.global_step % cfg.train.checkpoint_every_steps == 0 and (i + 1) < n:
+            if (
+                sync
+                and cfg.train.checkpoint_every_steps
+                and st.global_step % cfg.train.checkpoint_every_steps == 0
+                and (i + 1) < n
+            ):
                 now = time.perf_counter()
                 st.train_seconds += now - t_mark
-                self.save_state({"epoch": st.epoch + 1, "step": st.global_step, "partial_epoch": True,
-                                 "train_loss": loss_sum / seen, "train_acc": correct / seen})
+                self.save_state(
+                    {
+                        "epoch": st.epoch + 1,
+                        "step": st.global_step,
+                        "partial_epoch": True,
+                        "train_loss": loss_sum / seen,
+                        "train_acc": correct / seen,
+                    }
+                )
                 t_mark = time.perf_counter()
             if self.step_callback is not None:
                 self.step_callback(st)
         bar.close()
         st.train_seconds += time.perf_counter() - t_mark
         self._epoch_train = {
-            "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+            "train_loss": loss_sum / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
             "train_clips_per_s": seen_here / max(time.perf_counter() - t0, 1e-9),
         }
         if norm_count:
@@ -580,12 +626,18 @@ class Trainer:
         metrics["train_seconds"] = st.train_seconds
         if self.val_loader is None:
             return metrics
-        metrics.update(self.task.validate(self.model, self.val_loader, accelerator=self.accelerator, progress=self.progress))
+        metrics.update(
+            self.task.validate(self.model, self.val_loader, accelerator=self.accelerator, progress=self.progress)
+        )
         if self.is_main:
             log.info(
                 "epoch %d: train_loss %.4f train_acc %.3f | val_loss %.4f val_top1 %.3f val_top5 %.3f",
-                st.epoch + 1, metrics.get("train_loss", float("nan")), metrics.get("train_acc", float("nan")),
-                metrics.get("val_loss", float("nan")), metrics.get("val_top1", float("nan")), metrics.get("val_top5", float("nan")),
+                st.epoch + 1,
+                metrics.get("train_loss", float("nan")),
+                metrics.get("train_acc", float("nan")),
+                metrics.get("val_loss", float("nan")),
+                metrics.get("val_top1", float("nan")),
+                metrics.get("val_top5", float("nan")),
             )
         return metrics
 
@@ -602,8 +654,11 @@ def _set_epoch(loader: Any, epoch: int) -> None:
     """Tell the epoch to whichever sampler the (possibly accelerate-wrapped) loader uses."""
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)
-    for obj in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None),
-                getattr(getattr(getattr(loader, "batch_sampler", None), "batch_sampler", None), "sampler", None)):
+    for obj in (
+        getattr(loader, "sampler", None),
+        getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+        getattr(getattr(getattr(loader, "batch_sampler", None), "batch_sampler", None), "sampler", None),
+    ):
         if obj is not None and hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
 

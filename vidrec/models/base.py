@@ -95,7 +95,7 @@ def named_backbone_parameters(model: nn.Module, params: Iterable[nn.Parameter]) 
     ids = {id(p) for p in params}
     named = [(n, p) for n, p in model.named_parameters() if id(p) in ids]
     prefix = _common_prefix([n for n, _ in named])
-    return [(n[len(prefix):], p) for n, p in named]
+    return [(n[len(prefix) :], p) for n, p in named]
 
 
 def backbone_parts(names: Iterable[str]) -> list[str]:

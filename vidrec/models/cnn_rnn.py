@@ -44,8 +44,16 @@ _SPEC = InputSpec(num_frames=16, image_size=144)  # seed 004: 16 frames at 144×
 
 def timm_imagenet(model_name: str) -> PretrainedCfg:
     """A timm backbone's ImageNet weights for the frame encoder, as data."""
-    return PretrainedCfg("imagenet", f"timm:{model_name}", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                         num_classes=1000, dataset="ImageNet-1k", part="encoder")
+    return PretrainedCfg(
+        "imagenet",
+        f"timm:{model_name}",
+        image_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        num_classes=1000,
+        dataset="ImageNet-1k",
+        part="encoder",
+    )
 
 
 class FrameEncoder(nn.Module):
@@ -77,9 +85,13 @@ class FrameEncoder(nn.Module):
 
         if not timm.is_model(backbone.split(".")[0]):
             close = timm.list_models(f"*{backbone.split('.')[0][:6]}*")[:8]
-            raise ConfigError(f"model.backbone: {backbone!r} is not a timm model; similar: {', '.join(close) or 'none'}")
+            raise ConfigError(
+                f"model.backbone: {backbone!r} is not a timm model; similar: {', '.join(close) or 'none'}"
+            )
         self.backbone_name = backbone
-        self.net = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="avg" if spatial_pool == 1 else "")
+        self.net = timm.create_model(
+            backbone, pretrained=False, num_classes=0, global_pool="avg" if spatial_pool == 1 else ""
+        )
         if pretrained:
             from vidrec.models.weights import load_pretrained
 
@@ -87,7 +99,9 @@ class FrameEncoder(nn.Module):
         self.num_features: int = int(cast(int, self.net.num_features)) * self.spatial_pool**2
         self.freeze_bn = freeze_bn
         if finetune_layers == AUTO_LAYERS:
-            finetune_layers = PRETRAINED_FINETUNE if pretrained and self._has_stages(PRETRAINED_FINETUNE) else ALL_LAYERS
+            finetune_layers = (
+                PRETRAINED_FINETUNE if pretrained and self._has_stages(PRETRAINED_FINETUNE) else ALL_LAYERS
+            )
         self.trainable_names = self._select_trainable(finetune_layers)
         for name, p in self.net.named_parameters():
             p.requires_grad_(name in self.trainable_names)
@@ -186,7 +200,11 @@ class CNNRNN(VideoClassifier):
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1) (got {dropout})")
         self.encoder = FrameEncoder(
-            backbone, pretrained=pretrained, finetune_layers=finetune_layers, freeze_bn=freeze_bn, spatial_pool=spatial_pool
+            backbone,
+            pretrained=pretrained,
+            finetune_layers=finetune_layers,
+            freeze_bn=freeze_bn,
+            spatial_pool=spatial_pool,
         )
         self.lstm = nn.LSTM(
             self.encoder.num_features,
@@ -209,7 +227,6 @@ class CNNRNN(VideoClassifier):
         if self.attention is not None:
             x = self.attention(x)  # (B, T, 2*hidden)
         return x.mean(dim=1)  # (B, 2*hidden)
-
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.encoder.trainable_parameters()

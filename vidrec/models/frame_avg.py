@@ -50,7 +50,11 @@ class FrameAverage(VideoClassifier):
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1) (got {dropout})")
         self.encoder = FrameEncoder(
-            backbone, pretrained=pretrained, finetune_layers=finetune_layers, freeze_bn=freeze_bn, spatial_pool=spatial_pool
+            backbone,
+            pretrained=pretrained,
+            finetune_layers=finetune_layers,
+            freeze_bn=freeze_bn,
+            spatial_pool=spatial_pool,
         )
         self.num_features = self.encoder.num_features
         self.num_classes = num_classes
@@ -59,7 +63,6 @@ class FrameAverage(VideoClassifier):
 
     def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         return self.encoder(video).mean(dim=1)  # (B, T, D) → (B, D)
-
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.encoder.trainable_parameters()

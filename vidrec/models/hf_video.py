@@ -112,7 +112,6 @@ class HFVideoClassifier(VideoClassifier):
         pixel_values = video.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W) → (B, T, C, H, W)
         return self.net(pixel_values=pixel_values).logits  # (B, D): classifier is Identity
 
-
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.net.parameters()  # the head lives outside ``net``
 
@@ -125,14 +124,20 @@ class HFVideoClassifier(VideoClassifier):
         from transformers import AutoConfig
 
         if not name_or_path:
-            raise ConfigError("model.name: 'hf:' needs a hub id or a directory, e.g. hf:MCG-NJU/videomae-base or hf:./my_videomae")
+            raise ConfigError(
+                "model.name: 'hf:' needs a hub id or a directory, e.g. hf:MCG-NJU/videomae-base or hf:./my_videomae"
+            )
         path = Path(name_or_path).expanduser()
         local = path.is_dir()
         looks_local = name_or_path.startswith((".", "/", "~")) or path.exists() or name_or_path.count("/") > 1
         if not local and looks_local:
-            raise WeightsError(f"model.name: hf:{name_or_path}: no such directory (a from_pretrained directory with config.json)")
+            raise WeightsError(
+                f"model.name: hf:{name_or_path}: no such directory (a from_pretrained directory with config.json)"
+            )
         if local and not (path / "config.json").is_file():
-            raise WeightsError(f"model.name: hf:{name_or_path}: {path / 'config.json'} is missing; not a from_pretrained directory")
+            raise WeightsError(
+                f"model.name: hf:{name_or_path}: {path / 'config.json'} is missing; not a from_pretrained directory"
+            )
         source = str(path) if local else name_or_path
         if not local:
             try:  # a model downloaded before is in the hub cache: no network needed
@@ -148,7 +153,9 @@ class HFVideoClassifier(VideoClassifier):
                 )
         config = AutoConfig.from_pretrained(source, local_files_only=local)
         if config.model_type not in SUPPORTED:
-            raise WeightsError(f"model.name: hf:{name_or_path} is a {config.model_type!r} model; supported: {', '.join(SUPPORTED)}")
+            raise WeightsError(
+                f"model.name: hf:{name_or_path} is a {config.model_type!r} model; supported: {', '.join(SUPPORTED)}"
+            )
         net = _from_pretrained(source, local=local, num_labels=num_classes)
         mean, std = _read_norm(_processor_files(source, local), config.model_type)
         spec = InputSpec(
@@ -161,8 +168,16 @@ class HFVideoClassifier(VideoClassifier):
 
     @classmethod
     def from_config(
-        cls, *, model_type: ModelType, num_classes: int, num_frames: int = 8, image_size: int = 112,
-        hidden_size: int = 192, depth: int = 4, num_heads: int = 3, dropout: float = 0.0,
+        cls,
+        *,
+        model_type: ModelType,
+        num_classes: int,
+        num_frames: int = 8,
+        image_size: int = 112,
+        hidden_size: int = 192,
+        depth: int = 4,
+        num_heads: int = 3,
+        dropout: float = 0.0,
     ) -> HFVideoClassifier:
         """The architecture from a config, random-initialised (offline, CPU-sized): patch / tubelet 16 (×2)."""
         import transformers as tf
@@ -172,8 +187,13 @@ class HFVideoClassifier(VideoClassifier):
         if image_size % 16:
             raise ConfigError(f"model.image_size ({image_size}) must be a multiple of the patch size 16")
         common: dict[str, Any] = {
-            "image_size": image_size, "num_frames": num_frames, "hidden_size": hidden_size, "num_hidden_layers": depth,
-            "num_attention_heads": num_heads, "intermediate_size": 4 * hidden_size, "num_labels": num_classes,
+            "image_size": image_size,
+            "num_frames": num_frames,
+            "hidden_size": hidden_size,
+            "num_hidden_layers": depth,
+            "num_attention_heads": num_heads,
+            "intermediate_size": 4 * hidden_size,
+            "num_labels": num_classes,
         }
         if model_type == "videomae":
             if num_frames % 2:
@@ -198,7 +218,9 @@ class HFVideoClassifier(VideoClassifier):
         """A ``from_pretrained`` checkpoint (``videomae.*``, ``classifier.*``) → ``net.*`` / ``head.*``."""
         if any(k.startswith(("net.", "head.")) for k in sd):
             return sd
-        return {("head." + k[len("classifier.") :] if k.startswith("classifier.") else f"net.{k}"): v for k, v in sd.items()}
+        return {
+            ("head." + k[len("classifier.") :] if k.startswith("classifier.") else f"net.{k}"): v for k, v in sd.items()
+        }
 
 
 def _from_pretrained(source: str, *, local: bool, num_labels: int | None = None) -> nn.Module:
@@ -218,7 +240,9 @@ def _from_pretrained(source: str, *, local: bool, num_labels: int | None = None)
     except pickle.UnpicklingError as exc:  # transformers reads *.bin with weights_only=True and refused it
         from vidrec.utils.io import unpickle_refusal
 
-        weights = next((Path(source) / n for n in ("pytorch_model.bin", "model.bin") if (Path(source) / n).is_file()), source)
+        weights = next(
+            (Path(source) / n for n in ("pytorch_model.bin", "model.bin") if (Path(source) / n).is_file()), source
+        )
         raise UnsafeFileError(unpickle_refusal(weights, exc)) from None
     finally:
         transformers.logging.set_verbosity(verbosity)
@@ -230,8 +254,17 @@ def _from_pretrained(source: str, *, local: bool, num_labels: int | None = None)
     "hf:",
     prefix_match=True,
     input=InputSpec(num_frames=16, image_size=224),
-    pretrained=[PretrainedCfg("hub", "hf:<hub id>", examples=("MCG-NJU/videomae-base-finetuned-kinetics",
-                "facebook/timesformer-base-finetuned-k400", "google/vivit-b-16x2-kinetics400"))],
+    pretrained=[
+        PretrainedCfg(
+            "hub",
+            "hf:<hub id>",
+            examples=(
+                "MCG-NJU/videomae-base-finetuned-kinetics",
+                "facebook/timesformer-base-finetuned-k400",
+                "google/vivit-b-16x2-kinetics400",
+            ),
+        )
+    ],
     description="Hugging Face VideoMAE / TimeSformer / ViViT: hf:<hub id or from_pretrained directory>",
     constructor=HFVideoClassifier.from_hub,
 )

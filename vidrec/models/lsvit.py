@@ -61,7 +61,9 @@ class SMIF(nn.Module):
         seq = diff.permute(0, 2, 3, 1).reshape(b, n * d, t)  # (B, L*D, T)
         left, right = (self.window - 1) // 2, self.window // 2
         summed = F.avg_pool1d(F.pad(seq, (left, right)), self.window, stride=1) * self.window  # (B, L*D, T)
-        count = F.avg_pool1d(F.pad(torch.ones(1, 1, t, device=x.device, dtype=x.dtype), (left, right)), self.window, stride=1)
+        count = F.avg_pool1d(
+            F.pad(torch.ones(1, 1, t, device=x.device, dtype=x.dtype), (left, right)), self.window, stride=1
+        )
         mean = summed / (count * self.window)  # frames outside the clip do not count
         return mean.reshape(b, n, d, t).permute(0, 3, 1, 2)  # (B, T, L, D)
 
@@ -72,7 +74,9 @@ class SMIF(nn.Module):
 class LMI(nn.Module):
     """Long-term motion interaction: pre-norm self-attention and MLP across the frames of a clip."""
 
-    def __init__(self, dim: int, num_heads: int, max_frames: int = 64, mlp_ratio: float = 2.0, dropout: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, max_frames: int = 64, mlp_ratio: float = 2.0, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.time_embed = nn.Parameter(torch.zeros(1, max_frames, dim))
         nn.init.trunc_normal_(self.time_embed, std=0.02)
@@ -85,7 +89,9 @@ class LMI(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]
         if t > self.time_embed.shape[1]:
-            raise ConfigError(f"LS-ViT: clips of {t} frames exceed max_frames={self.time_embed.shape[1]}; raise model.max_frames")
+            raise ConfigError(
+                f"LS-ViT: clips of {t} frames exceed max_frames={self.time_embed.shape[1]}; raise model.max_frames"
+            )
         x = x + self.time_embed[:, :t]  # (B, T, D)
         h = self.norm1(x)
         x = x + self.attn(h, h, h, need_weights=False)[0]  # (B, T, D)
@@ -149,7 +155,9 @@ class LSViT(VideoClassifier):
         vit = self.vit
         patch = self.vit.patch_embed.patch_size[0]
         if h % patch or w % patch:
-            raise ConfigError(f"LS-ViT: clip size {h}x{w} is not a multiple of the patch size {patch}; set data.image_size")
+            raise ConfigError(
+                f"LS-ViT: clip size {h}x{w} is not a multiple of the patch size {patch}; set data.image_size"
+            )
         x = vit.patch_embed(video.transpose(1, 2).reshape(b * t, c, h, w))  # (B*T, h', w', D)
         grid = x.shape[1:3]
         x = self.smif(x.reshape(b, t, -1, x.shape[-1]))  # (B, T, L, D), L = h'·w'
@@ -159,7 +167,6 @@ class LSViT(VideoClassifier):
         x = x[:, 0].reshape(b, t, -1)  # class token per frame: (B, T, D)
         x = self.lmi(x)  # (B, T, D)
         return self.norm(x.mean(dim=1))  # (B, D)
-
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         """The (ImageNet-initialised) ViT; SMIF, LMI and the head train from the start."""
@@ -190,8 +197,16 @@ _TINY = InputSpec(num_frames=8, image_size=112, mean=VIT_MEAN, std=VIT_STD)
 
 def _timm_vit(name: str) -> PretrainedCfg:
     """timm's ImageNet-21k → 1k ViT weights for the per-frame ViT (SMIF and LMI start from scratch)."""
-    return PretrainedCfg("imagenet21k_ft_1k", f"timm:{name}", image_size=224, mean=VIT_MEAN, std=VIT_STD,
-                         num_classes=1000, dataset="ImageNet-1k", part="vit")
+    return PretrainedCfg(
+        "imagenet21k_ft_1k",
+        f"timm:{name}",
+        image_size=224,
+        mean=VIT_MEAN,
+        std=VIT_STD,
+        num_classes=1000,
+        dataset="ImageNet-1k",
+        part="vit",
+    )
 
 
 @register_model("lsvit", input=_BASE, pretrained=[_timm_vit("vit_base_patch16_224.augreg2_in21k_ft_in1k")])

@@ -217,7 +217,9 @@ class MultiStream(VideoClassifier):
                 self.hand_box_embed = nn.Linear(4, fusion_dim)
                 side += ["hand_boxes", "hand_mask"]
         if "objects" in streams:
-            self.object_encoder = ImageEncoder(object_backbone, out_dim=object_dim, pretrained=pretrained, key="object_backbone")
+            self.object_encoder = ImageEncoder(
+                object_backbone, out_dim=object_dim, pretrained=pretrained, key="object_backbone"
+            )
             self.object_proj = nn.Linear(self.object_encoder.out_dim, fusion_dim)
             self.object_slot = nn.Parameter(torch.zeros(num_objects, fusion_dim))
             side += ["object_crops", "object_mask"]
@@ -227,7 +229,9 @@ class MultiStream(VideoClassifier):
             self.register_buffer("crop_mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
             self.register_buffer("crop_std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
         if "context" in streams:
-            self.context_encoder = ImageEncoder(context_backbone, out_dim=context_dim, pretrained=pretrained, key="context_backbone")
+            self.context_encoder = ImageEncoder(
+                context_backbone, out_dim=context_dim, pretrained=pretrained, key="context_backbone"
+            )
             self.context_proj = nn.Linear(self.context_encoder.out_dim, fusion_dim)
         if "context" not in streams or stream_dropout > 0:
             self.query = nn.Parameter(torch.zeros(fusion_dim))  # stands in for the context token (off or dropped)
@@ -236,7 +240,9 @@ class MultiStream(VideoClassifier):
             self.null_token = nn.Parameter(torch.zeros(fusion_dim))  # always attendable: no all-masked rows
             self.cross_attn = nn.MultiheadAttention(fusion_dim, num_heads, dropout=0.0, batch_first=True)
             self.norm1 = nn.LayerNorm(fusion_dim)
-            self.mlp = nn.Sequential(nn.Linear(fusion_dim, 2 * fusion_dim), nn.GELU(), nn.Linear(2 * fusion_dim, fusion_dim))
+            self.mlp = nn.Sequential(
+                nn.Linear(fusion_dim, 2 * fusion_dim), nn.GELU(), nn.Linear(2 * fusion_dim, fusion_dim)
+            )
             self.norm2 = nn.LayerNorm(fusion_dim)
         self.lstm = nn.LSTM(fusion_dim, lstm_hidden, num_layers=lstm_layers, batch_first=True, bidirectional=True)
         self.num_features = 2 * lstm_hidden
@@ -246,9 +252,13 @@ class MultiStream(VideoClassifier):
             if p is not None:
                 nn.init.trunc_normal_(p, std=0.02)
         objects = "objects" in streams
-        self.input_spec = InputSpec(num_frames=num_frames, image_size=image_size, side_inputs=tuple(side),
-                                    object_size=object_size if objects else None,
-                                    num_objects=num_objects if objects else None)
+        self.input_spec = InputSpec(
+            num_frames=num_frames,
+            image_size=image_size,
+            side_inputs=tuple(side),
+            object_size=object_size if objects else None,
+            num_objects=num_objects if objects else None,
+        )
 
     # ------------------------------------------------------------------ streams
     def _keep(self, b: int, ref: torch.Tensor) -> torch.Tensor | None:
@@ -342,7 +352,6 @@ class MultiStream(VideoClassifier):
         out, _ = self.lstm(x)  # (B, T, 2*hidden)
         return out.mean(dim=1)  # (B, 2*hidden)
 
-
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         for name in ("context_encoder", "object_encoder"):
             enc = getattr(self, name, None)
@@ -397,18 +406,35 @@ def _parse_streams(streams: Sequence[str] | str) -> tuple[str, ...]:
     return out
 
 
-_SPEC = InputSpec(num_frames=8, image_size=112, side_inputs=HAND_SIDE_INPUTS + OBJECT_SIDE_INPUTS, object_size=112,
-                  num_objects=4)
+_SPEC = InputSpec(
+    num_frames=8, image_size=112, side_inputs=HAND_SIDE_INPUTS + OBJECT_SIDE_INPUTS, object_size=112, num_objects=4
+)
 
 
 @register_model(
     "multistream",
     input=_SPEC,
     pretrained=[
-        PretrainedCfg("context", "timm:resnet34", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                      num_classes=1000, dataset="ImageNet-1k", part="context_encoder"),
-        PretrainedCfg("objects", "timm:mobilenetv2_100", image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                      num_classes=1000, dataset="ImageNet-1k", part="object_encoder"),
+        PretrainedCfg(
+            "context",
+            "timm:resnet34",
+            image_size=224,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            num_classes=1000,
+            dataset="ImageNet-1k",
+            part="context_encoder",
+        ),
+        PretrainedCfg(
+            "objects",
+            "timm:mobilenetv2_100",
+            image_size=224,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            num_classes=1000,
+            dataset="ImageNet-1k",
+            part="object_encoder",
+        ),
     ],
     description="Hands (skeleton GNN on MediaPipe joints) + object crops (MobileNetV2) + context (ResNet-34), "
     "cross-attention fusion, BiLSTM (seed 000)",

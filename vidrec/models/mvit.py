@@ -141,8 +141,19 @@ class MViT(VideoClassifier):
 
 def _k400(enum: str, top1: float) -> list[PretrainedCfg]:
     source = f"torchvision:{enum}.KINETICS400_V1"
-    return [PretrainedCfg("kinetics400", source, num_frames=16, image_size=224, mean=MVIT_MEAN, std=MVIT_STD,
-                          num_classes=400, dataset="Kinetics-400", top1=top1)]
+    return [
+        PretrainedCfg(
+            "kinetics400",
+            source,
+            num_frames=16,
+            image_size=224,
+            mean=MVIT_MEAN,
+            std=MVIT_STD,
+            num_classes=400,
+            dataset="Kinetics-400",
+            top1=top1,
+        )
+    ]
 
 
 @register_model("mvit_v1_b", input=_SPEC, pretrained=_k400("MViT_V1_B_Weights", 78.477))

@@ -46,9 +46,19 @@ _SPEC = InputSpec(num_frames=16, image_size=112, mean=KINETICS_MEAN, std=KINETIC
 
 def _k400(enum: str, top1: float) -> list[PretrainedCfg]:
     """torchvision's Kinetics-400 weights for a 112² video ResNet."""
-    return [PretrainedCfg("kinetics400", f"torchvision:{enum}.KINETICS400_V1", num_frames=16, image_size=112,
-                          mean=KINETICS_MEAN, std=KINETICS_STD, num_classes=400, dataset="Kinetics-400",
-                          top1=top1)]
+    return [
+        PretrainedCfg(
+            "kinetics400",
+            f"torchvision:{enum}.KINETICS400_V1",
+            num_frames=16,
+            image_size=112,
+            mean=KINETICS_MEAN,
+            std=KINETICS_STD,
+            num_classes=400,
+            dataset="Kinetics-400",
+            top1=top1,
+        )
+    ]
 
 
 class ResNet3D(VideoClassifier):
@@ -70,9 +80,17 @@ class ResNet3D(VideoClassifier):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1) (got {dropout})")
-        net = VideoResNet(block, conv_makers, layers, stem, num_classes=num_classes, zero_init_residual=zero_init_residual)
+        net = VideoResNet(
+            block, conv_makers, layers, stem, num_classes=num_classes, zero_init_residual=zero_init_residual
+        )
         # Adopt torchvision's modules under their own names, so checkpoints map one to one.
-        self.stem, self.layer1, self.layer2, self.layer3, self.layer4 = net.stem, net.layer1, net.layer2, net.layer3, net.layer4
+        self.stem, self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.stem,
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        )
         self.avgpool = net.avgpool
         self.drop = nn.Dropout(dropout)
         self.head = net.fc
@@ -83,8 +101,6 @@ class ResNet3D(VideoClassifier):
         x = self.stem(video)  # (B, 64, T, H/2, W/2)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 512·e, T', H', W')
         return self.avgpool(x).flatten(1)  # (B, 512·e)
-
-
 
     def remap_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """torchvision's ``fc.*`` is vidrec's ``head.*``."""
@@ -101,7 +117,9 @@ def r3d_18(**kwargs: Any) -> ResNet3D:
 @register_model("mc3_18", input=_SPEC, pretrained=_k400("MC3_18_Weights", 63.96))
 def mc3_18(**kwargs: Any) -> ResNet3D:
     """Mixed-convolution ResNet-18 (MC3), torchvision's mc3_18: 3D convolutions in the stem and layer1, 2D after."""
-    model_args = dict(block=BasicBlock, conv_makers=[Conv3DSimple] + [Conv3DNoTemporal] * 3, layers=[2, 2, 2, 2], stem=BasicStem)
+    model_args = dict(
+        block=BasicBlock, conv_makers=[Conv3DSimple] + [Conv3DNoTemporal] * 3, layers=[2, 2, 2, 2], stem=BasicStem
+    )
     return build_variant("mc3_18", model_args, **kwargs)
 
 

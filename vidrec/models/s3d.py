@@ -73,9 +73,19 @@ class S3D(VideoClassifier):
 @register_model(
     "s3d",
     input=_SPEC,
-    pretrained=[PretrainedCfg("kinetics400", "torchvision:S3D_Weights.KINETICS400_V1", num_frames=16, image_size=224,
-                              mean=KINETICS_MEAN, std=KINETICS_STD, num_classes=400, dataset="Kinetics-400",
-                              top1=68.368)],
+    pretrained=[
+        PretrainedCfg(
+            "kinetics400",
+            "torchvision:S3D_Weights.KINETICS400_V1",
+            num_frames=16,
+            image_size=224,
+            mean=KINETICS_MEAN,
+            std=KINETICS_STD,
+            num_classes=400,
+            dataset="Kinetics-400",
+            top1=68.368,
+        )
+    ],
 )
 def s3d(**kwargs: Any) -> S3D:
     """S3D (separable 3D Inception), torchvision's s3d: 8.3M parameters at 400 classes."""

@@ -37,8 +37,9 @@ PTV_ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 _SPEC = InputSpec(num_frames=32, image_size=224, mean=PTV_MEAN, std=PTV_STD)
 
 
-def conv_norm(dim_in: int, dim_out: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1),
-              groups: int = 1) -> tuple[nn.Conv3d, nn.BatchNorm3d]:
+def conv_norm(
+    dim_in: int, dim_out: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1), groups: int = 1
+) -> tuple[nn.Conv3d, nn.BatchNorm3d]:
     """A bias-free 3D convolution padded to keep the size (at stride 1) and its batch norm."""
     padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
     return nn.Conv3d(dim_in, dim_out, kernel, stride, padding, groups=groups, bias=False), nn.BatchNorm3d(dim_out)
@@ -212,8 +213,19 @@ def _init_weights(model: nn.Module) -> None:
 @register_model(
     "slowfast_r50",
     input=_SPEC,
-    pretrained=[PretrainedCfg("kinetics400", f"url:{PTV_ZOO}/SLOWFAST_8x8_R50.pyth", num_frames=32, image_size=224,
-                              mean=PTV_MEAN, std=PTV_STD, num_classes=400, dataset="Kinetics-400", top1=76.94)],
+    pretrained=[
+        PretrainedCfg(
+            "kinetics400",
+            f"url:{PTV_ZOO}/SLOWFAST_8x8_R50.pyth",
+            num_frames=32,
+            image_size=224,
+            mean=PTV_MEAN,
+            std=PTV_STD,
+            num_classes=400,
+            dataset="Kinetics-400",
+            top1=76.94,
+        )
+    ],
 )
 def slowfast_r50(**kwargs: Any) -> SlowFast:
     """SlowFast R50 8×8 (α=4, β=1/8): 32-frame clips, 8 of them to the slow pathway; 34.57M parameters at 400."""

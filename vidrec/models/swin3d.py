@@ -74,8 +74,17 @@ class Swin3D(VideoClassifier):
 
 
 def _k400(enum: str, top1: float, member: str = "KINETICS400_V1", tag: str = "kinetics400") -> PretrainedCfg:
-    return PretrainedCfg(tag, f"torchvision:{enum}.{member}", num_frames=32, image_size=224, mean=IMAGENET_MEAN,
-                         std=IMAGENET_STD, num_classes=400, dataset="Kinetics-400", top1=top1)
+    return PretrainedCfg(
+        tag,
+        f"torchvision:{enum}.{member}",
+        num_frames=32,
+        image_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        num_classes=400,
+        dataset="Kinetics-400",
+        top1=top1,
+    )
 
 
 @register_model("swin3d_t", input=_SPEC, pretrained=[_k400("Swin3D_T_Weights", 77.715)])
@@ -93,8 +102,10 @@ def swin3d_s(**kwargs: Any) -> Swin3D:
 @register_model(
     "swin3d_b",
     input=_SPEC,
-    pretrained=[_k400("Swin3D_B_Weights", 79.427),
-                _k400("Swin3D_B_Weights", 81.643, "KINETICS400_IMAGENET22K_V1", "kinetics400_in22k")],
+    pretrained=[
+        _k400("Swin3D_B_Weights", 79.427),
+        _k400("Swin3D_B_Weights", 81.643, "KINETICS400_IMAGENET22K_V1", "kinetics400_in22k"),
+    ],
 )
 def swin3d_b(**kwargs: Any) -> Swin3D:
     """Video Swin-B, torchvision's swin3d_b: 88.0M parameters at 400 classes (K400 or ImageNet-22k → K400)."""

@@ -94,8 +94,14 @@ class TSM(FrameAverage):
         dropout: float = 0.5,
         shift_div: int = 8,
     ) -> None:
-        super().__init__(num_classes=num_classes, backbone=backbone, pretrained=pretrained,
-                         finetune_layers=finetune_layers, freeze_bn=freeze_bn, dropout=dropout)
+        super().__init__(
+            num_classes=num_classes,
+            backbone=backbone,
+            pretrained=pretrained,
+            finetune_layers=finetune_layers,
+            freeze_bn=freeze_bn,
+            dropout=dropout,
+        )
         if shift_div < 2:
             raise ConfigError(f"model.shift_div must be >= 2 (got {shift_div}): 2/shift_div of the channels move")
         self.shift_div = shift_div

@@ -93,13 +93,26 @@ class HashTokenizer:
 # loading CLIP
 
 
-def tiny_clip_config(*, image_size: int = 32, patch_size: int = 8, hidden: int = 32, layers: int = 4, vocab_size: int = 1000) -> Any:
+def tiny_clip_config(
+    *, image_size: int = 32, patch_size: int = 8, hidden: int = 32, layers: int = 4, vocab_size: int = 1000
+) -> Any:
     """A small random CLIP (tests, the synthetic demo); ViT shapes scaled down, same code path."""
     from transformers import CLIPConfig
 
-    common = dict(hidden_size=hidden, intermediate_size=hidden * 4, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 16))
+    common = dict(
+        hidden_size=hidden,
+        intermediate_size=hidden * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 16),
+    )
     return CLIPConfig(
-        text_config=dict(common, vocab_size=vocab_size, max_position_embeddings=32, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1),
+        text_config=dict(
+            common,
+            vocab_size=vocab_size,
+            max_position_embeddings=32,
+            bos_token_id=vocab_size - 2,
+            eos_token_id=vocab_size - 1,
+        ),
         vision_config=dict(common, image_size=image_size, patch_size=patch_size),
         projection_dim=hidden,
     )
@@ -131,7 +144,9 @@ def load_clip(source: str | Path) -> tuple[nn.Module, Any, str]:
     if path.is_dir():
         cfg_file = path / "config.json"
         if not cfg_file.is_file():
-            raise WeightsError(f"{path}: no config.json; not a transformers from_pretrained directory (nor a vidrec checkpoint)")
+            raise WeightsError(
+                f"{path}: no config.json; not a transformers from_pretrained directory (nor a vidrec checkpoint)"
+            )
         try:
             model_type = json.loads(cfg_file.read_text()).get("model_type")
         except json.JSONDecodeError as exc:
@@ -155,8 +170,13 @@ def load_clip(source: str | Path) -> tuple[nn.Module, Any, str]:
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("%s: unreadable tokenizer files (%s)", path, exc)
         if tokenizer is None:
-            log.warning("%s: no tokenizer files; using vidrec's HashTokenizer (meaningful only for towers trained with it)", path)
-            tokenizer = HashTokenizer(model.config.text_config.vocab_size, model.config.text_config.max_position_embeddings)
+            log.warning(
+                "%s: no tokenizer files; using vidrec's HashTokenizer (meaningful only for towers trained with it)",
+                path,
+            )
+            tokenizer = HashTokenizer(
+                model.config.text_config.vocab_size, model.config.text_config.max_position_embeddings
+            )
         return model, tokenizer, fingerprint
     if text.startswith((".", "/", "~")) or text.count("/") != 1:
         raise WeightsError(f"{text}: no such directory, and not a hub id of the form org/name (e.g. {DEFAULT_HUB_ID})")
@@ -171,7 +191,9 @@ def load_clip(source: str | Path) -> tuple[nn.Module, Any, str]:
             model = CLIPModel.from_pretrained(text)
             tokenizer = AutoTokenizer.from_pretrained(text)
         except (OSError, ValueError) as exc:
-            raise WeightsError(f"{text}: cannot fetch the CLIP model ({exc}); pass a from_pretrained directory") from exc
+            raise WeightsError(
+                f"{text}: cannot fetch the CLIP model ({exc}); pass a from_pretrained directory"
+            ) from exc
     return model, tokenizer, f"hub:{text}"
 
 
@@ -193,7 +215,9 @@ def parse_schedule(value: str | int | Sequence[int] | None) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
-def bipartite_soft_matching(x: torch.Tensor, size: torch.Tensor, metric: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def bipartite_soft_matching(
+    x: torch.Tensor, size: torch.Tensor, metric: torch.Tensor, r: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Merge ``r`` tokens of ``x`` (S, N, D): alternate tokens form sets A and B, each A token is
     matched to its most similar B token (cosine of ``metric``), the ``r`` best pairs are merged
     (size-weighted average). Returns ``(x, size, metric)`` with N - r tokens."""
@@ -267,7 +291,9 @@ class TemporalFusion(nn.Module):
         if kind == "seqTransf":
             self.pos = nn.Embedding(max_positions, dim)
             nn.init.normal_(self.pos.weight, std=0.01)
-            layer = nn.TransformerEncoderLayer(dim, max(1, dim // 64), dim * 4, dropout=0.0, batch_first=True, norm_first=True)
+            layer = nn.TransformerEncoderLayer(
+                dim, max(1, dim // 64), dim * 4, dropout=0.0, batch_first=True, norm_first=True
+            )
             self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
             for blk in self.transformer.layers:
                 nn.init.zeros_(blk.self_attn.out_proj.weight)
@@ -330,34 +356,55 @@ class VideoCLIP(VideoClassifier):
             raise ConfigError(f"model.merge_frames: {self.merge_frames} must be positive frame counts, e.g. 2-2-2")
         self.merge_layers = tuple(int(v) for v in (merge_layers or ()))
         if len(self.merge_layers) != len(self.merge_frames):
-            raise ConfigError(f"model.merge_layers: {list(self.merge_layers)} must name one layer per merge stage {self.merge_frames}")
+            raise ConfigError(
+                f"model.merge_layers: {list(self.merge_layers)} must name one layer per merge stage {self.merge_frames}"
+            )
         keep = (merge_keep,) * len(self.merge_frames) if isinstance(merge_keep, (int, float)) else tuple(merge_keep)
         if len(keep) != len(self.merge_frames) or not all(0 < k <= 1 for k in keep):
-            raise ConfigError(f"model.merge_keep: {merge_keep!r}: one proportion in (0, 1] per merge layer ({len(self.merge_frames)})")
+            raise ConfigError(
+                f"model.merge_keep: {merge_keep!r}: one proportion in (0, 1] per merge layer ({len(self.merge_frames)})"
+            )
         self.merge_keep = tuple(float(k) for k in keep)
         # TempMe-style temporal position of each frame inside a merged group (zero: plain merging).
         self.merge_pos = nn.ParameterList([nn.Parameter(torch.zeros(m, dim)) for m in self.merge_frames])
         if not 0 <= prompt_layer < num_layers:
             raise ConfigError(f"model.prompt_layer: {prompt_layer} is outside the vision tower's {num_layers} layers")
         if num_prompts and self.merge_layers and prompt_layer > self.merge_layers[0]:
-            raise ConfigError(f"model.prompt_layer: {prompt_layer} must not come after the first merge layer {self.merge_layers[0]}")
+            raise ConfigError(
+                f"model.prompt_layer: {prompt_layer} must not come after the first merge layer {self.merge_layers[0]}"
+            )
         self.prompt_layer = prompt_layer
         self.prompts = TemporalPrompts(dim, num_prompts) if num_prompts > 0 else None
-        self.fusion = TemporalFusion(self.embed_dim, fusion, num_layers=fusion_layers, max_positions=max(64, num_frames))
+        self.fusion = TemporalFusion(
+            self.embed_dim, fusion, num_layers=fusion_layers, max_positions=max(64, num_frames)
+        )
         self.head: nn.Module = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.num_classes = num_classes
         image_size = int(vcfg.image_size)
         self.input_spec = InputSpec(num_frames=num_frames, image_size=image_size, mean=CLIP_MEAN, std=CLIP_STD)
 
-    def set_merge_schedule(self, merge: str | Sequence[int] | None, *, merge_layers: str | Sequence[int] | None = None,
-                           merge_keep: float | Sequence[float] = 0.5) -> None:
+    def set_merge_schedule(
+        self,
+        merge: str | Sequence[int] | None,
+        *,
+        merge_layers: str | Sequence[int] | None = None,
+        merge_keep: float | Sequence[float] = 0.5,
+    ) -> None:
         """Change the temporal merging of a built model (``"off"``, ``"2-2-2"``, ...), e.g. to embed
         with a trained checkpoint under another schedule. Stages whose group size changes get fresh
         (zero) merge position embeddings."""
         frames = parse_schedule(merge)
         num_layers = len(self.clip.vision_model.encoder.layers)
-        layers = default_merge_layers(num_layers, len(frames)) if merge_layers in (None, "auto") else parse_schedule(merge_layers)
-        if len(layers) != len(frames) or list(layers) != sorted(set(layers)) or (layers and (layers[0] < 1 or layers[-1] >= num_layers)):
+        layers = (
+            default_merge_layers(num_layers, len(frames))
+            if merge_layers in (None, "auto")
+            else parse_schedule(merge_layers)
+        )
+        if (
+            len(layers) != len(frames)
+            or list(layers) != sorted(set(layers))
+            or (layers and (layers[0] < 1 or layers[-1] >= num_layers))
+        ):
             raise ConfigError(
                 f"merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}, "
                 f"one per stage {frames}"
@@ -366,15 +413,25 @@ class VideoCLIP(VideoClassifier):
         if len(keep) != len(frames) or not all(0 < k <= 1 for k in keep):
             raise ConfigError(f"merge_keep: {merge_keep!r}: one proportion in (0, 1] per merge stage")
         if self.prompts is not None and layers and self.prompt_layer > layers[0]:
-            raise ConfigError(f"merge_layers: the first merge layer {layers[0]} comes before the prompt layer {self.prompt_layer}")
+            raise ConfigError(
+                f"merge_layers: the first merge layer {layers[0]} comes before the prompt layer {self.prompt_layer}"
+            )
         old = list(self.merge_pos)
         dim = self.clip.config.vision_config.hidden_size
         ref = next(self.clip.parameters())
-        self.merge_pos = nn.ParameterList([
-            old[i] if i < len(old) and old[i].shape[0] == m else nn.Parameter(torch.zeros(m, dim, dtype=ref.dtype, device=ref.device))
-            for i, m in enumerate(frames)
-        ])
-        self.merge_frames, self.merge_layers, self.merge_keep = tuple(frames), tuple(layers), tuple(float(k) for k in keep)
+        self.merge_pos = nn.ParameterList(
+            [
+                old[i]
+                if i < len(old) and old[i].shape[0] == m
+                else nn.Parameter(torch.zeros(m, dim, dtype=ref.dtype, device=ref.device))
+                for i, m in enumerate(frames)
+            ]
+        )
+        self.merge_frames, self.merge_layers, self.merge_keep = (
+            tuple(frames),
+            tuple(layers),
+            tuple(float(k) for k in keep),
+        )
 
     # -- settings that change embeddings (recorded by the embedding store) --------------------
     def describe(self) -> dict[str, Any]:
@@ -392,7 +449,14 @@ class VideoCLIP(VideoClassifier):
 
     # -- vision ---------------------------------------------------------------------------------
     def _merge(
-        self, x: torch.Tensor, size: torch.Tensor, groups: list[list[int]], stage: int, b: int, n_protected: int, layer: nn.Module
+        self,
+        x: torch.Tensor,
+        size: torch.Tensor,
+        groups: list[list[int]],
+        stage: int,
+        b: int,
+        n_protected: int,
+        layer: nn.Module,
     ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
         m = self.merge_frames[stage]
         n = len(groups)
@@ -468,7 +532,11 @@ class VideoCLIP(VideoClassifier):
         return self.encode_video(video).video
 
     def forward(  # type: ignore[override]
-        self, video: torch.Tensor, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **side: torch.Tensor
+        self,
+        video: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **side: torch.Tensor,
     ) -> Any:
         """Logits ``(B, K)``; with tokenised text, ``(video (B, E), text (N, E))`` for contrastive training."""
         if input_ids is not None:
@@ -549,8 +617,14 @@ class VideoCLIP(VideoClassifier):
         return active
 
     def param_groups(
-        self, mode: TrainMode, *, clip_lr: float, module_lr: float, weight_decay: float = 0.0,
-        merge_lr: float | None = None, prompt_lr: float | None = None,
+        self,
+        mode: TrainMode,
+        *,
+        clip_lr: float,
+        module_lr: float,
+        weight_decay: float = 0.0,
+        merge_lr: float | None = None,
+        prompt_lr: float | None = None,
     ) -> list[dict[str, Any]]:
         """Optimizer groups: CLIP towers at ``clip_lr``, new modules at ``module_lr``; token merging
         (``merge``) and temporal prompts (``prompt``) get groups of their own when ``merge_lr`` /
@@ -559,18 +633,36 @@ class VideoCLIP(VideoClassifier):
         ``sequential`` returns every set it will train; :meth:`set_training_mode` switches which
         ones get gradients, so one optimizer serves both stages.
         """
-        sets = set(self.trainable_modules(mode, epoch=0, epochs=2)) | set(self.trainable_modules(mode, epoch=1, epochs=2))
+        sets = set(self.trainable_modules(mode, epoch=0, epochs=2)) | set(
+            self.trainable_modules(mode, epoch=1, epochs=2)
+        )
         groups = []
         if "clip" in sets:
-            groups.append({"params": list(self.module_parameters("clip")), "lr": clip_lr, "weight_decay": weight_decay,
-                           "name": "clip"})
+            groups.append(
+                {
+                    "params": list(self.module_parameters("clip")),
+                    "lr": clip_lr,
+                    "weight_decay": weight_decay,
+                    "name": "clip",
+                }
+            )
         own = {"merge": merge_lr, "prompt": prompt_lr}
         for which, lr in own.items():
             if lr is not None and which in sets:
-                groups.append({"params": list(self.module_parameters(which)), "lr": lr, "weight_decay": weight_decay,
-                               "name": which})
-        new = [p for w in ("merge", "prompt", "fusion") if w in sets and own.get(w) is None
-               for p in self.module_parameters(w)]
+                groups.append(
+                    {
+                        "params": list(self.module_parameters(which)),
+                        "lr": lr,
+                        "weight_decay": weight_decay,
+                        "name": which,
+                    }
+                )
+        new = [
+            p
+            for w in ("merge", "prompt", "fusion")
+            if w in sets and own.get(w) is None
+            for p in self.module_parameters(w)
+        ]
         groups.append({"params": new, "lr": module_lr, "weight_decay": weight_decay, "name": "modules"})
         return [g for g in groups if g["params"]]
 
@@ -622,9 +714,13 @@ class VideoCLIP(VideoClassifier):
         else:
             layers = parse_schedule(merge_layers) if not isinstance(merge_layers, str) or merge_layers else ()
         if len(layers) != len(frames):
-            raise ConfigError(f"model.merge_layers: {list(layers)} must name one layer per merge stage ({'-'.join(map(str, frames))})")
+            raise ConfigError(
+                f"model.merge_layers: {list(layers)} must name one layer per merge stage ({'-'.join(map(str, frames))})"
+            )
         if list(layers) != sorted(set(layers)) or (layers and (layers[0] < 1 or layers[-1] >= num_layers)):
-            raise ConfigError(f"model.merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}")
+            raise ConfigError(
+                f"model.merge_layers: {list(layers)} must be increasing layer indices in 1..{num_layers - 1}"
+            )
         return cls(
             model,
             tokenizer,

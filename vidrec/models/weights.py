@@ -137,7 +137,9 @@ def _read_file(path: Path) -> StateDict:
                 f"{str(exc).splitlines()[0][:200]}); re-save it as a plain state dict or as .safetensors"
             ) from exc
         return unwrap_state_dict(obj, source=str(path))
-    raise WeightsError(f"{path}: unknown weights format {suffix!r}; use .safetensors, .pth/.pt, or a from_pretrained directory")
+    raise WeightsError(
+        f"{path}: unknown weights format {suffix!r}; use .safetensors, .pth/.pt, or a from_pretrained directory"
+    )
 
 
 def read_state_dict(path_or_dir: str | os.PathLike[str]) -> StateDict:
@@ -282,7 +284,9 @@ def require_online(source: str, *, what: str = "model.pretrained", hint: str | N
             "pass the file: model.weights=PATH (a .safetensors/.pth file or a from_pretrained directory), "
             "with model.pretrained=false"
         )
-        raise WeightsError(f"{what}: cannot fetch {source} ({reason}). Download the weights on a machine that is online and {hint}")
+        raise WeightsError(
+            f"{what}: cannot fetch {source} ({reason}). Download the weights on a machine that is online and {hint}"
+        )
 
 
 def _cached_torchvision_file(url: str) -> Path | None:
@@ -326,9 +330,13 @@ def fetch_state_dict(source: str) -> StateDict:
         try:
             net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
         except (OSError, RuntimeError) as exc:
-            raise WeightsError(f"model.pretrained: fetching {source} failed ({exc}); pass model.weights=PATH instead") from exc
+            raise WeightsError(
+                f"model.pretrained: fetching {source} failed ({exc}); pass model.weights=PATH instead"
+            ) from exc
         return dict(net.state_dict())
-    raise WeightsError(f"model.pretrained: unknown weights source {source!r} (expected timm:, torchvision:, url: or hf:)")
+    raise WeightsError(
+        f"model.pretrained: unknown weights source {source!r} (expected timm:, torchvision:, url: or hf:)"
+    )
 
 
 def _cached_timm_file(name: str) -> Path | None:

@@ -115,16 +115,25 @@ class X3D(VideoClassifier):
     ) -> None:
         super().__init__()
         if depth_factor <= 0 or bottleneck_factor <= 0 or not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"X3D: depth_factor and bottleneck_factor must be > 0, dropout in [0, 1) "
-                              f"(got {depth_factor}, {bottleneck_factor}, {dropout})")
+            raise ConfigError(
+                f"X3D: depth_factor and bottleneck_factor must be > 0, dropout in [0, 1) "
+                f"(got {depth_factor}, {bottleneck_factor}, {dropout})"
+            )
         self.stem = X3DStem(WIDTHS[0])
         dim_in = WIDTHS[0]
         stages = []
         for width, base in zip(WIDTHS, BASE_DEPTHS):
             inner = int(bottleneck_factor * width)
-            blocks = [X3DBlock(dim_in if i == 0 else width, inner, width, stride=2 if i == 0 else 1,
-                               se_ratio=se_ratio if i % 2 == 0 else 0.0)
-                      for i in range(math.ceil(base * depth_factor))]
+            blocks = [
+                X3DBlock(
+                    dim_in if i == 0 else width,
+                    inner,
+                    width,
+                    stride=2 if i == 0 else 1,
+                    se_ratio=se_ratio if i % 2 == 0 else 0.0,
+                )
+                for i in range(math.ceil(base * depth_factor))
+            ]
             stages.append(nn.Sequential(*blocks))
             dim_in = width
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
@@ -157,10 +166,19 @@ class X3D(VideoClassifier):
 
 
 _STEM = {"conv.conv_t": "conv_s", "conv.conv_xy": "conv_t", "norm": "norm"}  # PyTorchVideo's names are swapped
-_BRANCH = {"branch1_conv": "proj_conv", "branch1_norm": "proj_norm", "branch2.norm_b.0": "norm_b",
-           "branch2.norm_b.1.block.0": "se.fc1", "branch2.norm_b.1.block.2": "se.fc2"}
-_HEAD = {"blocks.5.pool.pre_conv": "conv5", "blocks.5.pool.pre_norm": "norm5", "blocks.5.pool.post_conv": "fc1",
-         "blocks.5.proj": "head"}
+_BRANCH = {
+    "branch1_conv": "proj_conv",
+    "branch1_norm": "proj_norm",
+    "branch2.norm_b.0": "norm_b",
+    "branch2.norm_b.1.block.0": "se.fc1",
+    "branch2.norm_b.1.block.2": "se.fc2",
+}
+_HEAD = {
+    "blocks.5.pool.pre_conv": "conv5",
+    "blocks.5.pool.pre_norm": "norm5",
+    "blocks.5.pool.post_conv": "fc1",
+    "blocks.5.proj": "head",
+}
 
 
 def _ptv_key(key: str) -> str:
@@ -178,8 +196,19 @@ def _ptv_key(key: str) -> str:
 
 
 def _zoo(file: str, frames: int, size: int, top1: float) -> list[PretrainedCfg]:
-    return [PretrainedCfg("kinetics400", f"url:{PTV_ZOO}/{file}", num_frames=frames, image_size=size, mean=PTV_MEAN,
-                          std=PTV_STD, num_classes=400, dataset="Kinetics-400", top1=top1)]
+    return [
+        PretrainedCfg(
+            "kinetics400",
+            f"url:{PTV_ZOO}/{file}",
+            num_frames=frames,
+            image_size=size,
+            mean=PTV_MEAN,
+            std=PTV_STD,
+            num_classes=400,
+            dataset="Kinetics-400",
+            top1=top1,
+        )
+    ]
 
 
 @register_model("x3d_xs", input=InputSpec(4, 160, PTV_MEAN, PTV_STD), pretrained=_zoo("X3D_XS.pyth", 4, 160, 69.12))

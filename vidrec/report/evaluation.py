@@ -121,8 +121,15 @@ def ranked_classes(
         off[i] = 0
         j = int(off.argmax())
         n = int(support[i])
-        rows.append(ClassRow(name, n, float(per_class[i]) if per_class[i] >= 0 else None,
-                             classes[j] if off[j] > 0 else None, float(off[j] / n) if n else 0.0))
+        rows.append(
+            ClassRow(
+                name,
+                n,
+                float(per_class[i]) if per_class[i] >= 0 else None,
+                classes[j] if off[j] > 0 else None,
+                float(off[j] / n) if n else 0.0,
+            )
+        )
     return sorted(rows, key=lambda r: (r.accuracy is None, -(r.accuracy or 0.0), r.name))
 
 
@@ -132,14 +139,24 @@ def _class_table(rows: Sequence[ClassRow], *, start: int = 1) -> str:
 
     return markdown_table(
         ["rank", "class", "videos", "accuracy", "most often mistaken for"],
-        [[start + i, r.name, r.videos, acc(r), f"{r.confused_with} ({r.confused_rate:.0%})" if r.confused_with else "-"]
-         for i, r in enumerate(rows)],
+        [
+            [
+                start + i,
+                r.name,
+                r.videos,
+                acc(r),
+                f"{r.confused_with} ({r.confused_rate:.0%})" if r.confused_with else "-",
+            ]
+            for i, r in enumerate(rows)
+        ],
     )
 
 
 def pairs_table(pairs: Sequence[ConfusedPair]) -> str:
-    return markdown_table(["true class", "predicted as", "videos", "share of the class"],
-                          [[p.true, p.predicted, p.count, f"{p.rate:.0%}"] for p in pairs])
+    return markdown_table(
+        ["true class", "predicted as", "videos", "share of the class"],
+        [[p.true, p.predicted, p.count, f"{p.rate:.0%}"] for p in pairs],
+    )
 
 
 def confusion_csv(confusion: Any, classes: Sequence[str]) -> str:
@@ -154,21 +171,33 @@ def confusion_csv(confusion: Any, classes: Sequence[str]) -> str:
 
 
 def report_markdown(
-    summary: dict[str, Any], rows: Sequence[ClassRow], pairs: Sequence[ConfusedPair], *, n_show: int = 10,
+    summary: dict[str, Any],
+    rows: Sequence[ClassRow],
+    pairs: Sequence[ConfusedPair],
+    *,
+    n_show: int = 10,
     title: str = "Evaluation report",
 ) -> str:
     rated = [r for r in rows if r.accuracy is not None]
     lines = [
-        f"# {title}", "",
+        f"# {title}",
+        "",
         f"top-1 **{summary['val_top1']:.3f}**, top-5 {summary['val_top5']:.3f}, mean class accuracy "
         f"{summary['mean_class_acc']:.3f} on {summary['num_videos']} videos ({summary['num_clips']} clips, "
-        f"{len(rows)} classes).", "",
-        f"## Most-confused pairs (top {len(pairs)})", "",
-        pairs_table(pairs) if pairs else "No video was misclassified.", "",
-        f"## Worst {min(n_show, len(rated))} classes", "",
-        _class_table(rated[::-1][:n_show]), "",  # worst first
-        f"## Best {min(n_show, len(rated))} classes", "",
-        _class_table(rated[:n_show]), "",
+        f"{len(rows)} classes).",
+        "",
+        f"## Most-confused pairs (top {len(pairs)})",
+        "",
+        pairs_table(pairs) if pairs else "No video was misclassified.",
+        "",
+        f"## Worst {min(n_show, len(rated))} classes",
+        "",
+        _class_table(rated[::-1][:n_show]),
+        "",  # worst first
+        f"## Best {min(n_show, len(rated))} classes",
+        "",
+        _class_table(rated[:n_show]),
+        "",
         "Every class, best to worst: per_class.md. The full matrix: confusion.csv (and metrics.json).",
         "Figures: confusion.png (classes ordered so that confused classes sit together), confusion_top.png "
         "(a close-up of the most-confused classes), per_class.png.",
@@ -176,8 +205,14 @@ def report_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_eval_report(result: Any, classes: Sequence[str], out_dir: str | Path, *, run_dir: str | Path | None = None,
-                      title: str = "Evaluation report") -> dict[str, Any]:
+def write_eval_report(
+    result: Any,
+    classes: Sequence[str],
+    out_dir: str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    title: str = "Evaluation report",
+) -> dict[str, Any]:
     """Write the files listed in the module docstring for an :class:`~vidrec.engine.evaluate.EvalResult`.
 
     ``run_dir``: a training run folder; its ``metrics.jsonl`` becomes ``training_curves.png``.
@@ -194,8 +229,12 @@ def write_eval_report(result: Any, classes: Sequence[str], out_dir: str | Path, 
     summary = result.summary()
     summary["per_class"] = {c: (a if a >= 0 else None) for c, a in zip(classes, result.per_class)}
     summary["most_confused"] = [p.as_dict() for p in pairs]
-    summary["confusion"] = {"classes": classes, "rows": "true class", "columns": "predicted class",
-                            "matrix": cm.tolist()}
+    summary["confusion"] = {
+        "classes": classes,
+        "rows": "true class",
+        "columns": "predicted class",
+        "matrix": cm.tolist(),
+    }
     write_json_atomic(out / "metrics.json", summary, indent=None)
     write_text_atomic(out / "confusion.csv", confusion_csv(cm, classes))
     write_text_atomic(out / "per_class.md", f"# Per-class accuracy, best to worst\n\n{_class_table(rows)}\n")
@@ -204,13 +243,22 @@ def write_eval_report(result: Any, classes: Sequence[str], out_dir: str | Path, 
     confusion_matrix_png(cm, classes, out / "confusion.png", order=order)
     focus = _focus_classes(pairs, classes)
     if len(focus) >= 2:
-        confusion_matrix_png(cm[np.ix_(focus, focus)], [classes[i] for i in focus], out / "confusion_top.png",
-                             order=cluster_order(cm[np.ix_(focus, focus)]), annotate=True,
-                             title=f"the classes of the {len(pairs)} most-confused pairs")
+        confusion_matrix_png(
+            cm[np.ix_(focus, focus)],
+            [classes[i] for i in focus],
+            out / "confusion_top.png",
+            order=cluster_order(cm[np.ix_(focus, focus)]),
+            annotate=True,
+            title=f"the classes of the {len(pairs)} most-confused pairs",
+        )
     else:
         (out / "confusion_top.png").unlink(missing_ok=True)
-    per_class_png([r.accuracy if r.accuracy is not None else -1.0 for r in rows], [r.name for r in rows],
-                  out / "per_class.png", title="per-class accuracy, best to worst")
+    per_class_png(
+        [r.accuracy if r.accuracy is not None else -1.0 for r in rows],
+        [r.name for r in rows],
+        out / "per_class.png",
+        title="per-class accuracy, best to worst",
+    )
     if run_dir is not None and (Path(run_dir) / "metrics.jsonl").is_file():
         training_curves_png(Path(run_dir) / "metrics.jsonl", out / "training_curves.png")
     return summary
@@ -245,21 +293,38 @@ def class_summary_text(result: Any, classes: Sequence[str], *, n: int = 10) -> s
     rows = ranked_classes(result.per_class, result.support, result.confusion, list(classes))
 
     def table(part: list[Any], start: int) -> str:
-        return text_table(["rank", "class", "videos", "accuracy", "most often mistaken for"],
-                          [[start + i, c.name, c.videos, c.accuracy if c.accuracy is not None else "n/a",
-                            f"{c.confused_with} ({c.confused_rate:.0%})" if c.confused_with else "-"]
-                           for i, c in enumerate(part)])
+        return text_table(
+            ["rank", "class", "videos", "accuracy", "most often mistaken for"],
+            [
+                [
+                    start + i,
+                    c.name,
+                    c.videos,
+                    c.accuracy if c.accuracy is not None else "n/a",
+                    f"{c.confused_with} ({c.confused_rate:.0%})" if c.confused_with else "-",
+                ]
+                for i, c in enumerate(part)
+            ],
+        )
 
     if len(rows) <= 30:
         out = [table(rows, 1)]
     else:
-        out = [f"best {n} of {len(rows)} classes:", table(rows[:n], 1),
-               f"\nworst {n}:", table(rows[-n:], len(rows) - n + 1)]
+        out = [
+            f"best {n} of {len(rows)} classes:",
+            table(rows[:n], 1),
+            f"\nworst {n}:",
+            table(rows[-n:], len(rows) - n + 1),
+        ]
     pairs = confused_pairs(result.confusion, list(classes), top=n)
     if pairs:
-        out += [f"\nmost-confused pairs (top {len(pairs)}):",
-                text_table(["true class", "predicted as", "videos", "share"],
-                           [[p.true, p.predicted, p.count, f"{p.rate:.0%}"] for p in pairs])]
+        out += [
+            f"\nmost-confused pairs (top {len(pairs)}):",
+            text_table(
+                ["true class", "predicted as", "videos", "share"],
+                [[p.true, p.predicted, p.count, f"{p.rate:.0%}"] for p in pairs],
+            ),
+        ]
     return "\n".join(out)
 
 
@@ -267,24 +332,34 @@ def classification_eval_text(outcome: Any, summary: dict[str, Any], out_dir: str
     """What ``vidrec eval`` prints for a classifier: the class tables, the headline numbers, unreadable videos and
     the report's files."""
     r, out = outcome.result, Path(out_dir)
-    lines = [class_summary_text(r, outcome.classes), "",
-             f"{subset}: top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  mean class acc {r.mean_class_acc:.3f}  "
-             f"({summary['num_videos']} videos, {summary['num_clips']} clips)"]
+    lines = [
+        class_summary_text(r, outcome.classes),
+        "",
+        f"{subset}: top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  mean class acc {r.mean_class_acc:.3f}  "
+        f"({summary['num_videos']} videos, {summary['num_clips']} clips)",
+    ]
     if outcome.unreadable:
-        lines.append(f"{len(outcome.unreadable)} unreadable video(s) left out of every metric "
-                     "(no stand-in was scored):")
+        lines.append(
+            f"{len(outcome.unreadable)} unreadable video(s) left out of every metric (no stand-in was scored):"
+        )
         lines += [f"  {path}: {why}" for path, why in outcome.unreadable.items()]
     curves = ", training_curves.png" if (out / "training_curves.png").is_file() else ""
-    lines.append(f"report: {out / 'report.md'} (metrics.json, confusion.csv, per_class.md, confusion.png, "
-                 f"confusion_top.png, per_class.png{curves})")
+    lines.append(
+        f"report: {out / 'report.md'} (metrics.json, confusion.csv, per_class.md, confusion.png, "
+        f"confusion_top.png, per_class.png{curves})"
+    )
     return "\n".join(lines)
 
 
 def retrieval_eval_text(m: dict[str, Any], out_dir: str | Path) -> str:
     """What ``vidrec eval`` prints for a video–text model: R@1/5/10 and ranks in both directions."""
-    lines = [f"{name}: R@1 {m[f'{d}_r1']:.3f}  R@5 {m[f'{d}_r5']:.3f}  R@10 {m[f'{d}_r10']:.3f}  "
-             f"median rank {m[f'{d}_median_rank']:.0f}  mean rank {m[f'{d}_mean_rank']:.1f}"
-             for d, name in (("t2v", "text→video"), ("v2t", "video→text"))]
-    lines.append(f"{m['subset']}: {int(m['num_pairs'])} video–caption pairs (chance R@1 {m['chance_r1']:.3f}); "
-                 f"report: {Path(out_dir) / 'metrics.json'}")
+    lines = [
+        f"{name}: R@1 {m[f'{d}_r1']:.3f}  R@5 {m[f'{d}_r5']:.3f}  R@10 {m[f'{d}_r10']:.3f}  "
+        f"median rank {m[f'{d}_median_rank']:.0f}  mean rank {m[f'{d}_mean_rank']:.1f}"
+        for d, name in (("t2v", "text→video"), ("v2t", "video→text"))
+    ]
+    lines.append(
+        f"{m['subset']}: {int(m['num_pairs'])} video–caption pairs (chance R@1 {m['chance_r1']:.3f}); "
+        f"report: {Path(out_dir) / 'metrics.json'}"
+    )
     return "\n".join(lines)

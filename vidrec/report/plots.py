@@ -75,8 +75,15 @@ def confusion_matrix_png(
         for i in range(n):
             for j in range(n):
                 if cm[i, j] >= 0.005:
-                    ax.text(j, i, f"{cm[i, j]:.2f}" if normalize else f"{cm[i, j]:.0f}", ha="center", va="center",
-                            fontsize=6, color="white" if cm[i, j] > 0.5 * (1 if normalize else cm.max()) else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{cm[i, j]:.2f}" if normalize else f"{cm[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if cm[i, j] > 0.5 * (1 if normalize else cm.max()) else "black",
+                    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     parts = [title or "confusion matrix"]
@@ -112,8 +119,12 @@ def training_curves_png(metrics_jsonl: str | Path, path: str | Path) -> Path:
     epochs, steps = sorted(by_epoch), sorted(by_step)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     (a1, a2), (a3, a4) = axes
-    for key, ax, label in (("train_loss", a1, "train"), ("val_loss", a1, "val"), ("train_acc", a2, "train"),
-                           ("val_top1", a2, "val top-1")):
+    for key, ax, label in (
+        ("train_loss", a1, "train"),
+        ("val_loss", a1, "val"),
+        ("train_acc", a2, "train"),
+        ("val_top1", a2, "val top-1"),
+    ):
         ys = [by_epoch[e].get(key) for e in epochs]
         pts = [(e, y) for e, y in zip(epochs, ys) if y is not None]
         if pts:
@@ -128,9 +139,12 @@ def training_curves_png(metrics_jsonl: str | Path, path: str | Path) -> Path:
     pts = [(s, by_step[s]["grad_norm"]) for s in steps if isinstance(by_step[s].get("grad_norm"), (int, float))]
     if pts:
         a4.plot(*zip(*pts), color="tab:red", label="before clipping")
-    for ax, title, xl in ((a1, "loss", "epoch"), (a2, "accuracy", "epoch"),
-                          (a3, "learning rate per parameter group", "optimiser step"),
-                          (a4, "gradient norm", "optimiser step")):
+    for ax, title, xl in (
+        (a1, "loss", "epoch"),
+        (a2, "accuracy", "epoch"),
+        (a3, "learning rate per parameter group", "optimiser step"),
+        (a4, "gradient norm", "optimiser step"),
+    ):
         ax.set_title(title)
         ax.set_xlabel(xl)
         ax.grid(alpha=0.3)

@@ -46,7 +46,9 @@ def write_submission(path: str | os.PathLike[str], predictions: Sequence[Any], *
                 fields = [str(p.id), *(c for c, _ in p.topk[:topk])]
                 bad = next((x for x in fields if ";" in x or "\n" in x), None)
                 if bad is not None:
-                    raise ConfigError(f"--csv-format ssv2: {bad!r} holds a ';' (the field separator); use --csv-format ids")
+                    raise ConfigError(
+                        f"--csv-format ssv2: {bad!r} holds a ';' (the field separator); use --csv-format ids"
+                    )
                 f.write(";".join(fields) + "\n")
             return path
         w = csv.writer(f)

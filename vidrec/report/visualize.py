@@ -102,7 +102,11 @@ def render_clip(
     lines = [f"{i + 1}. {name} ({p:.0%})" for i, (name, p) in enumerate(list(topk)[:3])]
     out = np.empty((t, nh, nw, 3), np.uint8)
     for k, frame in enumerate(frames):
-        big = np.asarray(Image.fromarray(frame).resize((nw, nh), Image.Resampling.BILINEAR)) if (nw, nh) != (w, h) else frame
+        big = (
+            np.asarray(Image.fromarray(frame).resize((nw, nh), Image.Resampling.BILINEAR))
+            if (nw, nh) != (w, h)
+            else frame
+        )
         boxes: list[tuple[Sequence[float], str, tuple[int, int, int]]] = []
         hands: list[tuple[np.ndarray, tuple[int, int, int]]] = []
         r = hand_rows.get(idx[k])

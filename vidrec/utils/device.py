@@ -47,7 +47,9 @@ def resolve_device(name: str = "auto", *, option: str = "--device") -> torch.dev
         return torch.device("cpu")
     if n == "mps":
         if not torch.backends.mps.is_available():
-            raise VidrecError(f"{_say(option, n)} but MPS is not available on this machine; use {_say(option, 'auto')} or cpu")
+            raise VidrecError(
+                f"{_say(option, n)} but MPS is not available on this machine; use {_say(option, 'auto')} or cpu"
+            )
         return torch.device("mps")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:

@@ -149,7 +149,9 @@ class FileFacts:
         n = self.info.num_frames
         if self.exact_pts and len(self.frame_pts):
             last = len(self.frame_pts) - 1
-            return [float((self.frame_pts[min(max(int(i), 0), last)] - self.start_pts) * self.time_base) for i in indices]
+            return [
+                float((self.frame_pts[min(max(int(i), 0), last)] - self.start_pts) * self.time_base) for i in indices
+            ]
         fps = self.info.fps or 25.0
         return [min(max(int(i), 0), max(n - 1, 0)) / fps for i in indices]
 
@@ -166,7 +168,9 @@ class PyAVDecoder:
         cache_size: files whose facts are kept (least recently used are dropped first).
     """
 
-    def __init__(self, *, threads: int = 1, seek: bool = True, skip_nonref: bool = True, cache_size: int = 4096) -> None:
+    def __init__(
+        self, *, threads: int = 1, seek: bool = True, skip_nonref: bool = True, cache_size: int = 4096
+    ) -> None:
         self.threads = threads
         self.seek = seek
         self.skip_nonref = skip_nonref
@@ -250,7 +254,9 @@ class PyAVDecoder:
             steps = np.diff(frame_pts)
             vfr = bool(steps.max() > 1.5 * steps.min())
             if span > 0 and (vfr or duration <= 0):
-                duration = max(duration, span + float(steps[-1] if vfr else np.median(steps)) * tb)  # the last frame's own step
+                duration = max(
+                    duration, span + float(steps[-1] if vfr else np.median(steps)) * tb
+                )  # the last frame's own step
         if duration <= 0:
             duration = n_frames / (rate or 25.0)
         fps = rate or (n_frames / duration if duration else 25.0)
@@ -263,7 +269,13 @@ class PyAVDecoder:
         facts = FileFacts(info, exact, frame_pts, key_index, key_pts, start_pts, tb or 1.0 / fps)
         if header > n_frames + _HEADER_SLACK:
             facts.warned = True
-            log.warning("%s: the header announces %d frames but the file holds %d; sampling within %d", path, header, n_frames, n_frames)
+            log.warning(
+                "%s: the header announces %d frames but the file holds %d; sampling within %d",
+                path,
+                header,
+                n_frames,
+                n_frames,
+            )
         return facts
 
     @staticmethod
@@ -277,7 +289,9 @@ class PyAVDecoder:
             for frame in container.decode(stream):
                 return _rotation(frame), int(frame.pts or 0)
         except av.error.FFmpegError as exc:
-            raise VideoError(f"{path}: no frame could be decoded ({exc}). The file may be truncated or corrupt.") from exc
+            raise VideoError(
+                f"{path}: no frame could be decoded ({exc}). The file may be truncated or corrupt."
+            ) from exc
         raise VideoError(f"{path}: no frame could be decoded. The file may be empty, truncated or corrupt.")
 
     def info(self, path: str | os.PathLike[str]) -> VideoInfo:
@@ -324,7 +338,13 @@ class PyAVDecoder:
         said = facts.info.header_frames or facts.info.num_frames
         if not facts.warned:
             facts.warned = True
-            log.warning("%s: the header announces %d frames but only %d decode; sampling within %d", path, said, decodable, decodable)
+            log.warning(
+                "%s: the header announces %d frames but only %d decode; sampling within %d",
+                path,
+                said,
+                decodable,
+                decodable,
+            )
 
     def _run(
         self, path: Path, facts: FileFacts, wanted: list[int], size: tuple[int, int] | None
@@ -360,8 +380,13 @@ class PyAVDecoder:
                             # identify the landing frame exactly: a key frame at or before the target
                             landed = True
                             j = int(np.searchsorted(facts.frame_pts, packet.pts)) if packet.pts is not None else -1
-                            if (not packet.is_keyframe or j < 0 or j >= len(facts.frame_pts) or facts.frame_pts[j] != packet.pts
-                                    or j > target):
+                            if (
+                                not packet.is_keyframe
+                                or j < 0
+                                or j >= len(facts.frame_pts)
+                                or facts.frame_pts[j] != packet.pts
+                                or j > target
+                            ):
                                 raise _LostPosition()
                             idx = j - 1
                         if exact and self.skip_nonref:
@@ -399,13 +424,17 @@ class PyAVDecoder:
             except av.error.FFmpegError as exc:
                 if not got:
                     raise VideoError(f"{path}: decoding failed ({exc}). The file may be truncated or corrupt.") from exc
-                log.warning("%s: decoding stopped early at frame %d (%s); repeating the last good frame", path, idx, exc)
+                log.warning(
+                    "%s: decoding stopped early at frame %d (%s); repeating the last good frame", path, idx, exc
+                )
                 ended = True
         if pos < len(wanted) and last_frame is not None and idx not in got:
             got[idx] = self._to_array(last_frame, size)  # wanted frames past the end repeat the last one
         return got, idx, ended
 
-    def _run_plain(self, path: Path, facts: FileFacts, wanted: list[int], size: tuple[int, int] | None) -> tuple[dict[int, np.ndarray], int, bool]:
+    def _run_plain(
+        self, path: Path, facts: FileFacts, wanted: list[int], size: tuple[int, int] | None
+    ) -> tuple[dict[int, np.ndarray], int, bool]:
         plain = PyAVDecoder(threads=self.threads, seek=False, skip_nonref=self.skip_nonref)
         return plain._run(path, facts, wanted, size)
 

@@ -25,10 +25,14 @@ def is_frame_folder(path: Path) -> bool:
     if not path.is_dir():
         return False
     with os.scandir(path) as it:
-        return any(e.is_file() and Path(e.name).suffix.lower() in FRAME_SUFFIXES and not e.name.startswith(".") for e in it)
+        return any(
+            e.is_file() and Path(e.name).suffix.lower() in FRAME_SUFFIXES and not e.name.startswith(".") for e in it
+        )
 
 
-def find_videos(root: str | os.PathLike[str], *, frame_folders: bool = True, exclude: Iterable[Path] = ()) -> list[Path]:
+def find_videos(
+    root: str | os.PathLike[str], *, frame_folders: bool = True, exclude: Iterable[Path] = ()
+) -> list[Path]:
     """The videos under ``root``, sorted: video files and (``frame_folders``) folders of frames.
 
     Hidden files and folders and the folders in ``exclude`` are skipped. ``root`` itself may be a

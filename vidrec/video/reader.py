@@ -99,7 +99,13 @@ class ClipReader:
         return max(2, round(info.height * s)), max(2, round(info.width * s))
 
     def indices(
-        self, info: VideoInfo, *, view: int = 0, views: int = 1, rng: np.random.Generator | None = None, path: Path | None = None
+        self,
+        info: VideoInfo,
+        *,
+        view: int = 0,
+        views: int = 1,
+        rng: np.random.Generator | None = None,
+        path: Path | None = None,
     ) -> list[int]:
         """Frame indices of view ``view`` of ``views`` (``rng``: a random training clip)."""
         if not 0 <= view < views:
@@ -148,7 +154,10 @@ class ClipReader:
             clips = self._decode_many(path, info, per_view)
             if self.decoder.info(path).num_frames >= info.num_frames:
                 break
-        return [Clip(c, idx, self._times(path, idx, info), info, k, views) for k, (c, idx) in enumerate(zip(clips, per_view))]
+        return [
+            Clip(c, idx, self._times(path, idx, info), info, k, views)
+            for k, (c, idx) in enumerate(zip(clips, per_view))
+        ]
 
     def read_indices(self, source: Source, clips: Sequence[Sequence[int]]) -> list[Clip]:
         """Explicit clips (``vidrec embed`` windows): each list of indices becomes one clip, one decoding pass."""
@@ -156,7 +165,10 @@ class ClipReader:
         info = self.info(source)
         lists = [[int(i) for i in c] for c in clips]
         out = self._decode_many(path, info, lists)
-        return [Clip(c, idx, self._times(path, idx, info), info, k, len(lists)) for k, (c, idx) in enumerate(zip(out, lists))]
+        return [
+            Clip(c, idx, self._times(path, idx, info), info, k, len(lists))
+            for k, (c, idx) in enumerate(zip(out, lists))
+        ]
 
     def _decode_many(self, path: Path, info: VideoInfo, lists: list[list[int]]) -> list[torch.Tensor]:
         wanted = sorted({i for c in lists for i in c})
@@ -177,8 +189,14 @@ class ClipReader:
             return self.transform(frames)  # type: ignore[misc]
 
 
-def read_frames(path: str | os.PathLike[str], indices: Sequence[int], *, short_side: int | None = None,
-                size: tuple[int, int] | None = None, decoder: Decoder | None = None) -> torch.Tensor:
+def read_frames(
+    path: str | os.PathLike[str],
+    indices: Sequence[int],
+    *,
+    short_side: int | None = None,
+    size: tuple[int, int] | None = None,
+    decoder: Decoder | None = None,
+) -> torch.Tensor:
     """Frames ``indices`` of ``path`` as uint8 ``T×H×W×C`` (upright), for previews and drawings.
 
     ``short_side`` scales (down or up) to that short side, even sizes; ``size`` is an exact (h, w).

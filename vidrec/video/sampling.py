@@ -163,4 +163,12 @@ def window_views(
     return clips, spans
 
 
-__all__ = ["Sampler", "ClipSampler", "segment_indices", "dense_indices", "multi_view_indices", "make_sampler", "window_views"]
+__all__ = [
+    "Sampler",
+    "ClipSampler",
+    "segment_indices",
+    "dense_indices",
+    "multi_view_indices",
+    "make_sampler",
+    "window_views",
+]

@@ -50,8 +50,12 @@ def frame_layout(
     objs: list[Box | None] = [None] * len(object_slots)
     n_hands = 0
     for cat, x1, y1, x2, y2 in entries:
-        box = (min(max(x1 * sx, 0.0), w), min(max(y1 * sy, 0.0), h),
-               min(max(x2 * sx, 0.0), w), min(max(y2 * sy, 0.0), h))
+        box = (
+            min(max(x1 * sx, 0.0), w),
+            min(max(y1 * sy, 0.0), h),
+            min(max(x2 * sx, 0.0), w),
+            min(max(y2 * sy, 0.0), h),
+        )
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
         if cat == "hand":
@@ -88,8 +92,9 @@ def compute_streams(
     is_folder = Path(record.path).is_dir()
     fps = record.fps or info.fps
     frames_map = boxes["frames"] if boxes else {}
-    ann = {i: frames_map.get(annotation_index(i, fps, options.annotation_fps, is_folder))
-           for i in range(info.num_frames)}
+    ann = {
+        i: frames_map.get(annotation_index(i, fps, options.annotation_fps, is_folder)) for i in range(info.num_frames)
+    }
     if indices is None:
         if "hands" in kinds and not options.roi:
             rows = list(range(info.num_frames))
@@ -114,8 +119,9 @@ def compute_streams(
             "hand_mask": np.zeros((t, NUM_HANDS), np.uint8),
         }
         if landmarker is None:
-            landmarker = hands.make_landmarker(min_confidence=options.min_confidence,
-                                               model_complexity=options.model_complexity)
+            landmarker = hands.make_landmarker(
+                min_confidence=options.min_confidence, model_complexity=options.model_complexity
+            )
     if "objects" in kinds:
         out |= {
             "objects_frames": np.array(rows, np.int32),

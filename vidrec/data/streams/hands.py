@@ -270,8 +270,10 @@ class SubprocessHands:
         reply = self._receive()
         if "error" in reply:
             raise VidrecError(f"MediaPipe failed on a {w}x{h} image: {reply['error']}")
-        return [HandDetection(np.array(d["joints"], dtype=np.float64), float(d["score"]), str(d["handedness"]))
-                for d in reply["hands"]]
+        return [
+            HandDetection(np.array(d["joints"], dtype=np.float64), float(d["score"]), str(d["handedness"]))
+            for d in reply["hands"]
+        ]
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -339,8 +341,10 @@ class FrameHands:
 
 def empty_frame_hands() -> FrameHands:
     return FrameHands(
-        np.zeros((NUM_HANDS, NUM_JOINTS, 3), np.float32), np.zeros(NUM_HANDS, np.uint8),
-        np.zeros(NUM_HANDS, np.float32), np.full(NUM_HANDS, -1, np.int8),
+        np.zeros((NUM_HANDS, NUM_JOINTS, 3), np.float32),
+        np.zeros(NUM_HANDS, np.uint8),
+        np.zeros(NUM_HANDS, np.float32),
+        np.full(NUM_HANDS, -1, np.int8),
     )
 
 

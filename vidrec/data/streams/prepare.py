@@ -58,13 +58,17 @@ class PrepareSummary:
         return d
 
     def lines(self) -> list[str]:
-        out = [f"{self.kind}: {self.videos} videos: {self.computed} computed, {self.skipped} already cached, "
-               f"{len(self.failed)} failed, {self.no_boxes} without boxes; "
-               f"{self.frames} frames in {self.seconds:.1f} s"]
+        out = [
+            f"{self.kind}: {self.videos} videos: {self.computed} computed, {self.skipped} already cached, "
+            f"{len(self.failed)} failed, {self.no_boxes} without boxes; "
+            f"{self.frames} frames in {self.seconds:.1f} s"
+        ]
         if self.kind == "hands":
             where = "ground-truth hand boxes" if self.options.get("roi", True) else "frames x 2 hand slots (full frame)"
-            out.append(f"MediaPipe found joints in {self.hands_found} of {self.hand_boxes} {where} "
-                       f"({100 * self.detection_rate:.1f}%)")
+            out.append(
+                f"MediaPipe found joints in {self.hands_found} of {self.hand_boxes} {where} "
+                f"({100 * self.detection_rate:.1f}%)"
+            )
         else:
             out.append(f"{self.objects} object crops")
         out += [f"failed: {msg}" for msg in self.failed[:10]]
@@ -80,16 +84,23 @@ def _init_worker(kind: str, options: StreamOptions) -> None:
     _WORKER.clear()
     _WORKER["decoder"] = AutoDecoder()
     if kind == "hands":
-        _WORKER["landmarker"] = hands.make_landmarker(min_confidence=options.min_confidence,
-                                                      model_complexity=options.model_complexity)
+        _WORKER["landmarker"] = hands.make_landmarker(
+            min_confidence=options.min_confidence, model_complexity=options.model_complexity
+        )
 
 
 def _process(job: tuple[VideoRecord, str, StreamOptions, str, str | None]) -> dict[str, Any]:
     record, kind, options, cache_dir, boxes_file = job
     res: dict[str, Any] = {"video_id": record.video_id, "frames": 0, "hand_boxes": 0, "hands_found": 0, "objects": 0}
     try:
-        arrays = compute_streams(record, (kind,), options, decoder=_WORKER.get("decoder"),
-                                 landmarker=_WORKER.get("landmarker"), boxes_file=boxes_file)
+        arrays = compute_streams(
+            record,
+            (kind,),
+            options,
+            decoder=_WORKER.get("decoder"),
+            landmarker=_WORKER.get("landmarker"),
+            boxes_file=boxes_file,
+        )
         write_cache(cache_path(cache_dir, record.video_id), arrays, (kind,), options)
     except VidrecError as exc:
         if type(exc).__name__ == "HandsUnavailable":

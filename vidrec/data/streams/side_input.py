@@ -80,10 +80,18 @@ class StreamSideInput:
             if self._decoder is None:
                 self._decoder = AutoDecoder()
             if "hands" in missing and self._landmarker is None:
-                self._landmarker = hands.make_landmarker(min_confidence=self.options.min_confidence,
-                                                         model_complexity=self.options.model_complexity)
-            got |= compute_streams(record, missing, self.options, decoder=self._decoder, landmarker=self._landmarker,
-                                   indices=indices, boxes_file=self.boxes_file)
+                self._landmarker = hands.make_landmarker(
+                    min_confidence=self.options.min_confidence, model_complexity=self.options.model_complexity
+                )
+            got |= compute_streams(
+                record,
+                missing,
+                self.options,
+                decoder=self._decoder,
+                landmarker=self._landmarker,
+                indices=indices,
+                boxes_file=self.boxes_file,
+            )
         return got
 
     def __call__(self, record: VideoRecord, indices: list[int], info: Any) -> dict[str, torch.Tensor]:
@@ -132,8 +140,14 @@ def _streams_factory(cfg: Config, spec: InputSpec, recordset: RecordSet | None) 
     """The stream side input for a model whose ``spec`` asks for hand joints and/or object crops."""
     kinds = [k for k in KINDS if k in {_KIND_OF[key] for key in spec.side_inputs if key in _KIND_OF}]
     defaults = StreamOptions()
-    options = StreamOptions(object_size=spec.object_size or defaults.object_size,
-                            max_objects=spec.num_objects or defaults.max_objects)
+    options = StreamOptions(
+        object_size=spec.object_size or defaults.object_size, max_objects=spec.num_objects or defaults.max_objects
+    )
     info = recordset.info if recordset is not None else {}
-    return StreamSideInput(streams_dir(cfg), kinds=kinds, on_the_fly=cfg.data.streams_on_the_fly, options=options,
-                           boxes_file=info.get("boxes"))
+    return StreamSideInput(
+        streams_dir(cfg),
+        kinds=kinds,
+        on_the_fly=cfg.data.streams_on_the_fly,
+        options=options,
+        boxes_file=info.get("boxes"),
+    )

@@ -98,14 +98,32 @@ def something_else_frames(video_id: str, boxes: Boxes, placeholders: list[str]) 
             if ent in fb and (ent == OBJ or len(placeholders) > 1):
                 x1, y1, x2, y2 = fb[ent]
                 cat = placeholders[0] if ent == OBJ else placeholders[1]
-                labels.append({"box2d": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}, "category": cat,
-                               "standard_category": std, "gt_annotation": gt})
+                labels.append(
+                    {
+                        "box2d": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                        "category": cat,
+                        "standard_category": std,
+                        "gt_annotation": gt,
+                    }
+                )
         if HAND in fb:
             x1, y1, x2, y2 = fb[HAND]
-            labels.append({"box2d": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}, "category": "hand",
-                           "standard_category": "hand", "gt_annotation": "object hand"})
-        frames.append({"name": f"{video_id}/{i + 1:04d}.jpg", "gt_placeholders": list(placeholders),
-                       "nr_instances": len(labels), "labels": labels})
+            labels.append(
+                {
+                    "box2d": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                    "category": "hand",
+                    "standard_category": "hand",
+                    "gt_annotation": "object hand",
+                }
+            )
+        frames.append(
+            {
+                "name": f"{video_id}/{i + 1:04d}.jpg",
+                "gt_placeholders": list(placeholders),
+                "nr_instances": len(labels),
+                "labels": labels,
+            }
+        )
     return frames
 
 
@@ -123,8 +141,9 @@ def write_ssv2(
         if p.subset == "test":
             lists["test"].append({"id": p.video_id})
         else:
-            lists[p.subset].append({"id": p.video_id, "label": ssv2_label(template, ph), "template": template,
-                                    "placeholders": ph})
+            lists[p.subset].append(
+                {"id": p.video_id, "label": ssv2_label(template, ph), "template": template, "placeholders": ph}
+            )
     write_json_atomic(ann / "something-something-v2-train.json", lists["train"], indent=None)
     write_json_atomic(ann / "something-something-v2-validation.json", lists["val"], indent=None)
     write_json_atomic(ann / "something-something-v2-test.json", lists["test"], indent=None)
@@ -167,10 +186,14 @@ def write_captions(path: Path, plans: list[VideoPlan], results: Results) -> None
         path,
         {
             "info": {"description": "vidrec synthetic dataset captions (MSR-VTT style)", "version": VERSION},
-            "videos": [{"video_id": p.video_id, "id": i, "split": split_name[p.subset], "category": p.class_pos}
-                       for i, p in enumerate(plans)],
-            "sentences": [{"video_id": p.video_id, "sen_id": i, "caption": results[p.video_id][1]["caption"]}
-                          for i, p in enumerate(plans)],
+            "videos": [
+                {"video_id": p.video_id, "id": i, "split": split_name[p.subset], "category": p.class_pos}
+                for i, p in enumerate(plans)
+            ],
+            "sentences": [
+                {"video_id": p.video_id, "sen_id": i, "caption": results[p.video_id][1]["caption"]}
+                for i, p in enumerate(plans)
+            ],
         },
         indent=None,
     )

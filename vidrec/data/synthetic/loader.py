@@ -66,8 +66,12 @@ def load_synthetic(
     spec = manifest["spec"]
     for name, recs in rs.subsets.items():
         rs.subsets[name] = [
-            replace(r, fps=float(spec["fps"]), num_frames=int(spec["num_frames"]),
-                    meta={**r.meta, "caption": captions.get(r.video_id, ""), "boxes_file": part_of.get(r.video_id)})
+            replace(
+                r,
+                fps=float(spec["fps"]),
+                num_frames=int(spec["num_frames"]),
+                meta={**r.meta, "caption": captions.get(r.video_id, ""), "boxes_file": part_of.get(r.video_id)},
+            )
             for r in recs
         ]
     rs.info["synthetic"] = {"spec": spec, "version": manifest.get("version"), "captions": root / "captions.json"}

@@ -203,29 +203,51 @@ def render_scene(scene: Scene, look: Look, rng: np.random.Generator, size: int) 
 # One video: scene + look + caption, deterministic from (seed, class, subset, k)
 
 _CAPTIONS: dict[str, tuple[str, ...]] = {
-    "move_lr": ("a hand moves a {obj} from left to right", "someone slides the {obj} to the right",
-                "a hand carries a {obj} across the table from left to right",
-                "the {obj} is moved rightwards by a hand"),
-    "move_lr~": ("a hand moves a {obj} from right to left", "someone slides the {obj} to the left",
-                 "a hand carries a {obj} across the table from right to left",
-                 "the {obj} is moved leftwards by a hand"),
+    "move_lr": (
+        "a hand moves a {obj} from left to right",
+        "someone slides the {obj} to the right",
+        "a hand carries a {obj} across the table from left to right",
+        "the {obj} is moved rightwards by a hand",
+    ),
+    "move_lr~": (
+        "a hand moves a {obj} from right to left",
+        "someone slides the {obj} to the left",
+        "a hand carries a {obj} across the table from right to left",
+        "the {obj} is moved leftwards by a hand",
+    ),
     "move_up": ("a hand lifts a {obj} up", "someone raises the {obj}", "a hand moves a {obj} upwards"),
     "move_up~": ("a hand moves a {obj} down", "someone lowers the {obj}", "a hand brings a {obj} downwards"),
-    "towards": ("a hand brings a {obj} towards the camera", "someone moves the {obj} closer to the camera",
-                "a {obj} grows larger as a hand moves it towards the camera"),
-    "towards~": ("a hand moves a {obj} away from the camera", "someone takes the {obj} away from the camera",
-                 "a {obj} gets smaller as a hand moves it away from the camera"),
-    "push_fall": ("a hand pushes a {obj} off the edge of the table",
-                  "someone pushes the {obj} until it falls off the table",
-                  "a {obj} is pushed off the table by a hand"),
-    "pretend_push": ("a hand pretends to push a {obj}", "someone reaches for the {obj} but does not push it",
-                     "a hand approaches a {obj} and pulls back without moving it"),
-    "put_into": ("a hand puts a {obj} into a {cont}", "someone places the {obj} inside the {cont}",
-                 "a hand drops a {obj} into a {cont}"),
-    "put_into~": ("a hand takes a {obj} out of a {cont}", "someone removes the {obj} from the {cont}",
-                  "a hand lifts a {obj} out of a {cont}"),
+    "towards": (
+        "a hand brings a {obj} towards the camera",
+        "someone moves the {obj} closer to the camera",
+        "a {obj} grows larger as a hand moves it towards the camera",
+    ),
+    "towards~": (
+        "a hand moves a {obj} away from the camera",
+        "someone takes the {obj} away from the camera",
+        "a {obj} gets smaller as a hand moves it away from the camera",
+    ),
+    "push_fall": (
+        "a hand pushes a {obj} off the edge of the table",
+        "someone pushes the {obj} until it falls off the table",
+        "a {obj} is pushed off the table by a hand",
+    ),
+    "pretend_push": (
+        "a hand pretends to push a {obj}",
+        "someone reaches for the {obj} but does not push it",
+        "a hand approaches a {obj} and pulls back without moving it",
+    ),
+    "put_into": (
+        "a hand puts a {obj} into a {cont}",
+        "someone places the {obj} inside the {cont}",
+        "a hand drops a {obj} into a {cont}",
+    ),
+    "put_into~": (
+        "a hand takes a {obj} out of a {cont}",
+        "someone removes the {obj} from the {cont}",
+        "a hand lifts a {obj} out of a {cont}",
+    ),
 }
-
 
 
 def sample_look(rng: np.random.Generator, scene: Scene, size: int, clutter: float) -> Look:
@@ -237,18 +259,29 @@ def sample_look(rng: np.random.Generator, scene: Scene, size: int, clutter: floa
     distractor = None
     if cluttered and rng.random() < 0.8:
         dcol, dshape = str(rng.choice(others)), str(rng.choice([s for s in SHAPES if s != shape]))
-        distractor = (dcol, dshape, float(rng.uniform(0.08, 0.92) * size), float(rng.uniform(0.1, 0.9) * size),
-                      float(rng.uniform(4, 7) * size / 96))
+        distractor = (
+            dcol,
+            dshape,
+            float(rng.uniform(0.08, 0.92) * size),
+            float(rng.uniform(0.1, 0.9) * size),
+            float(rng.uniform(4, 7) * size / 96),
+        )
     wall = tuple(int(v) for v in rng.uniform(90, 200, 3))
     table = np.asarray(wall) * rng.uniform(0.55, 0.85) + rng.uniform(-20, 20, 3)
     table_rgb = tuple(int(v) for v in table.clip(30, 230))
     floor_rgb = tuple(int(v) for v in (np.asarray(table_rgb) * 0.55).clip(15, 200))
     return Look(
-        colour=colour, shape=shape, skin=SKIN[int(rng.integers(len(SKIN)))],
+        colour=colour,
+        shape=shape,
+        skin=SKIN[int(rng.integers(len(SKIN)))],
         sleeve=tuple(int(v) for v in rng.uniform(20, 230, 3)),  # type: ignore[arg-type]
-        cluttered=cluttered, noise=float(rng.uniform(1.5, 5) if cluttered else rng.uniform(0, 2)),
+        cluttered=cluttered,
+        noise=float(rng.uniform(1.5, 5) if cluttered else rng.uniform(0, 2)),
         container_colour=str(rng.choice(others)) if scene.container is not None else None,
-        distractor=distractor, wall=wall, table_rgb=table_rgb, floor_rgb=floor_rgb,  # type: ignore[arg-type]
+        distractor=distractor,
+        wall=wall,
+        table_rgb=table_rgb,
+        floor_rgb=floor_rgb,  # type: ignore[arg-type]
         rgb=tuple(int(v) for v in _jit_colour(rng, COLOURS[colour], 20)),  # type: ignore[arg-type]
     )
 

@@ -133,7 +133,6 @@ def _shoulder(rng: np.random.Generator, u: tuple[int, int], size: int) -> tuple[
     return size + out, rng.uniform(0.6, 0.85) * size
 
 
-
 @dataclass(frozen=True)
 class _Draw:
     """What every scene kind shares, drawn first and in this order by :func:`make_scene`."""
@@ -171,9 +170,14 @@ def _scene(
 ) -> Scene:
     """A scene kind's result; :func:`make_scene` adds the shoulder."""
     return Scene(
-        obj_xy=obj, obj_r=np.asarray(radius, dtype=np.float64), hand_xy=hand,
-        hand_s=np.asarray(hand_s, dtype=np.float64), hand_open=np.clip(hand_open, 0, 1), hand_dir=u,
-        container=container, table=d.table if table is None else table,
+        obj_xy=obj,
+        obj_r=np.asarray(radius, dtype=np.float64),
+        hand_xy=hand,
+        hand_s=np.asarray(hand_s, dtype=np.float64),
+        hand_open=np.clip(hand_open, 0, 1),
+        hand_dir=u,
+        container=container,
+        table=d.table if table is None else table,
     )
 
 
@@ -270,8 +274,7 @@ def push_fall(d: _Draw) -> Scene:
     hand[after] = _piecewise(t[after], [d.t4, n - 1], [hand[np.flatnonzero(~after)[-1]], end], [d.smooth[3]])
     hand_open = _piecewise(t, [d.t1 - 1, d.t2, d.t3, d.t4 + 1], [1.0, 0.6, 0.6, 1.0], [True, False, True])
     hand = hand + _jitter(rng, n, 0.35 * d.S)
-    return _scene(d, obj=obj, radius=r0 * d.ones, hand=hand, hand_s=s0 * d.ones, hand_open=hand_open, u=u,
-                  table=table)
+    return _scene(d, obj=obj, radius=r0 * d.ones, hand=hand, hand_s=s0 * d.ones, hand_open=hand_open, u=u, table=table)
 
 
 def pretend_push(d: _Draw) -> Scene:
@@ -285,13 +288,16 @@ def pretend_push(d: _Draw) -> Scene:
     wobble = near - np.asarray(u) * rng.uniform(2.0, 5.0) * S  # a feint: forward, back, forward
     mid = (d.t2 + d.t3) / 2
     hand = _piecewise(
-        t, [0, d.t1, d.t2 + (mid - d.t2) * 0.5, mid, d.t3, d.t4, n - 1],
-        [start, near, wobble, near, near, near, start], [d.smooth[2], True, True, True, False, d.smooth[3]],
+        t,
+        [0, d.t1, d.t2 + (mid - d.t2) * 0.5, mid, d.t3, d.t4, n - 1],
+        [start, near, wobble, near, near, near, start],
+        [d.smooth[2], True, True, True, False, d.smooth[3]],
     )
     hand_open = _piecewise(t, [d.t1 - 1, d.t2, d.t3, d.t4 + 1], [1.0, 0.6, 0.6, 1.0], [True, False, True])
     hand = hand + _jitter(rng, n, 0.35 * S)
-    return _scene(d, obj=obj, radius=d.r0 * d.ones, hand=hand, hand_s=d.s0 * d.ones, hand_open=hand_open, u=u,
-                  table=table)
+    return _scene(
+        d, obj=obj, radius=d.r0 * d.ones, hand=hand, hand_s=d.s0 * d.ones, hand_open=hand_open, u=u, table=table
+    )
 
 
 def put_into(d: _Draw) -> Scene:

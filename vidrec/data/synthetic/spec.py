@@ -96,8 +96,17 @@ class SynthSpec:
         unknown = sorted(set(options) - set(kinds))
         if unknown:
             raise ConfigError(f"synthetic: unknown option(s) {', '.join(unknown)}; known: {', '.join(kinds)}")
-        casts = {"seed": int, "videos_per_class": int, "val_per_class": int, "test_per_class": int, "size": int,
-                 "num_frames": int, "fps": float, "clutter": float, "ext": str}
+        casts = {
+            "seed": int,
+            "videos_per_class": int,
+            "val_per_class": int,
+            "test_per_class": int,
+            "size": int,
+            "num_frames": int,
+            "fps": float,
+            "clutter": float,
+            "ext": str,
+        }
         d: dict[str, Any] = {}
         for name, value in options.items():
             if name in ("classes", "layouts"):
