@@ -53,13 +53,14 @@ test: setup hands-env sysdeps
 test-slow: setup hands-env browser sysdeps
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]
 
-# ruff (lint rules in pyproject.toml; no formatting check yet: the code predates the formatter) and mypy on the package.
+# ruff (lint rules and formatter settings in pyproject.toml: lines <= 120) and mypy on the package.
 $(VENV)/.installed-lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,lint]"
 	touch $@
 
 lint: $(VENV)/.installed-lint
 	$(VENV)/bin/ruff check vidrec tests benchmarks
+	$(VENV)/bin/ruff format --check vidrec tests benchmarks
 	$(VENV)/bin/mypy
 
 bench: setup
