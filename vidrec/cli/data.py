@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import click
 import typer
 from typer.core import TyperCommand
+
+if TYPE_CHECKING:
+    from typer._click import Context, HelpFormatter  # the click that typer vendors: TyperCommand's own types
 
 from vidrec.cli.app import CONFIG_HELP, SET_HELP, data_app, prepare_app
 
@@ -44,7 +46,7 @@ def _human_time(s: float) -> str:
 class _DataShowCommand(TyperCommand):
     """``data show --help`` ends with every dataset and its options, computed only when help is asked for."""
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         if self.epilog is None:
             from vidrec.data.show import datasets_help
 

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidrec.config import Config
-from vidrec.data.dataset import EpochSampler, SideInput, VideoClipDataset
+from vidrec.data.dataset import CaptionClipDataset, EpochSampler, SideInput, VideoClipDataset
 from vidrec.data.records import RecordSet, VideoRecord, load_records
 from vidrec.data.side_inputs import SIDE_INPUTS as _SIDE_INPUTS, register_side_input  # noqa: F401  (re-exported)
 from vidrec.models.base import InputSpec
@@ -186,7 +186,12 @@ def build_dataset(
 
 
 def build_loader(
-    cfg: Config, dataset: VideoClipDataset, *, train: bool, batch_size: int | None = None, workers: int | None = None
+    cfg: Config,
+    dataset: VideoClipDataset | CaptionClipDataset,
+    *,
+    train: bool,
+    batch_size: int | None = None,
+    workers: int | None = None,
 ) -> DataLoader[Any]:
     """The DataLoader of ``dataset``: ``batch_size`` (default from ``data``), ``workers`` decoding
     processes (default ``data.num_workers``), pinned memory on CUDA, the seeded epoch sampler."""

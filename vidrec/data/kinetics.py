@@ -188,9 +188,9 @@ def load_kinetics(
         names = [line for _, line in read_lines(lpath)]
         source = lpath.name
     else:
-        rows = parsed.get("train") or parsed.get("val")
-        assert rows is not None
-        names = sorted({row.get("label", "") for _, row in rows[0]} - {""})
+        first = parsed.get("train") or parsed.get("val")
+        assert first is not None
+        names = sorted({row.get("label", "") for _, row in first[0]} - {""})
         source = "the sorted train labels"
     if not names:
         raise DatasetError(f"{csvs.get('train') or csvs.get('val')}: holds no labels; cannot name the classes.")
@@ -200,6 +200,7 @@ def load_kinetics(
     known = set(names)
     left_out = LeftOut()
 
+    empty: list[Path]
     if frames_root is not None:  # a record is there when its frame folder is, whatever the clip
         clips, empty = _frame_folders(frames_root_dir(frames_root)), []
     else:

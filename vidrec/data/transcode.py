@@ -116,7 +116,8 @@ def plan_transcode(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
     src, out = Path(src).expanduser(), Path(out).expanduser()
     _check_paths(src, out)
     videos = list(iter_videos(src))
-    todo, done = [], []
+    todo: list[Path] = []
+    done: list[Path] = []
     for v in videos:
         dst = out / v.relative_to(src)
         (done if dst.is_file() and dst.stat().st_mtime >= v.stat().st_mtime else todo).append(v)

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 import torch
 import torch.nn.functional as F
 
 from vidrec.errors import UnsafeFileError, VidrecError, WeightsError
-from vidrec.utils.device import autocast, resolve_device
+from vidrec.models.base import VideoClassifier, input_spec_of
 from vidrec.models.video_clip import DEFAULT_HUB_ID, VideoCLIP, clip_video
+from vidrec.utils.device import autocast, resolve_device
 
 if TYPE_CHECKING:
     from vidrec.video.reader import ClipReader
@@ -141,7 +143,7 @@ class ClassifierEncoder(Encoder):
         cfg: Any = None,
         classes: Sequence[str] = (),
     ) -> None:
-        spec = model.input_spec  # type: ignore[attr-defined]
+        spec = input_spec_of(model)
         if cfg is not None:  # the checkpoint's own clip: its frames, size, mean and std
             from vidrec.data.build import build_normalizer, resolved_clip
 
@@ -180,9 +182,10 @@ class ClassifierEncoder(Encoder):
         from vidrec.data.build import build_reader
 
         cfg = self.cfg
-        if self.num_frames != (cfg.data.num_frames or self.model.input_spec.num_frames):  # type: ignore[attr-defined]
+        spec = input_spec_of(self.model)
+        if self.num_frames != (cfg.data.num_frames or spec.num_frames):
             cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"num_frames": self.num_frames})})
-        return build_reader(cfg, self.model.input_spec, self.classes, train=False)  # type: ignore[attr-defined]
+        return build_reader(cfg, spec, self.classes, train=False)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -226,7 +229,7 @@ def _default_source() -> str:
 
 
 def load_encoder(
-    model: str | Path | None = None,
+    model: str | os.PathLike[str] | None = None,
     *,
     num_frames: int | None = None,
     merge: str | None = None,
@@ -284,7 +287,8 @@ def load_encoder(
         if "num_frames" in options:
             from dataclasses import replace
 
-            net.input_spec = replace(net.input_spec, num_frames=int(options["num_frames"]))  # type: ignore[attr-defined]
+            classifier = cast(VideoClassifier, net)  # a checkpoint model with forward_features
+            classifier.input_spec = replace(input_spec_of(net), num_frames=int(options["num_frames"]))
         return ClassifierEncoder(
             net, source=src, options={**options, "model": str(path)}, device=dev, cfg=ck.cfg, classes=ck.classes
         )
@@ -305,14 +309,16 @@ def load_encoder(
     if "fusion" in options:
         kwargs["fusion"] = options["fusion"]
     try:
-        net = clip_video(num_classes=0, **kwargs)
+        clip_net = clip_video(num_classes=0, **kwargs)
     except UnsafeFileError as exc:  # a hostile file: say so, and nothing else
         raise EncoderError(f"--model {source}: {exc}") from None
     except WeightsError as exc:
         raise EncoderError(f"--model {source}: {exc}. {NO_MODEL_HELP}") from exc
-    src = net.source
     return ClipEncoder(
-        net, source=src, options={**options, "model": str(path) if path.exists() else source}, device=dev
+        clip_net,
+        source=clip_net.source,
+        options={**options, "model": str(path) if path.exists() else source},
+        device=dev,
     )
 
 

@@ -392,7 +392,7 @@ def extract(
             recorded = st.meta.get("encoder_options", {}) if st.meta else {}
             if model is None and recorded.get("model"):  # a re-run into a store: its own encoder by default
                 model = recorded["model"]
-            given = {
+            given: dict[str, Any] = {
                 "num_frames": num_frames,
                 "merge": merge,
                 "merge_layers": merge_layers,

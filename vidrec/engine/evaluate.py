@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ from vidrec.data.build import build_dataset, build_loader, build_normalizer, loa
 from vidrec.data.records import RecordSet
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.errors import DatasetError, VidrecError
-from vidrec.models.base import InputSpec
+from vidrec.models.base import input_spec_of
 from vidrec.utils.device import autocast, resolve_device
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class EvalOutcome:
 
 def eval_dataset(ck: LoadedCheckpoint, cfg: Config, records: list[Any], *, views: int, recordset: Any = None) -> Any:
     """The clips ``vidrec eval`` scores: the checkpoint's evaluation view(s), read by the one reader."""
-    spec = cast(InputSpec, ck.model.input_spec)
+    spec = input_spec_of(ck.model)
     return build_dataset(cfg, records, ck.classes, spec, train=False, views=views, recordset=recordset)
 
 
@@ -245,7 +245,7 @@ def evaluate_checkpoint(
             "evaluate on the dataset it was trained on"
         )
     records = rs.subset(subset)
-    spec = cast(InputSpec, ck.model.input_spec)  # nn.Module.__getattr__ types it as Tensor | Module
+    spec = input_spec_of(ck.model)
     n_views = views or cfg.eval.views
     ds = eval_dataset(ck, cfg, records, views=n_views, recordset=rs)
     loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)

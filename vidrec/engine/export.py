@@ -99,10 +99,11 @@ def export_onnx(
         )
     check_writable(out, what="--out", folder=False)
     from vidrec.engine.checkpoint import load_checkpoint
+    from vidrec.models.base import input_spec_of
 
     ck = load_checkpoint(checkpoint, map_location="cpu")
     model = ck.model.eval()
-    spec = model.input_spec  # type: ignore[attr-defined]
+    spec = input_spec_of(model)
     num_frames, image_size = resolved_clip(cfg, spec)
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(2, 3, num_frames, image_size, image_size, generator=gen)  # (B, C, T, H, W), normalised

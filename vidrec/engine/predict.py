@@ -20,6 +20,7 @@ from vidrec.data.build import build_normalizer, build_reader, resolved_clip
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.data.records import VideoRecord
 from vidrec.errors import VidrecError, VideoError
+from vidrec.models.base import input_spec_of
 from vidrec.utils.device import autocast, resolve_device
 from vidrec.video.reader import Clip
 
@@ -54,7 +55,7 @@ def _load(checkpoint: str | Path, device: str, backend: str) -> LoadedCheckpoint
             raise VidrecError(
                 f"--device {device}: the onnx backend runs on the CPU; use --device cpu or the PyTorch checkpoint"
             )
-        return load_onnx(checkpoint)  # type: ignore[no-any-return]
+        return load_onnx(checkpoint)
     return load_checkpoint(checkpoint, map_location=resolve_device(device))
 
 
@@ -81,7 +82,7 @@ class Predictor:
         if not self.onnx:
             self.ck.model.to(self.device)
         cfg = self.ck.cfg
-        self.spec = self.ck.model.input_spec  # type: ignore[attr-defined]
+        self.spec = input_spec_of(self.ck.model)
         self.num_frames, self.image_size = resolved_clip(cfg, self.spec)
         self.reader = build_reader(cfg, self.spec, self.ck.classes, train=False)
         self.normalize = build_normalizer(cfg, self.spec)

@@ -24,6 +24,7 @@ from vidrec.data.dataset import CaptionClipDataset
 from vidrec.data.msrvtt import captions_for, read_captions
 from vidrec.data.records import RecordSet
 from vidrec.engine.distributed import all_gather_with_grad
+from vidrec.models.base import input_spec_of
 from vidrec.utils.device import autocast
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _as_input(bare: nn.Module, video: torch.Tensor) -> torch.Tensor:
         return video
     from vidrec.video.transforms import VideoNormalize
 
-    spec = bare.input_spec  # type: ignore[attr-defined]
+    spec = input_spec_of(bare)
     return VideoNormalize(spec.mean, spec.std)(video)
 
 
@@ -228,11 +229,11 @@ def evaluate_retrieval_checkpoint(
     caps = read_captions(cfg.retrieval.captions)[0] if cfg.retrieval.captions else None
     recs, rec_caps = captions_for(rs.subset(subset), caps)
     ds = CaptionClipDataset(
-        build_dataset(cfg, recs, rs.classes, ck.model.input_spec, train=False, recordset=rs), rec_caps, train=False
+        build_dataset(cfg, recs, rs.classes, input_spec_of(ck.model), train=False, recordset=rs), rec_caps, train=False
     )
-    loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)  # type: ignore[arg-type]
+    loader = build_loader(cfg, ds, train=False, batch_size=batch_size or cfg.eval.batch_size, workers=workers)
     metrics = evaluate_retrieval(
-        ck.model, loader, temperature=fixed_temperature(cfg), normalize=build_normalizer(cfg, ck.model.input_spec)
+        ck.model, loader, temperature=fixed_temperature(cfg), normalize=build_normalizer(cfg, input_spec_of(ck.model))
     )
     metrics["subset"] = subset  # type: ignore[assignment]
     return metrics

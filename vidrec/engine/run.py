@@ -19,12 +19,14 @@ from torch import nn
 
 from vidrec.config import Config, absolute_paths
 from vidrec.data.build import build_dataset, build_loader, load_dataset, train_records
+from vidrec.data.dataset import CaptionClipDataset, VideoClipDataset
 from vidrec.engine.distributed import main_process_first
 
 # re-exported: the Python API (docs/usage.md) evaluates a checkpoint from here
 from vidrec.engine.evaluate import EvalOutcome, eval_dataset, evaluate_checkpoint, load_subset_records  # noqa: F401
 from vidrec.engine.trainer import METRICS_LOG, FitResult, Trainer, TrainerState, read_trainer_state
 from vidrec.errors import VidrecError
+from vidrec.models.base import input_spec_of
 from vidrec.models.registry import create_model
 from vidrec.utils.io import check_writable, link_tree, recover_dir, write_text_atomic
 
@@ -181,7 +183,9 @@ def _train(
         log.warning("dataset: %s", p)
     classes = rs.classes
     model = model_from_config(cfg, len(classes), with_weights=source is None)
-    spec = model.input_spec  # type: ignore[attr-defined]
+    spec = input_spec_of(model)
+    train_ds: VideoClipDataset | CaptionClipDataset
+    val_ds: VideoClipDataset | CaptionClipDataset | None
     if cfg.task == "retrieval":  # video–caption pairs (see vidrec.engine.retrieval)
         from vidrec.engine.retrieval import build_retrieval_datasets
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import AbstractSet, Any, Iterable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from vidrec.config import Config
 from vidrec.engine.checkpoint import unwrap
 from vidrec.engine.evaluate import evaluate_model
+from vidrec.models.base import input_spec_of
 from vidrec.video.transforms import VideoNormalize
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,13 @@ def decay_groups(
     *,
     lr: float,
     weight_decay: float,
-    skip: set[str] = frozenset(),  # type: ignore[assignment]
+    skip: AbstractSet[str] = frozenset(),
     name: str = "params",
 ) -> list[dict[str, Any]]:
     """Two groups called ``name``: with weight decay, and without it for biases, norms and other 1-d
     parameters or names in ``skip``."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for pname, p in params:
         (decay if p.ndim > 1 and pname not in skip and not pname.endswith(".bias") else no_decay).append(p)
     return [
@@ -82,7 +84,7 @@ def batch_normalizer(cfg: Config, model: nn.Module) -> VideoNormalize:
     """The per-batch uint8 → float normalisation for ``model`` (config mean/std, else the model's)."""
     from vidrec.data.build import build_normalizer
 
-    return build_normalizer(cfg, unwrap(model).input_spec)  # type: ignore[arg-type]
+    return build_normalizer(cfg, input_spec_of(unwrap(model)))
 
 
 class ClassificationTask:

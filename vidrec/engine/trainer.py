@@ -370,7 +370,7 @@ class Trainer:
         st = self.state
         if self._legacy_log:  # a format-1 state: no line count, keep records up to its step
             lines = src.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True) if src.is_file() else []
-            kept = "".join(ln for ln in lines if _record_step(ln) is not None and _record_step(ln) <= st.global_step)
+            kept = "".join(ln for ln in lines if (s := _record_step(ln)) is not None and s <= st.global_step)
         else:
             kept = head_lines(src, st.log_lines)
         if path.is_file() or kept:

@@ -33,10 +33,20 @@ class InputSpec:
     num_objects: int | None = None  # object slots O of ``object_crops`` / ``object_boxes``, if any
 
 
+def input_spec_of(model: object) -> InputSpec:
+    """``model.input_spec``, typed: a vidrec model (or the ONNX backend's stand-in) declares one, but
+    ``nn.Module.__getattr__`` types any attribute it does not know as ``Tensor | Module``."""
+    spec = getattr(model, "input_spec", None)
+    if not isinstance(spec, InputSpec):
+        raise TypeError(f"{type(model).__name__} declares no InputSpec (input_spec): not a vidrec model")
+    return spec
+
+
 class VideoClassifier(nn.Module):
     """Base class with the shared interface; subclasses implement ``forward_features`` and own a head."""
 
     input_spec: InputSpec = InputSpec()
+    head: nn.Module  # the classifier (nn.Linear; nn.Identity where a model has none)
     num_classes: int
     num_features: int
 

@@ -44,6 +44,9 @@ ModelType = Literal["videomae", "timesformer", "vivit"]
 SUPPORTED = tuple(DEFAULT_NORM)
 FIXED_SHAPE = ("videomae", "vivit")  # fixed position embeddings: frames and size must match the config
 _PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+# A transformers *ForVideoClassification (VideoMAE, TimeSformer, ViViT): its config and classifier are read by
+# attribute, which nn.Module.__getattr__ types as Tensor | Module, and the three classes share no typed base.
+HFNet = Any
 
 
 def _as_int(size: Any) -> int:
@@ -81,7 +84,7 @@ def _processor_files(name_or_path: str, local: bool) -> list[Path]:
 class HFVideoClassifier(VideoClassifier):
     """A ``transformers`` video classifier whose classifier is vidrec's ``head``."""
 
-    def __init__(self, net: nn.Module, *, num_classes: int, input_spec: InputSpec, dropout: float = 0.0) -> None:
+    def __init__(self, net: HFNet, *, num_classes: int, input_spec: InputSpec, dropout: float = 0.0) -> None:
         super().__init__()
         self.net = net
         self.model_type: str = net.config.model_type
@@ -195,6 +198,7 @@ class HFVideoClassifier(VideoClassifier):
             "intermediate_size": 4 * hidden_size,
             "num_labels": num_classes,
         }
+        net: HFNet
         if model_type == "videomae":
             if num_frames % 2:
                 raise ConfigError(f"model.num_frames ({num_frames}) must be even (VideoMAE tubelets span 2 frames)")

@@ -36,7 +36,7 @@ The joints and boxes are not transformed with the clip's random crop: they descr
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -134,6 +134,10 @@ class HandSkeletonEncoder(nn.Module):
         return self.proj(self.joint_features(joints).mean(dim=-2))  # (..., out_dim)
 
 
+# A timm model: its num_features is read by attribute, which nn.Module.__getattr__ types as Tensor | Module.
+TimmNet = Any
+
+
 def _check_timm(name: str, key: str) -> None:
     import timm
 
@@ -151,22 +155,28 @@ class ImageEncoder(nn.Module):
 
         _check_timm(backbone, key)
         self.backbone_name = backbone
-        self.net = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="avg")
+        self.net: TimmNet = cast(
+            TimmNet, timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="avg")
+        )
         if pretrained:
             from vidrec.models.weights import fetch_state_dict, load_state_dict_into
 
             report = load_state_dict_into(self.net, fetch_state_dict(f"timm:{backbone}"), source=f"timm:{backbone}")
             log.info("%s", report.summary())
         width = int(self.net.num_features)
-        self.proj: nn.Module = nn.Identity() if out_dim in (None, width) else nn.Linear(width, int(out_dim))  # type: ignore[arg-type]
+        self.proj: nn.Module = nn.Identity() if out_dim in (None, width) else nn.Linear(width, int(out_dim))
         self.out_dim = width if out_dim is None else int(out_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.net(images))  # type: ignore[no-any-return]
+        return self.proj(self.net(images))
 
 
 class MultiStream(VideoClassifier):
     """Hands (skeleton GNN) + objects (crop CNN) + context (frame CNN), cross-attention fusion, BiLSTM."""
+
+    head: nn.Linear
+    crop_mean: torch.Tensor  # buffers (registered in __init__ when the object stream is on)
+    crop_std: torch.Tensor
 
     def __init__(
         self,

@@ -32,7 +32,7 @@ import pathlib
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from vidrec.errors import ConfigError, WeightsError
 from vidrec.models.base import InputSpec
@@ -167,6 +167,9 @@ def _options(constructor: Callable[..., Any]) -> dict[str, ModelOption]:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
+BuilderT = TypeVar("BuilderT", bound="Callable[..., nn.Module]")  # a builder keeps its own signature once registered
+
+
 def register_model(
     name: str,
     *,
@@ -175,10 +178,10 @@ def register_model(
     description: str = "",
     prefix_match: bool = False,
     constructor: Callable[..., nn.Module] | None = None,
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+) -> Callable[[BuilderT], BuilderT]:
     """Register a builder under ``name``; its return annotation is the model class. Duplicates are refused."""
 
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    def deco(fn: BuilderT) -> BuilderT:
         if name in _REGISTRY and _REGISTRY[name].builder is not fn:
             raise ValueError(f"model {name!r} is already registered by {_REGISTRY[name].builder.__module__}")
         model_cls = typing.get_type_hints(fn).get("return")

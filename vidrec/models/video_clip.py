@@ -51,6 +51,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 DEFAULT_HUB_ID = "openai/clip-vit-base-patch32"
 
 TrainMode = Literal["joint", "merge_only", "prompt_only", "sequential"]
+# transformers' CLIPModel. Its towers are read by attribute (vision_model.encoder.layers, text_projection, ...), which
+# nn.Module.__getattr__ types as Tensor | Module and whose classes differ between transformers releases: Any, named.
+ClipModel = Any
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,7 +132,7 @@ def _fingerprint_dir(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def load_clip(source: str | Path) -> tuple[nn.Module, Any, str]:
+def load_clip(source: str | Path) -> tuple[ClipModel, Any, str]:
     """``(CLIPModel, tokenizer, fingerprint)`` from a ``from_pretrained`` directory or a hub id.
 
     Offline, a hub id that is not in the local cache fails at once with :class:`WeightsError`
@@ -154,7 +157,7 @@ def load_clip(source: str | Path) -> tuple[nn.Module, Any, str]:
         if model_type != "clip":
             raise WeightsError(f"{path}: model_type is {model_type!r}; a CLIP directory (model_type 'clip') is needed")
         try:
-            model = CLIPModel.from_pretrained(str(path))
+            model: ClipModel = CLIPModel.from_pretrained(str(path))
         except (OSError, ValueError) as exc:
             raise WeightsError(f"{path}: cannot load the CLIP weights ({exc})") from exc
         except pickle.UnpicklingError as exc:  # transformers reads *.bin with weights_only=True and refused it
@@ -327,7 +330,7 @@ class VideoCLIP(VideoClassifier):
 
     def __init__(
         self,
-        clip_model: nn.Module,
+        clip_model: ClipModel,
         tokenizer: Any,
         *,
         num_classes: int = 0,
@@ -342,13 +345,13 @@ class VideoCLIP(VideoClassifier):
         source: str = "random",
     ) -> None:
         super().__init__()
-        self.clip = clip_model
+        self.clip: ClipModel = clip_model
         self.tokenizer = tokenizer
         self.source = source
-        vcfg = clip_model.config.vision_config
-        num_layers = len(clip_model.vision_model.encoder.layers)
+        vcfg = self.clip.config.vision_config
+        num_layers = len(self.clip.vision_model.encoder.layers)
         dim = vcfg.hidden_size
-        self.embed_dim = int(clip_model.config.projection_dim)
+        self.embed_dim = int(self.clip.config.projection_dim)
         self.num_features = self.embed_dim
         self.num_frames = num_frames
         self.merge_frames = tuple(int(m) for m in merge_frames)
@@ -456,7 +459,7 @@ class VideoCLIP(VideoClassifier):
         stage: int,
         b: int,
         n_protected: int,
-        layer: nn.Module,
+        layer: Any,  # one of the vision tower's CLIPEncoderLayers (self_attn.k_proj, layer_norm1)
     ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
         m = self.merge_frames[stage]
         n = len(groups)
@@ -531,7 +534,7 @@ class VideoCLIP(VideoClassifier):
     def forward_features(self, video: torch.Tensor, **side: torch.Tensor) -> torch.Tensor:
         return self.encode_video(video).video
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         video: torch.Tensor,
         input_ids: torch.Tensor | None = None,

@@ -470,14 +470,15 @@ def build_app(
 
         rows = video_search(res.store, video, k=int(n), moments=int(m))
         name = Path(str(video)).name
-        stored = stored_copy(res.store, video) if res.store is not None and video else None  # type: ignore[arg-type]
+        stored = stored_copy(res.store, video) if res.store is not None and video else None
         what = f"like {html.escape(name)}"
         if stored is not None:
             held = html.escape(display_name(stored, root))
             what += f" (the store holds it as {held}, so it is left out of its own results)"
         return _results(rows, what)
 
-    def on_select(issued: list[SearchRow], evt: gr.SelectData) -> Any:
+    # gr is the gradio module, imported when the app is built; gradio reads this annotation to pass the event.
+    def on_select(issued: list[SearchRow], evt: gr.SelectData) -> Any:  # type: ignore[name-defined]
         # Only the row number comes from the client; the row itself is one this session was issued.
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) and evt.index else evt.index
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(issued or []):
@@ -596,7 +597,7 @@ def build_app(
             )
             like_btn.click(ui(on_similar), [like_in, k_in, m_in], outputs, api_name="similar", show_progress_on=[busy])
             table_out.select(ui(on_select), [issued], [hit_out], api_visibility="private")
-    demo.vidrec_max_upload_mb = max_upload_mb  # type: ignore[attr-defined]  # read by launch_app
+    demo.vidrec_max_upload_mb = max_upload_mb  # read by launch_app
     return demo
 
 

@@ -508,10 +508,10 @@ class FrameFolderDecoder:
             if i not in cache:
                 try:
                     with Image.open(files[i]) as im:
-                        im = im.convert("RGB")
+                        rgb = im.convert("RGB")
                         if size is not None:
-                            im = im.resize((size[1], size[0]), Image.BILINEAR)
-                        cache[i] = np.asarray(im)
+                            rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                        cache[i] = np.asarray(rgb)
                 except OSError as exc:
                     raise VideoError(f"{files[i]}: unreadable frame ({exc}).") from exc
             out.append(cache[i])
@@ -536,7 +536,7 @@ class AutoDecoder:
     def times(self, path: str | os.PathLike[str], indices: Sequence[int]) -> list[float]:
         dec = self._pick(path)
         if hasattr(dec, "times"):
-            return dec.times(path, indices)  # type: ignore[no-any-return]
+            return dec.times(path, indices)
         info = dec.info(path)
         return [int(i) / (info.fps or 25.0) for i in indices]
 

@@ -47,6 +47,8 @@ def write_video(
     with atomic_path(path) as tmp:
         with av.open(str(tmp), mode="w", format=_format_for(path)) as container:
             stream = container.add_stream(codec, rate=rate)
+            if not isinstance(stream, av.VideoStream):
+                raise ValueError(f"codec {codec!r} is not a video codec (e.g. libx264, libvpx-vp9, mpeg4)")
             stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
             if codec == "libx264":
                 stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}

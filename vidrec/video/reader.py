@@ -49,12 +49,12 @@ class Clip:
 
 
 def source_path(source: Source) -> Path:
-    return Path(getattr(source, "path", source))
+    return Path(source.path if hasattr(source, "path") else source)
 
 
 def sample_seed(seed: Sequence[int] | int) -> int:
     """One 32-bit torch seed from a seed tuple such as ``(seed, epoch, index, view)``."""
-    key = list(seed) if isinstance(seed, (tuple, list)) else [int(seed)]
+    key = list(seed) if isinstance(seed, Sequence) else [int(seed)]
     return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0])
 
 
@@ -134,7 +134,7 @@ class ClipReader:
     ) -> Clip:
         """View ``view`` of ``views`` (eval), or a random clip seeded by ``seed`` (``train``)."""
         path = source_path(source)
-        key = (tuple(seed) if isinstance(seed, (tuple, list)) else (int(seed),)) + (view,)
+        key = (tuple(seed) if isinstance(seed, Sequence) else (int(seed),)) + (view,)
         for _ in range(2):  # a second pass when decoding found fewer frames than the header said
             info = self.info(source)
             rng = np.random.default_rng([int(k) for k in key]) if train else None

@@ -100,6 +100,12 @@ def _noise_field(rng: np.random.Generator, size: int, cells: int, amp: float) ->
     return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
 
 
+def _rgb(values: Any) -> tuple[int, int, int]:
+    """Three numbers (an array or a sequence) as an ``(r, g, b)`` of ints."""
+    r, g, b = (int(v) for v in values)
+    return r, g, b
+
+
 @dataclass
 class Look:
     """Everything about appearance (not motion) of one video."""
@@ -266,23 +272,23 @@ def sample_look(rng: np.random.Generator, scene: Scene, size: int, clutter: floa
             float(rng.uniform(0.1, 0.9) * size),
             float(rng.uniform(4, 7) * size / 96),
         )
-    wall = tuple(int(v) for v in rng.uniform(90, 200, 3))
+    wall = _rgb(rng.uniform(90, 200, 3))
     table = np.asarray(wall) * rng.uniform(0.55, 0.85) + rng.uniform(-20, 20, 3)
-    table_rgb = tuple(int(v) for v in table.clip(30, 230))
-    floor_rgb = tuple(int(v) for v in (np.asarray(table_rgb) * 0.55).clip(15, 200))
+    table_rgb = _rgb(table.clip(30, 230))
+    floor_rgb = _rgb((np.asarray(table_rgb) * 0.55).clip(15, 200))
     return Look(
         colour=colour,
         shape=shape,
         skin=SKIN[int(rng.integers(len(SKIN)))],
-        sleeve=tuple(int(v) for v in rng.uniform(20, 230, 3)),  # type: ignore[arg-type]
+        sleeve=_rgb(rng.uniform(20, 230, 3)),
         cluttered=cluttered,
         noise=float(rng.uniform(1.5, 5) if cluttered else rng.uniform(0, 2)),
         container_colour=str(rng.choice(others)) if scene.container is not None else None,
         distractor=distractor,
         wall=wall,
         table_rgb=table_rgb,
-        floor_rgb=floor_rgb,  # type: ignore[arg-type]
-        rgb=tuple(int(v) for v in _jit_colour(rng, COLOURS[colour], 20)),  # type: ignore[arg-type]
+        floor_rgb=floor_rgb,
+        rgb=_rgb(_jit_colour(rng, COLOURS[colour], 20)),
     )
 
 
