@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from vidrec.config import load_config
-from vidrec.data.build import build_dataset, build_loader, load_dataset
+from vidrec.data.build import build_dataset, build_loader, load_recordset
 from vidrec.models.base import InputSpec
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
             "data.image_size=112",
         ]
         cfg = load_config(overrides=sets, environ={})
-        rs = load_dataset(cfg)
+        rs = load_recordset(cfg)
         ds = build_dataset(cfg, rs.subset(args.subset), rs.classes, spec, train=False, views=args.views, recordset=rs)
         loaders[name] = build_loader(cfg, ds, train=False, batch_size=args.batch_size, workers=args.workers)
     first = {name: epoch_seconds(loader)[0] for name, loader in loaders.items()}

@@ -51,7 +51,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidrec.video.reader import ClipReader, sample_seed
-from vidrec.video.sampling import make_sampler
+from vidrec.video.sampling import make_frame_sampler
 from vidrec.video.transforms import ClipTransform, VideoNormalize
 
 NUM_FRAMES, SHORT, CROP, BATCH = 8, 128, 112, 8
@@ -166,7 +166,7 @@ class _Clips(Dataset[dict[str, Any]]):
 
     def __init__(self, files: list[Path], facts: dict[str, tuple[int, float, int, int]]) -> None:
         self.files, self.facts = files, facts
-        self.sampler = make_sampler("segments", num_frames=NUM_FRAMES)
+        self.frame_sampler = make_frame_sampler("segments", num_frames=NUM_FRAMES)
         self.transform = ClipTransform(train=True, image_size=CROP)
         self.norm = VideoNormalize(MEAN, STD)
 
@@ -175,7 +175,7 @@ class _Clips(Dataset[dict[str, Any]]):
 
     def indices(self, i: int) -> list[int]:
         n, fps, _, _ = self.facts[str(self.files[i])]
-        return self.sampler(n, fps, np.random.default_rng([0, i, 0]))  # what ClipReader.read(seed=(0, i)) draws
+        return self.frame_sampler(n, fps, np.random.default_rng([0, i, 0]))  # what ClipReader.read(seed=(0, i)) draws
 
     def size(self, i: int) -> tuple[int, int]:
         """(h, w) at short side 128, never upscaled (the crop upsamples small videos, as vidrec's reader does)."""
@@ -198,7 +198,7 @@ class VidrecClips(_Clips):
 
     def __init__(self, files: list[Path], facts: dict[str, tuple[int, float, int, int]]) -> None:
         super().__init__(files, facts)
-        self.reader = ClipReader(self.sampler, transform=self.transform, decode_size=SHORT)
+        self.reader = ClipReader(self.frame_sampler, transform=self.transform, decode_size=SHORT)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         clip = self.reader.read(self.files[i], train=True, seed=(0, i))  # the same rng and crop seed as _Clips

@@ -124,7 +124,7 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
     """Train the tiny CLIP contrastively on synthetic captions (fixed centred clips, in memory);
     R@1 on the training pairs and on the held-out validation videos, after exactly ``steps`` steps."""
     from vidrec.config import load_config
-    from vidrec.data.build import load_dataset
+    from vidrec.data.build import load_recordset
     from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.retrieval import build_retrieval_datasets, evaluate_retrieval, retrieval_step
     from vidrec.models.registry import create_model
@@ -146,7 +146,7 @@ def recall(work: Path, *, steps: int, per_class: int = 60, batch: int = 64) -> d
     )
     torch.manual_seed(0)
     model = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2)
-    train_ds, val_ds = build_retrieval_datasets(cfg, load_dataset(cfg), model.input_spec)
+    train_ds, val_ds = build_retrieval_datasets(cfg, load_recordset(cfg), model.input_spec)
     train_ds.clips.train, train_ds.train = False, False
 
     def batch_of(ds: Any) -> dict[str, Any]:

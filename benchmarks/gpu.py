@@ -225,7 +225,7 @@ def throughput(
 def loader_busy(setup: Setup, device: torch.device, args: argparse.Namespace, data: Path) -> dict[str, Any]:
     """r3d_18 ``fast`` fed by vidrec's DataLoader: share of the loop's wall time the device spent on steps."""
     from vidrec.config import load_config
-    from vidrec.data.build import build_dataset, build_loader, load_dataset
+    from vidrec.data.build import build_dataset, build_loader, load_recordset
 
     cfg = load_config(
         None,
@@ -242,7 +242,7 @@ def loader_busy(setup: Setup, device: torch.device, args: argparse.Namespace, da
         ],
         environ={},
     )
-    rs = load_dataset(cfg)
+    rs = load_recordset(cfg)
     backend = None if args.no_compile else args.compile_backend
     step, model = build("r3d_18", setup, device, fast=True, train=True, compile_backend=backend)
     ds = build_dataset(cfg, rs.subset("train"), rs.classes, model.input_spec, train=True, recordset=rs)

@@ -24,7 +24,7 @@ from dataloading import write_video  # the textured, panning test scene
 
 from vidrec.data.transcode import TranscodeOptions, transcode
 from vidrec.video.reader import ClipReader
-from vidrec.video.sampling import make_sampler
+from vidrec.video.sampling import make_frame_sampler
 from vidrec.video.transforms import ClipTransform
 
 
@@ -51,7 +51,9 @@ def main() -> None:
 
     def rate(path: Path, rep: int) -> float:
         reader = ClipReader(
-            make_sampler("segments", num_frames=8), transform=ClipTransform(train=True, image_size=112), decode_size=128
+            make_frame_sampler("segments", num_frames=8),
+            transform=ClipTransform(train=True, image_size=112),
+            decode_size=128,
         )
         reader.info(path)  # facts learned once per file (and cached), as in a DataLoader worker's later epochs
         t = time.perf_counter()

@@ -386,12 +386,12 @@ def test_dataset_configs_resolve(name: str, tmp_path: Path) -> None:
 def test_boxes_reach_the_sample_dict_through_the_dataset(sse: dict[str, Path]) -> None:
     """The one Dataset class calls the side input with the indices it decoded: boxes follow frame_indices."""
     from vidrec.data.dataset import VideoClipDataset
-    from vidrec.video.sampling import make_sampler
+    from vidrec.video.sampling import make_frame_sampler
 
     rs = load_records("something_else", sse["root"], splits_dir=sse["splits"], boxes=sse["merged"])
     ds = VideoClipDataset(
         rs.subsets["train"],
-        sampler=make_sampler("segments", num_frames=6),
+        frame_sampler=make_frame_sampler("segments", num_frames=6),
         train=True,
         transform=lambda x: x.permute(3, 0, 1, 2).float() / 255,
         side_inputs=[BoxesSideInput()],

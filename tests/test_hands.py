@@ -271,7 +271,7 @@ def test_multistream_trains_on_all_three_streams_with_real_mediapipe(tmp_path: P
     """Seed 000's model end to end with real MediaPipe joints: prepare hands (ROI on the ground-truth hand
     boxes) and objects for a small Something-Else set, then train hands + objects + context."""
     from vidrec.config import load_config
-    from vidrec.data.build import load_dataset
+    from vidrec.data.build import load_recordset
     from vidrec.data.streams.cache import StreamOptions, cache_path, read_cache
     from vidrec.data.streams.prepare import prepare_streams
     from vidrec.data.synthetic import SynthSpec, generate
@@ -324,7 +324,7 @@ def test_multistream_trains_on_all_three_streams_with_real_mediapipe(tmp_path: P
         f"train.out_dir={tmp_path / 'run'}",
     ]
     cfg = load_config(overrides=overrides, environ={})
-    records = [r for recs in load_dataset(cfg).subsets.values() for r in recs]
+    records = [r for recs in load_recordset(cfg).subsets.values() for r in recs]
     hands = prepare_streams(records, "hands", streams, options=StreamOptions())  # real MediaPipe, ROI mode
     objects = prepare_streams(records, "objects", streams, options=StreamOptions(object_size=16, max_objects=2))
     assert not hands.failed and not objects.failed

@@ -456,7 +456,7 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
     the test needs no extra); object crops and boxes come from `prepare_streams`. Measured when written:
     multistream val top-1 1.00 vs context-only 0.50.
     """
-    from vidrec.data.build import load_dataset
+    from vidrec.data.build import load_recordset
     from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.run import train
 
@@ -509,7 +509,7 @@ def test_multistream_beats_context_only_on_synthetic_boxes(tmp_path: Path, monke
         "train.early_stop_patience=null",
         "train.label_smoothing=0.0",
     ]
-    rs = load_dataset(load_config(overrides=base, environ={}))
+    rs = load_recordset(load_config(overrides=base, environ={}))
     records = [r for recs in rs.subsets.values() for r in recs]
     opts = StreamOptions(object_size=16, max_objects=2)
     for kind in ("objects", "hands"):

@@ -23,7 +23,7 @@ CLASSES = ["Moving [something] up", "Moving [something] down"]
 def synth(tmp_path_factory) -> dict[str, Path]:
     """The synthetic dataset in its SSv2 and UCF101 layouts, and a tiny random checkpoint for each."""
     from vidrec.config import load_config
-    from vidrec.data.build import load_dataset
+    from vidrec.data.build import load_recordset
     from vidrec.data.synthetic import SynthSpec, generate
     from vidrec.engine.checkpoint import save_checkpoint
     from vidrec.models.registry import create_model
@@ -58,7 +58,7 @@ def synth(tmp_path_factory) -> dict[str, Path]:
         cfg = load_config(overrides=sets, environ={})
         torch.manual_seed(0)
         model = create_model(cfg.model.name, num_classes=2, **cfg.model_kwargs)
-        out[ds] = save_checkpoint(root / f"ck-{ds}", model=model, cfg=cfg, classes=load_dataset(cfg).classes)
+        out[ds] = save_checkpoint(root / f"ck-{ds}", model=model, cfg=cfg, classes=load_recordset(cfg).classes)
     return out
 
 
@@ -215,7 +215,7 @@ def test_cache_decoded_serves_later_evaluation_epochs_from_memory(synth, tmp_pat
     """Evaluation clips are deterministic: with data.cache_decoded the second epoch reads none of the files
     (here they are gone) and gives the same clips; without it they fail. The budget is split over workers."""
     from vidrec.config import load_config
-    from vidrec.data.build import build_dataset, build_loader, load_dataset
+    from vidrec.data.build import build_dataset, build_loader, load_recordset
     from vidrec.engine.checkpoint import read_checkpoint_meta
     from vidrec.models.base import InputSpec
 
@@ -227,7 +227,7 @@ def test_cache_decoded_serves_later_evaluation_epochs_from_memory(synth, tmp_pat
 
     def epochs(budget: str) -> tuple[dict, dict]:
         c = load_config(overrides=[f"data.root={data}", f"data.cache_decoded={budget}"], base=cfg.to_dict(), environ={})
-        rs = load_dataset(c)
+        rs = load_recordset(c)
         ds = build_dataset(c, rs.subset("val"), rs.classes, spec, train=False, views=2, recordset=rs)
         loader = build_loader(c, ds, train=False, batch_size=2, workers=workers)  # persistent workers keep their caches
         first = _clips(loader)

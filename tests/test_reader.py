@@ -19,7 +19,7 @@ import torch
 from tests.helpers import TINY_CLASSES, tiny_overrides
 from vidrec.video.decode import PyAVDecoder
 from vidrec.video.reader import ClipReader
-from vidrec.video.sampling import make_sampler
+from vidrec.video.sampling import make_frame_sampler
 
 ASSETS = Path(__file__).parent / "assets" / "videos"
 HMDB = ASSETS / "Turnk_r_Pippi_Michel_cartwheel_f_cm_np2_le_med_6.avi"
@@ -141,13 +141,13 @@ def test_reader_samples_within_the_true_count_of_a_truncated_avi(tmp_path, caplo
     full = _write(tmp_path / "full.avi", 130, 96, 64, 25, "mpeg4", gop=12)
     cut = tmp_path / "cut.avi"
     cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.45)])
-    reader = ClipReader(make_sampler("segments", num_frames=8))
+    reader = ClipReader(make_frame_sampler("segments", num_frames=8))
     with caplog.at_level(logging.WARNING, logger="vidrec.video.decode"):
         clip = reader.read(cut)
         reader.read(cut, train=True, seed=1)
     true = clip.info.num_frames
     assert clip.info.header_frames == 130 and 30 < true < 80
-    assert max(clip.indices) < true and clip.indices == make_sampler("segments", num_frames=8)(true, 25.0, None)
+    assert max(clip.indices) < true and clip.indices == make_frame_sampler("segments", num_frames=8)(true, 25.0, None)
     warnings = [r.getMessage() for r in caplog.records if "header announces" in r.getMessage()]
     assert len(warnings) == 1 and "130" in warnings[0] and str(true) in warnings[0] and str(cut) in warnings[0]
 
@@ -161,7 +161,7 @@ def test_rotated_phone_video_comes_out_upright():
     raw = next(av.open(str(PHONE)).decode(video=0)).to_ndarray(format="rgb24")  # coded: 320 tall, 568 wide
     upright = np.rot90(raw, k=-1)  # the display matrix turns it 90 degrees clockwise
     assert torch.equal(dec.decode(PHONE, [0])[0], torch.from_numpy(np.ascontiguousarray(upright)))
-    clip = ClipReader(make_sampler("segments", num_frames=2), decode_size=64).read(PHONE)
+    clip = ClipReader(make_frame_sampler("segments", num_frames=2), decode_size=64).read(PHONE)
     assert clip.video.shape[1:3] == (114, 64)  # T×H×W×C, short side 64, taller than wide
 
 
@@ -184,20 +184,20 @@ def test_variable_frame_rate_and_no_frame_count_sample_by_time(made):
     info = PyAVDecoder().info(path)
     assert info.vfr and info.header_frames == 0 and info.num_frames == 40
     assert info.duration == pytest.approx(3.0, abs=0.01)
-    clip = ClipReader(make_sampler("segments", num_frames=6)).read(path)
+    clip = ClipReader(make_frame_sampler("segments", num_frames=6)).read(path)
     grid = [(k + 0.5) * 0.5 for k in range(6)]  # six equal segments of 3 s
     assert all(abs(t - g) <= 0.2 for t, g in zip(clip.times, grid)), clip.times  # by frame index: 0.1 s … 2.4 s
-    dense = ClipReader(make_sampler("dense", num_frames=4, stride=1, target_fps=5.0)).read(path)
+    dense = ClipReader(make_frame_sampler("dense", num_frames=4, stride=1, target_fps=5.0)).read(path)
     # target_fps=5 on a grid of 40 frames / 3 s: 3 grid steps (0.225 s) apart, 0.675 s from first to last
     assert dense.times[-1] - dense.times[0] == pytest.approx(0.675, abs=0.2)
 
 
 def test_views_respect_target_fps():
-    s = make_sampler("dense", num_frames=4, stride=2, target_fps=15)
+    s = make_frame_sampler("dense", num_frames=4, stride=2, target_fps=15)
     for view in s.views(300, 30.0, 3):
         assert np.diff(view).tolist() == [4, 4, 4]  # stride doubled at 30 fps in every view
     assert s.views(300, 30.0, 1) == [s(300, 30.0, None)]
-    seg = make_sampler("segments", num_frames=4)
+    seg = make_frame_sampler("segments", num_frames=4)
     assert seg.views(40, 30.0, 2) == [[2, 12, 22, 32], [7, 17, 27, 37]]
 
 
@@ -222,7 +222,7 @@ def checkpoint(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_predict_eval_and_embed_read_what_training_evaluates(checkpoint):
-    from vidrec.data.build import build_dataset, load_dataset
+    from vidrec.data.build import build_dataset, load_recordset
     from vidrec.embed.encoders import load_encoder
     from vidrec.embed.extract import _VideoReader
     from vidrec.engine.checkpoint import load_checkpoint
@@ -230,7 +230,7 @@ def test_predict_eval_and_embed_read_what_training_evaluates(checkpoint):
     from vidrec.engine.run import eval_dataset
 
     ck = load_checkpoint(checkpoint)
-    rs = load_dataset(ck.cfg)
+    rs = load_recordset(ck.cfg)
     val = rs.subset("val")
     spec = ck.model.input_spec
     training_view = build_dataset(ck.cfg, val, ck.classes, spec, train=False)[0]  # what validation scores

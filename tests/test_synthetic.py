@@ -364,7 +364,7 @@ def test_loader_generates_when_missing_and_checks_options(tmp_path: Path) -> Non
 def test_a_config_generates_only_with_data_generate(tmp_path: Path) -> None:
     """`vidrec train` never writes a dataset into a mistyped data.root; data.generate=true asks for it."""
     from vidrec.config import load_config
-    from vidrec.data.build import load_dataset
+    from vidrec.data.build import load_recordset
 
     tiny = [
         "data.videos_per_class=1",
@@ -379,12 +379,12 @@ def test_a_config_generates_only_with_data_generate(tmp_path: Path) -> None:
     root = tmp_path / "synth"
     root.mkdir()
     with pytest.raises(DatasetError, match=f"data.root {root}: no synthetic dataset there"):
-        load_dataset(load_config(overrides=[f"data.root={root}", *tiny], environ={}))
+        load_recordset(load_config(overrides=[f"data.root={root}", *tiny], environ={}))
     assert not any(root.iterdir())
     missing = tmp_path / "new" / "synth"
-    rs = load_dataset(load_config(overrides=[f"data.root={missing}", "data.generate=true", *tiny], environ={}))
+    rs = load_recordset(load_config(overrides=[f"data.root={missing}", "data.generate=true", *tiny], environ={}))
     assert len(rs.subsets["train"]) == 2 and (missing / "synth.json").is_file()
     with pytest.raises(ConfigError, match="only the synthetic dataset"):
-        load_dataset(
+        load_recordset(
             load_config(overrides=["data.dataset=folder", f"data.root={tmp_path}", "data.generate=true"], environ={})
         )

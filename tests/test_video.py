@@ -10,7 +10,7 @@ from tests.helpers import marker_frames
 from vidrec.errors import VideoError
 from vidrec.video.decode import AutoDecoder, FrameFolderDecoder, PyAVDecoder
 from vidrec.video.encode import write_video
-from vidrec.video.sampling import dense_indices, make_sampler, multi_view_indices, segment_indices
+from vidrec.video.sampling import dense_indices, make_frame_sampler, multi_view_indices, segment_indices
 from vidrec.video.transforms import ClipTransform, VideoNormalize, flip_changes_label
 
 
@@ -151,12 +151,12 @@ def test_multi_view_indices():
     assert multi_view_indices(10, 4, 1, 1) == [dense_indices(10, 4, 1)]
 
 
-def test_make_sampler_target_fps_keeps_duration():
-    s = make_sampler("dense", num_frames=4, stride=2, target_fps=15)
+def test_make_frame_sampler_target_fps_keeps_duration():
+    s = make_frame_sampler("dense", num_frames=4, stride=2, target_fps=15)
     assert s(300, 30.0, None)[1] - s(300, 30.0, None)[0] == 4  # stride doubled at 30 fps
     assert s(300, 15.0, None)[1] - s(300, 15.0, None)[0] == 2
     with pytest.raises(ValueError, match="unknown sampler"):
-        make_sampler("bogus", num_frames=4)  # type: ignore[arg-type]
+        make_frame_sampler("bogus", num_frames=4)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------- transforms

@@ -288,13 +288,13 @@ def test_captions_msrvtt_layout_and_errors(tmp_path):
 
 def test_contrastive_training_reaches_recall_far_above_chance(synth_root):
     """16 synthetic captioned clips, tiny random CLIP, at most 60 steps: R@1 on those pairs (chance 1/16)."""
-    from vidrec.data.build import load_dataset
+    from vidrec.data.build import load_recordset
     from vidrec.engine.retrieval import build_retrieval_datasets, evaluate_retrieval, retrieval_step
 
     torch.manual_seed(0)
     cfg = _retrieval_cfg(synth_root)
     model = create_model("clip_video_tiny", num_classes=0, num_frames=4, merge="2", num_prompts=2)
-    train_ds, _ = build_retrieval_datasets(cfg, load_dataset(cfg), model.input_spec)
+    train_ds, _ = build_retrieval_datasets(cfg, load_recordset(cfg), model.input_spec)
     train_ds.clips.train = False  # fixed, centred clips: decoded once
     train_ds.train = False
     samples = [train_ds[i] for i in range(len(train_ds))]

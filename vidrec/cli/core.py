@@ -307,12 +307,12 @@ def predict(
     fmt = resolve_format(csv_format, predictor.ck.cfg.data.dataset)
     progress = not (quiet or as_json)
     if subset is not None:
-        from vidrec.data.build import load_dataset
+        from vidrec.data.build import load_recordset
 
         cfg = predictor.ck.cfg
         if config is not None or set_:
             cfg = _load_cfg(config, list(set_), **({} if config else cfg.to_dict()))
-        rs = load_dataset(cfg)
+        rs = load_recordset(cfg)
         records = rs.subset(subset)
         if not records:
             raise VidrecError(f"--subset {subset}: the subset is empty in {cfg.data.dataset} at {cfg.data.root}")

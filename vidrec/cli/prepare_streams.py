@@ -21,11 +21,11 @@ def _records(
     config: Optional[Path], sets: list[str], subsets: Optional[str], limit: Optional[int]
 ) -> tuple[Any, list[Any], Path]:
     from vidrec.config import load_config
-    from vidrec.data.build import load_dataset
+    from vidrec.data.build import load_recordset
     from vidrec.errors import ConfigError
 
     cfg = load_config(config, overrides=sets or [])
-    rs = load_dataset(cfg)
+    rs = load_recordset(cfg)
     names = [s.strip() for s in subsets.split(",") if s.strip()] if subsets else list(rs.subsets)
     records = []
     for name in names:

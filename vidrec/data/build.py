@@ -15,7 +15,7 @@ from vidrec.data.side_inputs import SIDE_INPUTS as _SIDE_INPUTS, register_side_i
 from vidrec.models.base import InputSpec
 from vidrec.utils.proc import worker_init_fn
 from vidrec.video.reader import ClipReader
-from vidrec.video.sampling import ClipSampler, make_sampler
+from vidrec.video.sampling import FrameSampler, make_frame_sampler
 from vidrec.video.transforms import ClipTransform, VideoNormalize, flip_changes_label
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,9 @@ def resolved_clip(cfg: Config, spec: InputSpec) -> tuple[int, int]:
     return cfg.data.num_frames or spec.num_frames, cfg.data.image_size or spec.image_size
 
 
-def load_dataset(cfg: Config) -> RecordSet:
-    """Run the configured loader on ``data.root`` (synthetic, unset: ``<train.out_dir>/data``).
+def load_recordset(cfg: Config) -> RecordSet:
+    """The configured dataset's records: run its loader on ``data.root`` (synthetic, unset:
+    ``<train.out_dir>/data``). A :class:`RecordSet`, not a torch Dataset: :func:`build_dataset` makes that.
 
     Nothing is written into ``data.root``: the synthetic dataset is generated there only with
     ``data.generate=true`` (``vidrec synth`` and ``vidrec demo`` write it explicitly), so a mistyped
@@ -89,9 +90,11 @@ def _resize_size(size: int) -> int:
     return round(size * 8 / 7) if size >= 64 else size
 
 
-def build_sampler(cfg: Config, spec: InputSpec) -> ClipSampler:
+def build_frame_sampler(cfg: Config, spec: InputSpec) -> FrameSampler:
     frames, _ = resolved_clip(cfg, spec)
-    return make_sampler(cfg.data.sampler, num_frames=frames, stride=cfg.data.stride, target_fps=cfg.data.target_fps)
+    return make_frame_sampler(
+        cfg.data.sampler, num_frames=frames, stride=cfg.data.stride, target_fps=cfg.data.target_fps
+    )
 
 
 def sample_records(records: list[VideoRecord], n: int, *, seed: int) -> list[VideoRecord]:
@@ -154,7 +157,7 @@ def build_normalizer(cfg: Config, spec: InputSpec) -> VideoNormalize:
 def build_reader(cfg: Config, spec: InputSpec, classes: list[str], *, train: bool = False) -> ClipReader:
     """The clip reader of a config and model: what training's eval view, predict and embed all read."""
     return ClipReader(
-        build_sampler(cfg, spec),
+        build_frame_sampler(cfg, spec),
         transform=build_transform(cfg, spec, classes, train=train),
         decode_size=resolved_decode_size(cfg, spec),
     )
@@ -173,7 +176,7 @@ def build_dataset(
     on_error = "raise" if cfg.data.strict else ("substitute" if train else "mark")
     return VideoClipDataset(
         records,
-        sampler=build_sampler(cfg, spec),
+        frame_sampler=build_frame_sampler(cfg, spec),
         transform=build_transform(cfg, spec, classes, train=train),
         train=train,
         views=views,

@@ -34,7 +34,7 @@ from vidrec.data.records import VideoRecord
 from vidrec.errors import VideoError
 from vidrec.video.decode import Decoder, VideoInfo
 from vidrec.video.reader import Clip, ClipReader
-from vidrec.video.sampling import ClipSampler
+from vidrec.video.sampling import FrameSampler
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
 
     Args:
         records: what to read.
-        sampler: the bound sampler (:func:`vidrec.video.sampling.make_sampler`); it also spreads
-            the views, so ``target_fps`` holds for every view.
+        frame_sampler: the bound frame-index sampler (:func:`vidrec.video.sampling.make_frame_sampler`); it also
+            spreads the views, so ``target_fps`` holds for every view.
         transform: uint8 ``T×H×W×C`` → uint8 ``C×T×S×S`` (:class:`~vidrec.video.transforms.ClipTransform`).
         train: random sampling (seeded per sample) instead of centred.
         views: clips per video for multi-view testing (eval only).
@@ -127,7 +127,7 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         self,
         records: Sequence[VideoRecord],
         *,
-        sampler: ClipSampler,
+        frame_sampler: FrameSampler,
         transform: Callable[[torch.Tensor], torch.Tensor],
         train: bool,
         decoder: Decoder | None = None,
@@ -142,7 +142,7 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         if not records:
             raise VideoError("no videos to read: the dataset subset is empty")
         self.records = list(records)
-        self.reader = ClipReader(sampler, transform=transform, decode_size=decode_size, decoder=decoder)
+        self.reader = ClipReader(frame_sampler, transform=transform, decode_size=decode_size, decoder=decoder)
         self.train = train
         self.views = views if not train else 1
         self.side_inputs = list(side_inputs)
@@ -156,8 +156,8 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         return len(self.records) * self.views
 
     @property
-    def sampler(self) -> ClipSampler:
-        return self.reader.sampler
+    def frame_sampler(self) -> FrameSampler:
+        return self.reader.frame_sampler
 
     def info(self, record: VideoRecord) -> VideoInfo:
         return self.reader.info(record)
@@ -193,7 +193,7 @@ class VideoClipDataset(Dataset[dict[str, Any]]):
         """Evaluation's stand-in for an unreadable video: zeros, ``failed=1``, never scored."""
         rec_idx, view = divmod(idx, self.views)
         record = self.records[rec_idx]
-        t = self.sampler.num_frames
+        t = self.frame_sampler.num_frames
         s = int(getattr(self.reader.transform, "image_size", 0)) or 1
         sample: dict[str, Any] = {
             "video": torch.zeros(3, t, s, s, dtype=torch.uint8),

@@ -69,11 +69,11 @@ class Encoder:
     def clip_reader(self) -> ClipReader:
         """How videos become this encoder's clips: TSN segments, short side ``image_size``, centre crop."""
         from vidrec.video.reader import ClipReader
-        from vidrec.video.sampling import make_sampler
+        from vidrec.video.sampling import make_frame_sampler
         from vidrec.video.transforms import ClipTransform
 
         return ClipReader(
-            make_sampler("segments", num_frames=self.num_frames),
+            make_frame_sampler("segments", num_frames=self.num_frames),
             transform=ClipTransform(train=False, image_size=self.image_size, resize_size=self.image_size),
             decode_size=self.image_size,
         )
@@ -176,7 +176,7 @@ class ClassifierEncoder(Encoder):
         self.classes = list(classes)
 
     def clip_reader(self) -> ClipReader:
-        """A checkpoint reads videos exactly as its evaluation does (sampler, ``data.decode_size``, crop)."""
+        """A checkpoint reads videos exactly as its evaluation does (frame sampler, ``data.decode_size``, crop)."""
         if self.cfg is None:
             return super().clip_reader()
         from vidrec.data.build import build_reader

@@ -6,7 +6,7 @@ The run is built for large folders:
 - resumable: a video whose path, size and mtime are already in the store is skipped, so a re-run
   (or a run after an interruption) embeds only new or changed files;
 - decoding in DataLoader workers with the encoder's :class:`~vidrec.video.reader.ClipReader` (for a
-  vidrec checkpoint: the checkpoint's own sampler, ``data.decode_size`` and eval crop, so embed reads
+  vidrec checkpoint: the checkpoint's own frame sampler, ``data.decode_size`` and eval crop, so embed reads
   the frames evaluation reads) while the model encodes the previous batch; results are written to
   LanceDB after every batch;
 - a video that fails (unreadable, no frames, an error in the model) is recorded with its error in
@@ -47,7 +47,7 @@ from vidrec.utils.proc import worker_init_fn
 from vidrec.video.decode import VideoInfo
 from vidrec.video.files import VIDEO_SUFFIXES, find_videos
 from vidrec.video.reader import ClipReader
-from vidrec.video.sampling import ClipSampler, window_views
+from vidrec.video.sampling import FrameSampler, window_views
 
 log = logging.getLogger(__name__)
 
@@ -120,19 +120,23 @@ class _Plan:
 
 
 def plan_clips(
-    info: VideoInfo, sampler: ClipSampler, mode: SegmentMode, window_seconds: float, stride_seconds: float | None = None
+    info: VideoInfo,
+    frame_sampler: FrameSampler,
+    mode: SegmentMode,
+    window_seconds: float,
+    stride_seconds: float | None = None,
 ) -> _Plan:
-    """Frame mode: the reader's evaluation clip (``sampler``); window mode: one TSN clip per window
+    """Frame mode: the reader's evaluation clip (``frame_sampler``); window mode: one TSN clip per window
     (windows start every ``stride_seconds``; default: back to back)."""
     n = max(info.num_frames, 1)
     fps = info.fps or 25.0
     if mode == "frame":
-        idx = sampler(n, fps, None)
-        if sampler.kind == "segments":
-            edges = np.linspace(0, n, sampler.num_frames + 1)  # the TSN segment each sampled frame stands for
+        idx = frame_sampler(n, fps, None)
+        if frame_sampler.kind == "segments":
+            edges = np.linspace(0, n, frame_sampler.num_frames + 1)  # the TSN segment each sampled frame stands for
             fspans = [(int(edges[j]), max(int(edges[j]), min(int(edges[j + 1]), n) - 1)) for j in range(len(idx))]
         else:
-            step = sampler.stride_for(fps)
+            step = frame_sampler.stride_for(fps)
             fspans = [(int(i), min(int(i) + step, n) - 1) for i in idx]
         return _Plan([idx], [(0.0, n / fps)], fspans)
     if window_seconds <= 0:
@@ -140,7 +144,7 @@ def plan_clips(
     if stride_seconds is not None and stride_seconds <= 0:
         raise VidrecError(f"--stride-seconds {stride_seconds}: must be positive")
     clips, spans = window_views(
-        n, fps, clip_frames=sampler.num_frames, window_seconds=window_seconds, stride_seconds=stride_seconds
+        n, fps, clip_frames=frame_sampler.num_frames, window_seconds=window_seconds, stride_seconds=stride_seconds
     )
     return _Plan(clips, spans)
 
@@ -163,7 +167,7 @@ class _VideoReader(Dataset[dict[str, Any]]):
         self.mode, self.window_seconds, self.stride_seconds = mode, window_seconds, stride_seconds
 
     def plan(self, info: VideoInfo) -> _Plan:
-        return plan_clips(info, self.reader.sampler, self.mode, self.window_seconds, self.stride_seconds)
+        return plan_clips(info, self.reader.frame_sampler, self.mode, self.window_seconds, self.stride_seconds)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -93,7 +93,7 @@ def run_demo(
     for ``baseline_epochs``, or the CNN-RNN's epochs when those are fewer)."""
     if baseline_epochs < 1:
         raise VidrecError(f"--baseline-epochs must be at least 1 (got {baseline_epochs}); use --no-baseline to skip it")
-    from vidrec.data.build import load_dataset
+    from vidrec.data.build import load_recordset
     from vidrec.data.synthetic import CLASSES, SynthSpec, generate, template_to_class
     from vidrec.engine.predict import Predictor
     from vidrec.engine.run import evaluate_checkpoint, train
@@ -163,7 +163,7 @@ def run_demo(
     pair_rows = pair_report(ev.classes, pairs, results)
 
     say("[4/5] predicting one validation clip")
-    clip = load_dataset(ev.checkpoint.cfg).subset("val")[0]
+    clip = load_recordset(ev.checkpoint.cfg).subset("val")[0]
     pred = Predictor(ev.checkpoint).predict_one(clip.path, topk=5)
     say(f"      {clip.path.name} (true: {ev.classes[clip.label]})")
     say(text_table(["rank", "class", "probability"], [[i + 1, c, q] for i, (c, q) in enumerate(pred.topk)]))

@@ -23,7 +23,7 @@ from torchmetrics.functional.classification import multiclass_accuracy, multicla
 from tqdm.auto import tqdm
 
 from vidrec.config import Config
-from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
+from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_recordset
 from vidrec.data.records import RecordSet
 from vidrec.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from vidrec.errors import DatasetError, VidrecError
@@ -191,10 +191,10 @@ def load_subset_records(cfg: Config, subset: str) -> RecordSet:
     """The dataset, for work on one ``subset``: with ``data.strict`` only that subset's problems stop it
     (a broken line in the train list does not stop an evaluation of val)."""
     if not cfg.data.strict:
-        return load_dataset(cfg)
+        return load_recordset(cfg)
     lenient = cfg.model_copy(deep=True)
     lenient.data.strict = False
-    rs = load_dataset(lenient)
+    rs = load_recordset(lenient)
     problems = rs.problems_for(subset)
     if problems:
         more = (

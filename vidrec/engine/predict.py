@@ -63,7 +63,7 @@ class Predictor:
     """Load once, predict many. ``views`` clips per video are averaged (softmax).
 
     Clips come from the same :class:`~vidrec.video.reader.ClipReader` as training's evaluation
-    view (the checkpoint's sampler, ``data.decode_size`` and eval crop), as uint8, normalised on
+    view (the checkpoint's frame sampler, ``data.decode_size`` and eval crop), as uint8, normalised on
     the device. :meth:`load` (decoding, no model) and :meth:`forward` (model, no decoding) are
     separate so that a caller can decode in workers and batch several videos.
     """
@@ -95,9 +95,9 @@ class Predictor:
         """The checkpoint dataset's own record of a video (by path, else by id): a model with side
         inputs reads them from its annotations. The dataset is loaded once per predictor."""
         if self._dataset is None:
-            from vidrec.data.build import load_dataset
+            from vidrec.data.build import load_recordset
 
-            rs = load_dataset(self.ck.cfg)
+            rs = load_recordset(self.ck.cfg)
             lookup: dict[str, VideoRecord] = {}
             for recs in rs.subsets.values():
                 for r in recs:

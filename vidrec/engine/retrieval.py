@@ -218,13 +218,13 @@ def evaluate_retrieval_checkpoint(
 ) -> dict[str, float]:
     """``vidrec eval`` for a retrieval checkpoint: t2v / v2t R@1/5/10, median and mean rank on ``subset``
     (``device``, ``batch_size``, ``workers`` as for :func:`vidrec.engine.run.evaluate_checkpoint`)."""
-    from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_dataset
+    from vidrec.data.build import build_dataset, build_loader, build_normalizer, load_recordset
     from vidrec.engine.checkpoint import load_checkpoint
     from vidrec.utils.device import resolve_device
 
     ck = load_checkpoint(checkpoint, map_location=resolve_device(device))
     cfg = cfg or ck.cfg
-    rs = load_dataset(cfg)
+    rs = load_recordset(cfg)
     subset = subset or cfg.eval.subset
     caps = read_captions(cfg.retrieval.captions)[0] if cfg.retrieval.captions else None
     recs, rec_caps = captions_for(rs.subset(subset), caps)

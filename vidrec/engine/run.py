@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from vidrec.config import Config, absolute_paths
-from vidrec.data.build import build_dataset, build_loader, load_dataset, train_records
+from vidrec.data.build import build_dataset, build_loader, load_recordset, train_records
 from vidrec.data.dataset import CaptionClipDataset, VideoClipDataset
 from vidrec.engine.distributed import main_process_first
 
@@ -178,7 +178,7 @@ def _train(
 ) -> TrainOutcome:
     torch.manual_seed(cfg.train.seed)
     with main_process_first(cpu=cfg.train.device == "cpu") as main:  # rank 0 writes a generated dataset first
-        rs = load_dataset(cfg)
+        rs = load_recordset(cfg)
     for p in rs.problems[:20]:
         log.warning("dataset: %s", p)
     classes = rs.classes

@@ -1,8 +1,8 @@
 """Video decoding behind one small protocol.
 
 A decoder turns ``(path, frame indices)`` into a ``uint8`` tensor ``T×H×W×C`` and reports
-frame count, fps, duration and displayed size. It never samples: the sampler decides which
-indices. The reader (:mod:`vidrec.video.reader`) composes decoder, sampler and transform.
+frame count, fps, duration and displayed size. It never samples: the frame sampler decides which
+indices. The reader (:mod:`vidrec.video.reader`) composes decoder, frame sampler and transform.
 
 - :class:`PyAVDecoder` (default, always available): any container FFmpeg reads.
 - :class:`TorchCodecDecoder`: torchcodec where it is installed (optional; see the class).

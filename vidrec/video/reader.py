@@ -4,7 +4,7 @@ Every verb that turns a video file into model input goes through :class:`ClipRea
 training and evaluation (through :class:`~vidrec.data.dataset.VideoClipDataset`), ``vidrec
 predict``, ``vidrec embed`` and ``vidrec serve``. It composes the three separate pieces:
 
-    decoder (I/O)            sampler (arithmetic)          transform (uint8 crop)
+    decoder (I/O)            frame sampler (arithmetic)    transform (uint8 crop)
     facts: frames, fps,  ──▶  indices of view k of V   ──▶  decode straight to data.decode_size
     rotation, key frames      (train: seeded random)        → crop/flip → uint8 C×T×S×S
 
@@ -14,7 +14,7 @@ conversion and normalisation happen later, per batch, on the device
 
 Real files: when decoding finds fewer frames than the header announced, the decoder learns the
 true count (cached, warned once per file) and the reader samples again within it. Videos with
-a variable frame rate are sampled by time: the sampler sees an evenly spaced time grid and each
+a variable frame rate are sampled by time: the frame sampler sees an evenly spaced time grid and each
 grid point maps to the frame shown at that moment.
 """
 
@@ -31,7 +31,7 @@ import torch
 
 from vidrec.errors import VideoError
 from vidrec.video.decode import AutoDecoder, Decoder, VideoInfo
-from vidrec.video.sampling import ClipSampler
+from vidrec.video.sampling import FrameSampler
 
 Source = Any  # a VideoRecord (anything with .path) or a path
 
@@ -62,7 +62,7 @@ class ClipReader:
     """Turns a video into clips; the only code that does (see the module doc).
 
     Args:
-        sampler: the bound sampler (``make_sampler``): clips and multi-view views.
+        frame_sampler: the bound frame-index sampler (``make_frame_sampler``): clips and multi-view views.
         transform: uint8 ``T×H×W×C`` → uint8 ``C×T×S×S`` (:class:`ClipTransform`); ``None``
             returns the decoded frames.
         decode_size: short side to decode straight to (never upscaled; ``None``: native).
@@ -71,13 +71,13 @@ class ClipReader:
 
     def __init__(
         self,
-        sampler: ClipSampler,
+        frame_sampler: FrameSampler,
         *,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         decode_size: int | None = None,
         decoder: Decoder | None = None,
     ) -> None:
-        self.sampler = sampler
+        self.frame_sampler = frame_sampler
         self.transform = transform
         self.decode_size = decode_size
         self.decoder = decoder or AutoDecoder()
@@ -111,7 +111,7 @@ class ClipReader:
         if not 0 <= view < views:
             raise ValueError(f"view {view} of {views}")
         n, fps = info.num_frames, info.fps
-        picked = self.sampler(n, fps, rng) if views == 1 else self.sampler.views(n, fps, views)[view]
+        picked = self.frame_sampler(n, fps, rng) if views == 1 else self.frame_sampler.views(n, fps, views)[view]
         if info.vfr and path is not None:
             picked = self._by_time(path, info, picked)
         return [int(i) for i in picked]

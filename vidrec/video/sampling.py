@@ -1,7 +1,8 @@
-"""Frame samplers: pure functions from a video's length to frame indices.
+"""Frame-index samplers: pure functions from a video's length to frame indices (not to be confused with
+``torch.utils.data.Sampler``, which orders a dataset's items: vidrec's is ``EpochSampler``).
 
-Every sampler has the shape ``(num_frames, fps, rng) -> list[int]`` once its parameters are
-bound (see :func:`make_sampler`); ``rng`` is a ``numpy.random.Generator`` (``None`` means
+Every frame sampler has the shape ``(num_frames, fps, rng) -> list[int]`` once its parameters are
+bound (see :func:`make_frame_sampler`); ``rng`` is a ``numpy.random.Generator`` (``None`` means
 deterministic, evaluation-style sampling). Short videos never fail: indices are clamped to
 the last frame (MMAction2's ``repeat_last``), so a 5-frame video still yields 8 indices.
 
@@ -9,17 +10,15 @@ the last frame (MMAction2's ``repeat_last``), so a 5-frame video still yields 8 
   offset inside the segment in training, the centre in evaluation.
 - ``dense``: ``clip_len`` frames ``stride`` apart, random start in training, centred in eval.
 - :func:`multi_view_indices`: ``num_clips`` evenly spaced clips for multi-view testing.
-- :class:`ClipSampler` binds the parameters (``make_sampler``); views are its business too, so
+- :class:`FrameSampler` binds the parameters (``make_frame_sampler``); views are its business too, so
   ``target_fps`` holds for training, evaluation and every view alike.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
-
-Sampler = Callable[[int, float, "np.random.Generator | None"], list[int]]
 
 
 def segment_indices(num_frames: int, num_segments: int, *, rng: np.random.Generator | None = None) -> list[int]:
@@ -84,7 +83,7 @@ def multi_view_indices(
     return views
 
 
-class ClipSampler:
+class FrameSampler:
     """Sampling parameters bound once; the one place that turns a video's length into clips.
 
     ``sampler(num_frames, fps, rng)`` gives one clip (random with ``rng``, centred without);
@@ -125,14 +124,14 @@ class ClipSampler:
 
     def __repr__(self) -> str:
         extra = f", stride={self.stride}, target_fps={self.target_fps}" if self.kind == "dense" else ""
-        return f"ClipSampler({self.kind!r}, num_frames={self.num_frames}{extra})"
+        return f"FrameSampler({self.kind!r}, num_frames={self.num_frames}{extra})"
 
 
-def make_sampler(
+def make_frame_sampler(
     kind: Literal["segments", "dense"], *, num_frames: int, stride: int = 1, target_fps: float | None = None
-) -> ClipSampler:
+) -> FrameSampler:
     """Bind parameters: returns ``f(video_frames, fps, rng) -> indices`` with ``f.views(...)``."""
-    return ClipSampler(kind, num_frames=num_frames, stride=stride, target_fps=target_fps)
+    return FrameSampler(kind, num_frames=num_frames, stride=stride, target_fps=target_fps)
 
 
 def window_views(
@@ -164,11 +163,10 @@ def window_views(
 
 
 __all__ = [
-    "Sampler",
-    "ClipSampler",
+    "FrameSampler",
     "segment_indices",
     "dense_indices",
     "multi_view_indices",
-    "make_sampler",
+    "make_frame_sampler",
     "window_views",
 ]
