@@ -214,20 +214,20 @@ def test_bf16_autocast_on_cpu(tiny_dataset, tmp_path):
 
 def test_auto_precision_keeps_3d_convolutions_in_fp32_on_cpu(monkeypatch):
     """bf16 autocast of Conv3d on the CPU gave NaN losses at random steps (benchmarks/accuracy.py runs)."""
-    from vidrec.engine import trainer as trainer_mod
+    from vidrec.engine import accelerator  # precision is decided where the accelerator is built
     from vidrec.models.registry import create_model
 
-    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     cfg = load_config(environ={})
     r3d = create_model("r3d_18", num_classes=3)
     frame_cnn = create_model("frame_avg", num_classes=3, backbone="test_resnet")
-    assert trainer_mod.resolve_precision(cfg, r3d) == "no"
-    assert trainer_mod.resolve_precision(cfg, frame_cnn) == "bf16"
-    assert trainer_mod.resolve_precision(cfg) == "bf16"
+    assert accelerator.resolve_precision(cfg, r3d) == "no"
+    assert accelerator.resolve_precision(cfg, frame_cnn) == "bf16"
+    assert accelerator.resolve_precision(cfg) == "bf16"
     forced = load_config(overrides=["train.precision=bf16"], environ={})
-    assert trainer_mod.resolve_precision(forced, r3d) == "bf16"  # an explicit choice is kept
+    assert accelerator.resolve_precision(forced, r3d) == "bf16"  # an explicit choice is kept
 
 
 def test_channels_last_weights_for_2d_and_3d_convolutions():

@@ -18,6 +18,10 @@ beside the old one and swapped in with :func:`~vidrec.utils.io.replace_dir`; res
 a swap that a kill interrupted (:func:`~vidrec.utils.io.recover_dir`). The state is JSON and
 safetensors (:mod:`vidrec.engine.state`): accelerate runs the devices, precision and DDP, but its
 pickle-based ``save_state`` is not used, so nothing in a run directory is ever unpickled.
+
+This module is the loop; beside it: :mod:`vidrec.engine.accelerator` (device and precision),
+:mod:`vidrec.engine.resume` (:class:`TrainerState` and the ``state/`` readers) and
+:mod:`vidrec.engine.metrics_log` (``metrics.jsonl`` and TensorBoard, rewound on resume).
 """
 
 from __future__ import annotations
@@ -26,34 +30,50 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vidrec.config import Config
+from vidrec.engine.accelerator import make_accelerator, resolve_precision
 from vidrec.engine.checkpoint import WEIGHTS, load_state_into, save_checkpoint, unwrap
-from vidrec.engine.distributed import check_launch
+from vidrec.engine.metrics_log import METRICS_LOG, MetricsLog
 from vidrec.engine.optim import LRSchedule, build_optimizer, group_lrs
+from vidrec.engine.resume import (
+    STATE_DIR,
+    STATE_FILE,
+    STATE_FORMAT,
+    TrainerState,
+    load_accelerate_state,
+    read_trainer_state,
+    restore,
+)
 from vidrec.engine.state import load_state_dict, rng_state, save_state_dict, set_rng_state
 from vidrec.engine.tasks import Task, make_task
 from vidrec.errors import CheckpointError, VidrecError
 from vidrec.models.base import to_channels_last
-from vidrec.utils.device import resolve_device
-from vidrec.utils.io import head_lines, link_tree, recover_dir, torch_load_safely, write_json_atomic, write_text_atomic
+from vidrec.utils.io import link_tree, recover_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = "state"
-STATE_FILE = "trainer_state.json"
-STATE_FORMAT = 2  # 1 (no "format" key): accelerate's save_state files, read with weights_only=True
-METRICS_LOG = "metrics.jsonl"
+# Re-exported: where the run, the tests and the Python API have always found them.
+__all__ = [
+    "METRICS_LOG",
+    "FitResult",
+    "StopTraining",
+    "Trainer",
+    "TrainerState",
+    "TrainingDiverged",
+    "make_accelerator",
+    "read_trainer_state",
+    "resolve_precision",
+]
 
 
 class TrainingDiverged(VidrecError):
@@ -62,117 +82,6 @@ class TrainingDiverged(VidrecError):
 
 class StopTraining(Exception):
     """Raised by a step callback to stop (tests use it to simulate a killed run)."""
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast is ~1.8× faster."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def has_conv3d(model: nn.Module | None) -> bool:
-    return model is not None and any(isinstance(m, nn.Conv3d) for m in model.modules())
-
-
-def resolve_precision(cfg: Config, model: nn.Module | None = None) -> str:
-    """``auto``: bf16 on GPUs that support it and on CPUs with native bf16; otherwise fp32.
-
-    Except on the CPU for models with 3D convolutions: bf16 autocast there made the loss NaN at
-    random steps (r3d_18/34/50 and r2plus1d_18 on the synthetic set, 5 of 8 runs, while the same runs
-    in fp32 and every 2D/transformer model in bf16 trained cleanly), so ``auto`` keeps them in fp32.
-    ``train.precision=bf16`` still forces it.
-    """
-    p = cfg.train.precision
-    if p != "auto":
-        return p
-    if (cfg.train.device == "auto" or cfg.train.device.startswith("cuda")) and torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    if cfg.train.device == "mps" or (cfg.train.device == "auto" and torch.backends.mps.is_available()):
-        return "no"
-    if has_conv3d(model):
-        return "no"
-    return "bf16" if cpu_has_native_bf16() else "no"
-
-
-def select_cuda_device(device: str) -> None:
-    """Check ``cuda`` / ``cuda:N`` against the visible GPUs (:func:`vidrec.utils.device.resolve_device`,
-    the rule every verb uses) and make ``cuda:N`` the current device."""
-    import os
-
-    dev = resolve_device(device, option="train.device")
-    if ":" in device:
-        if int(os.environ.get("LOCAL_RANK", "-1")) != -1:
-            raise VidrecError(
-                f"train.device={device}: under accelerate launch / torchrun every process takes its own GPU; "
-                "use train.device=auto (and CUDA_VISIBLE_DEVICES to choose GPUs)"
-            )
-        torch.cuda.set_device(dev)  # accelerate's single-process device is "cuda", i.e. the current one
-
-
-def make_accelerator(cfg: Config, model: nn.Module | None = None) -> Accelerator:
-    """The accelerator of a run: device, precision and, under ``accelerate launch`` / ``torchrun``, DDP."""
-    check_launch()
-    cpu = cfg.train.device == "cpu"
-    if cfg.train.device.startswith("cuda"):
-        select_cuda_device(cfg.train.device)
-    if cfg.train.device == "mps":
-        resolve_device("mps", option="train.device")  # a one-line error where MPS is missing
-    # accelerate keeps its state in a process-wide singleton; a second run in the same process (the
-    # demo trains two models, the Python API may train many) may ask for another precision.
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(mixed_precision=resolve_precision(cfg, model), cpu=cpu, step_scheduler_with_optimizer=False)
-
-
-@dataclass
-class TrainerState:
-    epoch: int = 0  # current epoch (0-based)
-    step_in_epoch: int = 0  # micro-batches already done in `epoch`
-    global_step: int = 0  # optimiser steps
-    best: float | None = None
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    substituted: int = 0
-    finished: bool = False
-    # the epoch's running sums so far, so the record of an epoch resumed mid-way covers all of it
-    epoch_seen: int = 0
-    epoch_correct: int = 0
-    epoch_loss_sum: float = 0.0
-    epoch_grad_norm_sum: float = 0.0  # gradient norms before clipping, summed over the epoch's optimiser steps
-    epoch_grad_norms: int = 0
-    last_lrs: list[float] = field(default_factory=list)  # each group's lr in the last optimiser step (logged)
-    line_grad_norms: list[float] = field(default_factory=list)  # gradient norms since the last metrics line
-    log_lines: int = 0  # lines in metrics.jsonl when the state was saved: a resume cuts the log back to them
-
-    @classmethod
-    def from_json(cls, data: Any, *, source: str) -> TrainerState:
-        """Rebuild from ``trainer_state.json``, checking every field's type (unknown keys are ignored)."""
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{source}: expected a JSON object")
-        kw: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            if name not in data:
-                continue
-            v, default = data[name], getattr(cls(), name)
-            number = isinstance(v, (int, float)) and not isinstance(v, bool)
-            ok = (
-                (isinstance(default, bool) and isinstance(v, bool))
-                or (type(default) is int and number and isinstance(v, int))
-                or (isinstance(default, float) and number)
-                or (isinstance(default, list) and isinstance(v, list))
-                or (name == "best" and (v is None or number))
-            )
-            if not ok:
-                raise CheckpointError(f"{source}: {name} has the wrong type ({type(v).__name__})")
-            kw[name] = v
-        return cls(**kw)
 
 
 @dataclass
@@ -184,25 +93,6 @@ class FitResult:
     train_seconds: float
     substituted: int
     stopped_early: bool
-
-
-def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    """``state/trainer_state.json`` of a checkpoint (after finishing an interrupted swap), or a clear error."""
-    checkpoint = Path(checkpoint)
-    path = checkpoint / STATE_DIR / STATE_FILE
-    if not path.is_file():
-        raise VidrecError(
-            f"--resume: no resumable state in {checkpoint} (no {STATE_DIR}/{STATE_FILE}). "
-            "Start without --resume, or point --out at the run to continue."
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    TrainerState.from_json(data, source=str(path))  # type-check every field now, before any work
-    return data
 
 
 class Trainer:
@@ -253,9 +143,7 @@ class Trainer:
         self.val_loader = self.accelerator.prepare(val_loader) if val_loader is not None else None
         self.state = TrainerState()
         self.ckpt_dir = self.out_dir / "checkpoints"
-        self._writer: Any = None
-        self._purge_step: int | None = None  # TensorBoard: on resume, hide what was logged after the saved step
-        self._replay: list[dict[str, Any]] = []  # records at the saved step, logged again after the purge
+        self.metrics_log = MetricsLog(self.out_dir)  # metrics.jsonl + tb/, written by rank 0 only
         self._legacy_log = False  # resumed from a format-1 state, whose log is cut back by step
 
     # ------------------------------------------------------------------ persistence
@@ -316,45 +204,17 @@ class Trainer:
         if fmt == STATE_FORMAT:
             load_state_into(self.model, checkpoint / WEIGHTS, source=str(checkpoint))
             for name, obj in self.stateful().items():
-                _restore(obj, load_state_dict(d, name), d / f"{name}.json", name)
+                restore(obj, load_state_dict(d, name), d / f"{name}.json", name)
             rng = f"rng_{self.accelerator.process_index}"
             rng = rng if (d / f"{rng}.json").is_file() else "rng_0"
             set_rng_state(load_state_dict(d, rng), source=str(d / f"{rng}.json"))
         elif fmt is None:
-            self._load_accelerate_state(d)
+            load_accelerate_state(d, self.model, self.stateful(), self.accelerator.process_index)
         else:
             raise CheckpointError(f"{path}: state format {fmt!r}; this vidrec reads format {STATE_FORMAT}")
         self.state = TrainerState.from_json(data, source=str(path))
         self._legacy_log = "log_lines" not in data
         log.info("resuming from %s at epoch %d, step %d", checkpoint, self.state.epoch + 1, self.state.step_in_epoch)
-
-    def _load_accelerate_state(self, d: Path) -> None:
-        """A state written before format 2, by accelerate's ``save_state``: read with ``weights_only=True``.
-
-        Its pickles (optimizer.bin, custom_checkpoint_0.pkl, random_states_N.pkl) are loaded only when
-        they hold nothing but tensors and numbers; anything else is refused, naming the file.
-        """
-        load_state_into(self.model, d / WEIGHTS, source=str(d))
-        files = {
-            "optimizer": d / "optimizer.bin",
-            "scheduler": d / "custom_checkpoint_0.pkl",
-            "scaler": d / "scaler.pt",
-        }
-        for name, obj in self.stateful().items():
-            _restore(obj, torch_load_safely(files[name], error=CheckpointError), files[name], name)
-        rng_file = d / f"random_states_{self.accelerator.process_index}.pkl"
-        rng_file = rng_file if rng_file.is_file() else d / "random_states_0.pkl"
-        r = torch_load_safely(rng_file, error=CheckpointError, allow_numpy=True)
-        if not isinstance(r, dict):
-            raise CheckpointError(f"{rng_file}: not a set of random states")
-        rng = {
-            "python": r.get("random_state"),
-            "numpy": r.get("numpy_random_seed"),
-            "torch": r.get("torch_manual_seed"),
-        }
-        if "torch_cuda_manual_seed" in r:
-            rng["cuda"] = r["torch_cuda_manual_seed"]
-        set_rng_state(rng, source=str(rng_file))
 
     def rewind_log(self, source: Path | None = None) -> None:
         """Cut ``metrics.jsonl`` back to what was logged when the state was saved (the rest is logged again).
@@ -365,43 +225,16 @@ class Trainer:
         """
         if not self.is_main:
             return
-        path = self.out_dir / METRICS_LOG
-        src = source or path
-        st = self.state
-        if self._legacy_log:  # a format-1 state: no line count, keep records up to its step
-            lines = src.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True) if src.is_file() else []
-            kept = "".join(ln for ln in lines if (s := _record_step(ln)) is not None and s <= st.global_step)
-        else:
-            kept = head_lines(src, st.log_lines)
-        if path.is_file() or kept:
-            write_text_atomic(path, kept)
-        st.log_lines = kept.count("\n")
-        self._purge_step = st.global_step
-        records = [r for r in map(_parse_record, kept.splitlines()) if r is not None]
-        self._replay = [r for r in records if r.get("step") == st.global_step]
+        st = self.state  # a format-1 state has no line count: its log is kept up to its step
+        st.log_lines = self.metrics_log.rewind(
+            source, lines=st.log_lines, step=st.global_step, by_step=self._legacy_log
+        )
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.is_main:
             return
-        with open(self.out_dir / METRICS_LOG, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        self.metrics_log.append(record, step=self.state.global_step)
         self.state.log_lines += 1
-        self._scalars(record)
-
-    def _scalars(self, record: dict[str, Any]) -> None:
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = self.out_dir / "tb"
-            _wait_past_event_files(tb)
-            self._writer = SummaryWriter(str(tb), purge_step=self._purge_step)
-            replay, self._replay = self._replay, []
-            for r in replay:
-                self._scalars(r)
-        step = record.get("step", self.state.global_step)
-        for k, v in record.items():
-            if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-                self._writer.add_scalar(k, v, step)
 
     def _snapshot_epoch(self, source: Path | None = None) -> None:
         """``checkpoints/epoch_NNNN`` (``train.keep_checkpoints``): ``source`` (last) at an epoch end, hard-linked."""
@@ -462,8 +295,7 @@ class Trainer:
                 st.finished = True
             self.save_state(metrics)
             self._snapshot_epoch()
-        if self._writer is not None:
-            self._writer.close()
+        self.metrics_log.close()
         best = self.ckpt_dir / "best"
         best_metrics = json.loads((best / "metrics.json").read_text()) if (best / "metrics.json").is_file() else {}
         return FitResult(
@@ -661,45 +493,3 @@ def _set_epoch(loader: Any, epoch: int) -> None:
     ):
         if obj is not None and hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
-
-
-def _restore(obj: Any, state: Any, source: Path, name: str) -> None:
-    try:
-        obj.load_state_dict(state)
-    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
-        why = (str(exc).splitlines() or [""])[0][:160]
-        raise CheckpointError(
-            f"{source}: does not fit this run's {name} ({type(exc).__name__}: {why}); "
-            "resume with the configuration the run was started with"
-        ) from None
-
-
-def _parse_record(line: str) -> dict[str, Any] | None:
-    try:
-        r = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return r if isinstance(r, dict) else None
-
-
-def _record_step(line: str) -> int | None:
-    r = _parse_record(line)
-    return r.get("step") if r is not None and isinstance(r.get("step"), int) else None
-
-
-def _wait_past_event_files(tb: Path) -> None:
-    """Make the next event file sort after every existing one.
-
-    TensorBoard reads a run's event files in name order, and applies a resume's ``purge_step`` only
-    to the events read before it. The names are ``events.out.tfevents.<second>.<host>.<pid>.<n>``:
-    two writers opened within one second sort by pid and counter as text, so a resumed run's file can
-    sort before the killed run's one and its purge is lost. Waiting for the clock to pass the newest
-    file's second (at most one second, and only when a run resumes that fast) keeps the order.
-    """
-    newest = -1
-    for f in tb.glob("events.out.tfevents.*"):
-        parts = f.name.split(".")
-        if len(parts) > 3 and parts[3].isdigit():
-            newest = max(newest, int(parts[3]))
-    while int(time.time()) <= newest:
-        time.sleep(0.05)
