@@ -130,7 +130,7 @@ def test_embed_store_is_the_storage_layer_under_search() -> None:
     graph = import_graph(ROOT)
     assert "vidrec.embed.store" in graph["vidrec.embed.search"]
     assert "vidrec.embed.search" not in graph["vidrec.embed.store"]
-    for user in ("vidrec.serve.app", "vidrec.cli.embed"):
+    for user in ("vidrec.serve.app", "vidrec.serve.handlers", "vidrec.cli.embed"):
         text = module_files(ROOT)[user].read_text(encoding="utf-8")
         assert "_check_queries" not in text and "._table(" not in text and "_sql_str" not in text, user
 

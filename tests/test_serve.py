@@ -195,7 +195,7 @@ def test_previews_are_playable_mp4(resources, library, tiny_dataset, tmp_path):
     hit_info = AutoDecoder().info(hit)
     assert 0 < hit_info.num_frames <= AutoDecoder().info(row.path).num_frames and hit_info.height == 256
     # the caption is drawn at the bottom: the top left, where the player puts its label, shows the video itself
-    from vidrec.serve.app import _preview_frames
+    from vidrec.serve.previews import _preview_frames
 
     start, end = row.moments[0][:2]
     raw = torch.from_numpy(_preview_frames(Path(row.path), max(0.0, start - 1.0), end + 1.0)[0]).float()
