@@ -22,296 +22,64 @@ exactly ``CLIPModel.get_image_features`` of that frame (same modules, same order
 Weights: ``clip=`` a ``from_pretrained`` directory or a hub id (e.g. ``openai/clip-vit-base-patch32``);
 without one the towers are random-initialised from ``arch`` (``b32``: ViT-B/32 shapes; ``tiny``:
 for tests and demos). A directory without tokenizer files gets :class:`HashTokenizer`.
+
+This module is the model and its builders; the towers' loading is :mod:`vidrec.models.clip_towers` and the
+temporal layers (merging, prompts, fusion) are :mod:`vidrec.models.clip_temporal`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import pickle
-import re
-import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from vidrec.errors import ConfigError, UnsafeFileError, WeightsError
+from vidrec.errors import ConfigError
 from vidrec.models.base import InputSpec, VideoClassifier
+from vidrec.models.clip_temporal import (
+    TemporalFusion,
+    TemporalPrompts,
+    bipartite_soft_matching,
+    default_merge_layers,
+    parse_schedule,
+)
+from vidrec.models.clip_towers import (
+    CLIP_MEAN,
+    CLIP_STD,
+    DEFAULT_HUB_ID,
+    ClipModel,
+    HashTokenizer,
+    load_clip,
+    tiny_clip_config,
+)
 from vidrec.models.registry import PretrainedCfg, build_variant, register_model
 
 log = logging.getLogger(__name__)
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-DEFAULT_HUB_ID = "openai/clip-vit-base-patch32"
-
 TrainMode = Literal["joint", "merge_only", "prompt_only", "sequential"]
-# transformers' CLIPModel. Its towers are read by attribute (vision_model.encoder.layers, text_projection, ...), which
-# nn.Module.__getattr__ types as Tensor | Module and whose classes differ between transformers releases: Any, named.
-ClipModel = Any
 
-
-# --------------------------------------------------------------------------------------------
-# tokenizer fallback
-
-
-class HashTokenizer:
-    """A dependency-free tokenizer for CLIP towers that come without tokenizer files.
-
-    Lower-cased words (``[a-z0-9]+``) map to ``1 + crc32(word) % (vocab_size - 3)``; BOS is
-    ``vocab_size - 2`` and EOS ``vocab_size - 1`` (the highest id, as CLIP's text pooling expects),
-    padding is 0. It is stable across runs and machines; it is *not* CLIP's BPE, so it is only
-    meaningful for towers trained with it (random-initialised ones, tests, the synthetic demo).
-    """
-
-    def __init__(self, vocab_size: int, max_length: int = 77) -> None:
-        if vocab_size < 8:
-            raise ValueError("vocab_size must be at least 8")
-        self.vocab_size = vocab_size
-        self.max_length = max_length
-        self.bos, self.eos = vocab_size - 2, vocab_size - 1
-
-    def encode(self, text: str) -> list[int]:
-        words = re.findall(r"[a-z0-9]+", text.lower())
-        ids = [1 + zlib.crc32(w.encode()) % (self.vocab_size - 3) for w in words]
-        return [self.bos, *ids[: self.max_length - 2], self.eos]
-
-    def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        rows = [self.encode(t) for t in texts]
-        width = max(len(r) for r in rows)
-        ids = torch.zeros(len(rows), width, dtype=torch.long)
-        mask = torch.zeros(len(rows), width, dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-        return {"input_ids": ids, "attention_mask": mask}
-
-
-# --------------------------------------------------------------------------------------------
-# loading CLIP
-
-
-def tiny_clip_config(
-    *, image_size: int = 32, patch_size: int = 8, hidden: int = 32, layers: int = 4, vocab_size: int = 1000
-) -> Any:
-    """A small random CLIP (tests, the synthetic demo); ViT shapes scaled down, same code path."""
-    from transformers import CLIPConfig
-
-    common = dict(
-        hidden_size=hidden,
-        intermediate_size=hidden * 4,
-        num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 16),
-    )
-    return CLIPConfig(
-        text_config=dict(
-            common,
-            vocab_size=vocab_size,
-            max_position_embeddings=32,
-            bos_token_id=vocab_size - 2,
-            eos_token_id=vocab_size - 1,
-        ),
-        vision_config=dict(common, image_size=image_size, patch_size=patch_size),
-        projection_dim=hidden,
-    )
-
-
-def _fingerprint_dir(path: Path) -> str:
-    h = hashlib.sha1()
-    for f in sorted(path.iterdir()):
-        if f.is_file():
-            h.update(f.name.encode())
-            h.update(str(f.stat().st_size).encode())
-            if f.suffix == ".json" and f.stat().st_size < 1_000_000:
-                h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def load_clip(source: str | Path) -> tuple[ClipModel, Any, str]:
-    """``(CLIPModel, tokenizer, fingerprint)`` from a ``from_pretrained`` directory or a hub id.
-
-    Offline, a hub id that is not in the local cache fails at once with :class:`WeightsError`
-    telling what to pass instead.
-    """
-    from transformers import AutoTokenizer, CLIPModel
-
-    text = str(source)
-    path = Path(text).expanduser()
-    if path.is_file():
-        raise WeightsError(f"{path}: a CLIP model is a from_pretrained directory (config.json + weights), not a file")
-    if path.is_dir():
-        cfg_file = path / "config.json"
-        if not cfg_file.is_file():
-            raise WeightsError(
-                f"{path}: no config.json; not a transformers from_pretrained directory (nor a vidrec checkpoint)"
-            )
-        try:
-            model_type = json.loads(cfg_file.read_text()).get("model_type")
-        except json.JSONDecodeError as exc:
-            raise WeightsError(f"{cfg_file}: not valid JSON ({exc})") from exc
-        if model_type != "clip":
-            raise WeightsError(f"{path}: model_type is {model_type!r}; a CLIP directory (model_type 'clip') is needed")
-        try:
-            model: ClipModel = CLIPModel.from_pretrained(str(path))
-        except (OSError, ValueError) as exc:
-            raise WeightsError(f"{path}: cannot load the CLIP weights ({exc})") from exc
-        except pickle.UnpicklingError as exc:  # transformers reads *.bin with weights_only=True and refused it
-            from vidrec.utils.io import unpickle_refusal
-
-            weights = next((path / n for n in ("pytorch_model.bin", "model.bin") if (path / n).is_file()), path)
-            raise UnsafeFileError(unpickle_refusal(weights, exc)) from None
-        fingerprint = f"dir:{path.resolve()}@{_fingerprint_dir(path)}"
-        tokenizer: Any = None
-        if (path / "tokenizer.json").is_file() or (path / "vocab.json").is_file():
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(str(path))
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("%s: unreadable tokenizer files (%s)", path, exc)
-        if tokenizer is None:
-            log.warning(
-                "%s: no tokenizer files; using vidrec's HashTokenizer (meaningful only for towers trained with it)",
-                path,
-            )
-            tokenizer = HashTokenizer(
-                model.config.text_config.vocab_size, model.config.text_config.max_position_embeddings
-            )
-        return model, tokenizer, fingerprint
-    if text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise WeightsError(f"{text}: no such directory, and not a hub id of the form org/name (e.g. {DEFAULT_HUB_ID})")
-    try:  # the local hub cache first: no network needed
-        model = CLIPModel.from_pretrained(text, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(text, local_files_only=True)
-    except (OSError, ValueError):
-        from vidrec.models.weights import require_online
-
-        require_online(f"hf:{text}", what="CLIP model")
-        try:
-            model = CLIPModel.from_pretrained(text)
-            tokenizer = AutoTokenizer.from_pretrained(text)
-        except (OSError, ValueError) as exc:
-            raise WeightsError(
-                f"{text}: cannot fetch the CLIP model ({exc}); pass a from_pretrained directory"
-            ) from exc
-    return model, tokenizer, f"hub:{text}"
-
-
-# --------------------------------------------------------------------------------------------
-# token merging (TempMe: clips of neighbouring frames, ToMe's bipartite soft matching)
-
-
-def parse_schedule(value: str | int | Sequence[int] | None) -> tuple[int, ...]:
-    """``"2-2-2"`` / ``[2, 2, 2]`` / ``"off"`` → ``(2, 2, 2)`` / ``()``."""
-    if value is None or value == "" or (isinstance(value, str) and value.lower() in ("off", "none", "0")):
-        return ()
-    if isinstance(value, int):
-        return (value,)
-    if isinstance(value, str):
-        try:
-            return tuple(int(p) for p in value.replace(",", "-").split("-") if p.strip())
-        except ValueError:
-            raise ConfigError(f"merge schedule {value!r}: expected numbers joined by '-', e.g. 2-2-2") from None
-    return tuple(int(v) for v in value)
-
-
-def bipartite_soft_matching(
-    x: torch.Tensor, size: torch.Tensor, metric: torch.Tensor, r: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Merge ``r`` tokens of ``x`` (S, N, D): alternate tokens form sets A and B, each A token is
-    matched to its most similar B token (cosine of ``metric``), the ``r`` best pairs are merged
-    (size-weighted average). Returns ``(x, size, metric)`` with N - r tokens."""
-    if r <= 0:
-        return x, size, metric
-    a, b = metric[:, ::2], metric[:, 1::2]
-    r = min(r, a.shape[1])
-    scores = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).transpose(1, 2)  # (S, Na, Nb)
-    node_max, node_idx = scores.max(dim=-1)
-    edge_idx = node_max.argsort(dim=-1, descending=True)[..., None]  # (S, Na, 1)
-    unm_idx, src_idx = edge_idx[:, r:], edge_idx[:, :r]
-    dst_idx = node_idx[..., None].gather(1, src_idx)  # (S, r, 1)
-
-    def merge(t: torch.Tensor) -> torch.Tensor:
-        c = t.shape[-1]
-        src, dst = t[:, ::2], t[:, 1::2]
-        unm = src.gather(1, unm_idx.expand(-1, -1, c))
-        moved = src.gather(1, src_idx.expand(-1, -1, c))
-        dst = dst.scatter_reduce(1, dst_idx.expand(-1, -1, c), moved, reduce="sum")
-        return torch.cat([unm, dst], dim=1)
-
-    new_size = merge(size)
-    x = merge(x * size) / new_size
-    metric = merge(metric * size) / new_size
-    return x, new_size, metric
-
-
-# --------------------------------------------------------------------------------------------
-# temporal prompts (STOP) and fusion heads
-
-
-class TemporalPrompts(nn.Module):
-    """``K`` prompt tokens per frame: a learned base plus a term driven by the frame's change.
-
-    The change of frame t is the mean absolute difference of its patch tokens to frame t-1
-    (frame 0 uses frame 1's); a bottleneck MLP maps it to K×D. The MLP's output layer starts at
-    zero, so at initialisation the prompts are the base tokens and training learns the dynamics.
-    """
-
-    def __init__(self, dim: int, num_prompts: int, *, bottleneck: int = 64) -> None:
-        super().__init__()
-        self.num_prompts = num_prompts
-        self.base = nn.Parameter(torch.randn(num_prompts, dim) * 0.02)
-        self.norm = nn.LayerNorm(dim)
-        self.down = nn.Linear(dim, bottleneck)
-        self.up = nn.Linear(bottleneck, num_prompts * dim)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
-
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        b, t, _, d = patches.shape  # (B, T, P, D)
-        if t > 1:
-            diff = (patches[:, 1:] - patches[:, :-1]).abs().mean(dim=2)  # (B, T-1, D)
-            diff = torch.cat([diff[:, :1], diff], dim=1)  # (B, T, D)
-        else:
-            diff = torch.zeros(b, t, d, dtype=patches.dtype, device=patches.device)
-        dyn = self.up(F.gelu(self.down(self.norm(diff)))).view(b, t, self.num_prompts, d)  # (B, T, K, D)
-        return self.base + dyn
-
-
-class TemporalFusion(nn.Module):
-    """Fuse clip embeddings over time: ``meanP`` (mean) or ``seqTransf`` (CLIP4Clip-style
-    temporal transformer with position embeddings and a residual). The transformer's output
-    projections start at zero, so an untrained ``seqTransf`` equals ``meanP``."""
-
-    def __init__(self, dim: int, kind: str = "meanP", *, num_layers: int = 2, max_positions: int = 64) -> None:
-        super().__init__()
-        if kind not in ("meanP", "seqTransf"):
-            raise ConfigError(f"model.fusion: {kind!r} is not a fusion head; use meanP or seqTransf")
-        self.kind = kind
-        if kind == "seqTransf":
-            self.pos = nn.Embedding(max_positions, dim)
-            nn.init.normal_(self.pos.weight, std=0.01)
-            layer = nn.TransformerEncoderLayer(
-                dim, max(1, dim // 64), dim * 4, dropout=0.0, batch_first=True, norm_first=True
-            )
-            self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
-            for blk in self.transformer.layers:
-                nn.init.zeros_(blk.self_attn.out_proj.weight)
-                nn.init.zeros_(blk.self_attn.out_proj.bias)
-                nn.init.zeros_(blk.linear2.weight)
-                nn.init.zeros_(blk.linear2.bias)
-
-    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` (B, T', E), ``positions`` (T',) frame positions → (sequence (B, T', E), pooled (B, E))."""
-        if self.kind == "seqTransf":
-            pos = self.pos(positions.clamp(max=self.pos.num_embeddings - 1))  # (T', E)
-            # Pre-norm blocks keep a residual stream: the output is x + pos + (what the blocks add);
-            # dropping pos keeps the untrained head (zero output projections) equal to meanP.
-            x = self.transformer(x + pos) - pos  # (B, T', E)
-        return x, x.mean(dim=1)
+# Re-exported: the CLIP video API, importable from here as before the towers and the temporal layers had modules
+# of their own.
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "DEFAULT_HUB_ID",
+    "HashTokenizer",
+    "TemporalFusion",
+    "TemporalPrompts",
+    "TrainMode",
+    "VideoCLIP",
+    "VideoEncoding",
+    "bipartite_soft_matching",
+    "clip_video",
+    "clip_video_tiny",
+    "default_merge_layers",
+    "load_clip",
+    "parse_schedule",
+    "tiny_clip_config",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -744,19 +512,6 @@ class VideoCLIP(VideoClassifier):
         if any(k.startswith(("vision_model.", "text_model.")) for k in sd):
             return {f"clip.{k}": v for k, v in sd.items()}
         return sd
-
-
-def default_merge_layers(num_layers: int, stages: int) -> tuple[int, ...]:
-    """TempMe's 6-8-10 for a 12-layer ViT; for other depths every second layer from the middle,
-    squeezed into the last layers when the tower is too shallow."""
-    if stages == 0:
-        return ()
-    layers = [num_layers // 2 + 2 * i for i in range(stages)]
-    if layers[-1] >= num_layers:
-        layers = list(range(max(1, num_layers - stages), num_layers))
-    if len(layers) != stages or layers[0] < 1:
-        raise ConfigError(f"model.merge_frames: {stages} merge stages do not fit a {num_layers}-layer vision tower")
-    return tuple(layers)
 
 
 @register_model(
