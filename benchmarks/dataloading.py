@@ -3,6 +3,7 @@
     python benchmarks/dataloading.py                 # both sets, 3 interleaved repetitions
     python benchmarks/dataloading.py --quick         # under ~2 minutes on 2 cores
     python benchmarks/dataloading.py --json out.json
+    python benchmarks/dataloading.py --floor         # real formats, one process: how far any exact loader can lead
 
 Needs the ``bench`` extra (``pip install -e ".[bench]"``: torchcodec, decord) and, for
 torchcodec, the system FFmpeg (``apt-get install -y ffmpeg``). A loader whose package is
@@ -12,7 +13,7 @@ The job is the same for every loader: TSN sampling of 8 frames per clip (random 
 segment, seeded per clip, the same indices for every loader), the frames at short side 128,
 vidrec's own :class:`~vidrec.video.transforms.ClipTransform` (random resized crop 112, seeded
 per clip), normalised float ``B×C×T×H×W`` batches of 8, 2 DataLoader workers. Only decoding and
-data movement differ. Each timing is a training epoch after the first (persistent workers), so worker
+data movement differ. Each timing is three training epochs after the first (persistent workers), so worker
 start-up and the first look at each file are left out, as in a real run's later epochs:
 
 - ``vidrec``: :class:`~vidrec.video.reader.ClipReader` (PyAV; decodes straight to 128, seeks
@@ -267,10 +268,16 @@ def available(name: str) -> str | None:
 
 
 def time_loader(
-    cls: type[_Clips], files: list[Path], facts: dict[str, tuple[int, float, int, int]], workers: int
+    cls: type[_Clips],
+    files: list[Path],
+    facts: dict[str, tuple[int, float, int, int]],
+    workers: int,
+    epochs: int = 3,
 ) -> float:
-    """Clips/s of a training epoch after the first (persistent workers, as ``vidrec train`` runs them), batches
-    normalised as the model gets them. The first epoch (worker start-up, first look at each file) is not timed."""
+    """Clips/s over ``epochs`` training epochs after the first (persistent workers, as ``vidrec train`` runs them),
+    batches normalised as the model gets them. The first epoch (worker start-up, first look at each file) is not
+    timed; several timed epochs keep a 160-clip epoch of tiny videos (half a second) from being one sample of noise.
+    """
     ds = cls(files, facts)
     norm = VideoNormalize(MEAN, STD)
     loader = DataLoader(
@@ -282,16 +289,15 @@ def time_loader(
         prefetch_factor=2 if workers else None,
         multiprocessing_context="fork" if workers else None,
     )
-    rate = 0.0
-    for _epoch in range(2):
-        t0 = time.perf_counter()
-        n = 0
+    n, t0 = 0, 0.0
+    for epoch in range(1 + epochs):
+        if epoch == 1:
+            n, t0 = 0, time.perf_counter()
         for batch in loader:
             video = norm(batch["video"])  # uint8 → float here (per batch); float batches pass through
             assert video.dtype == torch.float32 and video.shape[1:] == (3, NUM_FRAMES, CROP, CROP)
             n += video.shape[0]
-        rate = n / (time.perf_counter() - t0)
-    return rate
+    return n / (time.perf_counter() - t0)
 
 
 def file_facts(files: list[Path]) -> dict[str, tuple[int, float, int, int]]:
@@ -331,14 +337,16 @@ def check_same_frames(
     return out
 
 
-def run_set(name: str, files: list[Path], loaders: list[str], reps: int, workers: int) -> dict[str, Any]:
+def run_set(
+    name: str, files: list[Path], loaders: list[str], reps: int, workers: int, epochs: int = 3
+) -> dict[str, Any]:
     facts = file_facts(files)
     same = check_same_frames(files, facts, [n for n in loaders if n != "vidrec-float"])
     rates: dict[str, list[float]] = {n: [] for n in loaders}
     for r in range(reps):
         order = loaders[r % len(loaders) :] + loaders[: r % len(loaders)]  # rotate who goes first
         for n in order:
-            rates[n].append(time_loader(LOADERS[n], files, facts, workers))
+            rates[n].append(time_loader(LOADERS[n], files, facts, workers, epochs))
     med = {n: statistics.median(v) for n, v in rates.items()}
     peers = {n: v for n, v in med.items() if n in PEERS}
     best = max(peers, key=peers.get) if peers else None  # type: ignore[arg-type]
@@ -353,6 +361,63 @@ def run_set(name: str, files: list[Path], loaders: list[str], reps: int, workers
     if best:
         res["ratio_vs_best_peer"] = round(med["vidrec"] / peers[best], 2)
     return res
+
+
+_DECODE = "<method 'decode' of 'av.packet.Packet' objects>"
+_CONVERT = (
+    "<method 'reformat' of 'av.video.reformatter.VideoReformatter' objects>",
+    "<method 'to_ndarray' of 'av.video.frame.VideoFrame' objects>",
+)
+
+
+def floor_report(files: list[Path], loaders: list[str], reps: int = 3) -> dict[str, Any]:
+    """Per format, in one process: CPU ms per clip of every loader (best of ``reps``), and the floor that every
+    loader returning these exact clips pays: FFmpeg decoding the frames the clip needs (vidrec's reader decodes
+    no others), their conversion to RGB at short side 128 and the common ``ClipTransform``, taken as their share
+    of vidrec's profile (cProfile inflates the Python around them, so the floor is if anything too low and the
+    bound ``best peer / floor`` too high)."""
+    import cProfile
+    import pstats
+
+    kinds: dict[str, list[Path]] = {}
+    for f in files:
+        kinds.setdefault(f.parent.name, []).append(f)
+    out: dict[str, Any] = {}
+    for kind, group in [*kinds.items(), ("all", files)]:
+        if kind == "all":
+            ms = {n: sum(out[k]["ms_per_clip"][n] for k in kinds) for n in loaders}
+            floor = sum(out[k]["floor_ms"] for k in kinds)
+        else:
+            facts = file_facts(group)
+            sets = {n: LOADERS[n](group, facts) for n in loaders}
+            ms = {n: float("inf") for n in loaders}
+            for ds in sets.values():
+                ds[0]  # open once: facts and first-use costs out of the timing
+            for _ in range(reps):
+                for n, ds in sets.items():
+                    t = time.process_time()
+                    for i in range(len(group)):
+                        ds[i]
+                    ms[n] = min(ms[n], (time.process_time() - t) / len(group) * 1e3)
+            prof = cProfile.Profile()
+            prof.enable()
+            for i in range(len(group)):
+                sets["vidrec"][i]
+            prof.disable()
+            st = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+            total = sum(v[2] for v in st.values())
+            share = sum(v[2] for k, v in st.items() if k[2] == _DECODE or k[2] in _CONVERT)
+            share += sum(v[3] for k, v in st.items() if k[2] == "_transform")
+            floor = ms["vidrec"] * share / total
+        best = min((n for n in loaders if n in PEERS), key=lambda n: ms[n])
+        out[kind] = {
+            "ms_per_clip": {n: round(v, 2) for n, v in ms.items()},
+            "floor_ms": round(floor, 2),
+            "best_peer": best,
+            "best_peer_over_floor": round(ms[best] / floor, 2),
+            "vidrec_over_best_peer": round(ms[best] / ms["vidrec"], 2),
+        }
+    return out
 
 
 def main() -> None:
@@ -373,13 +438,23 @@ def main() -> None:
     ap.add_argument("--per-kind", type=int, default=None, help="real-format videos per kind (default 16, --quick 6)")
     ap.add_argument("--synthetic", type=int, default=None, help="synthetic videos (default 160, --quick 48)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--epochs", type=int, default=None, help="timed epochs per repetition, after an untimed one (3; --quick 1)"
+    )
     ap.add_argument("--loaders", nargs="+", default=list(LOADERS), choices=list(LOADERS))
     ap.add_argument("--sets", nargs="+", default=["synthetic", "real-format"], choices=["synthetic", "real-format"])
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="real formats only, one process: CPU per clip of each loader and the decode + convert + transform "
+        "floor that bounds any exact loader's lead",
+    )
     args = ap.parse_args()
     reps = args.reps or (2 if args.quick else 3)
     per_kind = args.per_kind or (4 if args.quick else 16)
     n_syn = args.synthetic or (64 if args.quick else 160)
+    epochs = args.epochs or (1 if args.quick else 3)
     torch.set_num_threads(1)
     loaders = []
     for n in args.loaders:
@@ -396,7 +471,7 @@ def main() -> None:
     print(
         f"CPU: {cpu}, {os.cpu_count()} cores; workers {args.workers}, batch {BATCH}, "
         f"TSN-{NUM_FRAMES}, short side {SHORT}, "
-        f"crop {CROP}; {reps} interleaved repetitions"
+        f"crop {CROP}; {reps} interleaved repetitions of {epochs} timed epochs"
     )
     t0 = time.perf_counter()
     sets = {}
@@ -407,9 +482,22 @@ def main() -> None:
     print(
         f"sets ready in {time.perf_counter() - t0:.0f} s: " + ", ".join(f"{k} {len(v)} videos" for k, v in sets.items())
     )
+    if args.floor:
+        rows = floor_report(
+            sets.get("real-format") or real_format_set(args.data_dir / "real-format", per_kind), loaders
+        )
+        print("\nreal formats, one process, CPU ms per clip (best of 3):")
+        for kind, r in rows.items():
+            print(
+                f"  {kind:8s} "
+                + " ".join(f"{n} {v:.1f}" for n, v in r["ms_per_clip"].items())
+                + f" | floor {r['floor_ms']:.1f}: best peer ({r['best_peer']}) / floor"
+                f" {r['best_peer_over_floor']:.2f}x, best peer / vidrec {r['vidrec_over_best_peer']:.2f}x"
+            )
+        return
     results = []
     for name, files in sets.items():
-        res = run_set(name, files, loaders, reps, args.workers)
+        res = run_set(name, files, loaders, reps, args.workers, epochs)
         results.append(res)
         print(f"\n{name} ({res['videos']} videos); clips/s (median of {reps}) and runs:")
         for n in loaders:
