@@ -409,7 +409,8 @@ def floor_report(files: list[Path], loaders: list[str], reps: int = 3) -> dict[s
             share = sum(v[2] for k, v in st.items() if k[2] == _DECODE or k[2] in _CONVERT)
             share += sum(v[3] for k, v in st.items() if k[2] == "_transform")
             floor = ms["vidrec"] * share / total
-        best = min((n for n in loaders if n in PEERS), key=lambda n: ms[n])
+        peers = [n for n in loaders if n in PEERS]
+        best = min(peers, key=lambda n: ms[n]) if peers else "vidrec"  # no peer installed: vidrec against itself
         out[kind] = {
             "ms_per_clip": {n: round(v, 2) for n, v in ms.items()},
             "floor_ms": round(floor, 2),

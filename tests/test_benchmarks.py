@@ -165,3 +165,28 @@ def test_gpu_benchmark_says_how_to_run_without_a_gpu(monkeypatch, capsys) -> Non
     with pytest.raises(SystemExit) as exc:
         gpu_bench.main([])
     assert exc.value.code == 2 and "--device cpu --tiny" in capsys.readouterr().err
+
+
+def test_dataloading_times_vidrec_and_reports_the_floor_without_the_peers(tmp_path: Path) -> None:
+    """benchmarks/dataloading.py's timing and --floor run on vidrec alone (the peers are the bench extra's)."""
+    import numpy as np
+
+    from tests.helpers import moving_square
+    from vidrec.video.encode import write_video
+
+    bench = _load("dataloading")
+    rng = np.random.default_rng(0)
+    files = []
+    for kind in ("ucf101", "h264"):
+        files.append(tmp_path / kind / "a.mp4")
+        write_video(files[-1], moving_square(16, 48, 1, rng), fps=12)
+    facts = bench.file_facts(files)
+    assert facts[str(files[0])][0] == 16  # frames, as the reader counts them
+    assert bench.time_loader(bench.LOADERS["vidrec"], files, facts, workers=0, epochs=1) > 0
+    rows = bench.floor_report(files, ["vidrec"], reps=1)
+    assert set(rows) == {"ucf101", "h264", "all"}
+    for r in rows.values():
+        assert 0 < r["floor_ms"] <= r["ms_per_clip"]["vidrec"]  # decode + convert + transform: part of the clip's cost
+    assert rows["all"]["ms_per_clip"]["vidrec"] == pytest.approx(
+        sum(rows[k]["ms_per_clip"]["vidrec"] for k in ("ucf101", "h264"))
+    )
