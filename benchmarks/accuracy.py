@@ -31,13 +31,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from vidrec.utils.device import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "frame_avg"
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
     details_path.write_text(json.dumps(details, indent=2) + "\n")
     base = details.get(BASELINE, {}).get("top1")
-    print(f"\n{platform.machine()}, {args.epochs} epochs, 8x64², batch 16; ratio against {BASELINE}")
+    print(f"\n{cpu_model()}, {args.epochs} epochs, 8x64², batch 16; ratio against {BASELINE}")
     print(f"{'model':20s} {'top-1':>6s} {'x base':>7s} {'best ep':>7s} {'train s':>8s}")
     for name, d in sorted(details.items(), key=lambda kv: -kv[1]["top1"]):
         ratio = f"{d['top1'] / base:.2f}" if base else "-"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -22,16 +21,7 @@ from pathlib import Path
 from vidrec.config import load_config
 from vidrec.data.build import build_dataset, build_loader, load_recordset
 from vidrec.models.base import InputSpec
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from vidrec.utils.device import cpu_model
 
 
 def epoch_seconds(loader) -> tuple[float, int]:  # type: ignore[no-untyped-def]

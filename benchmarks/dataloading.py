@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from fractions import Fraction
@@ -51,6 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vidrec.utils.device import cpu_model
 from vidrec.video.reader import ClipReader, sample_seed
 from vidrec.video.sampling import make_frame_sampler
 from vidrec.video.transforms import ClipTransform, VideoNormalize
@@ -467,8 +467,7 @@ def main() -> None:
             )
         else:
             loaders.append(n)
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     print(
         f"CPU: {cpu}, {os.cpu_count()} cores; workers {args.workers}, batch {BATCH}, "
         f"TSN-{NUM_FRAMES}, short side {SHORT}, "

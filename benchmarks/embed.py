@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 import sys
@@ -32,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from vidrec.utils.device import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,7 +91,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "workers": args.workers,
         "batch_size": args.batch_size,
         "threads": torch.get_num_threads(),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "machine": f"{cpu_model()}, {torch.get_num_threads()} torch threads",
     }
     vecs: dict[str, dict[str, np.ndarray]] = {}
     for name, merge in (("merge_off", "off"), ("merge_on", args.merge)):

@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from vidrec.models.base import to_channels_last  # noqa: E402
 from vidrec.models.registry import create_model  # noqa: E402
+from vidrec.utils.device import cpu_model  # noqa: E402
 from vidrec.video.transforms import VideoNormalize  # noqa: E402
 
 
@@ -93,18 +94,6 @@ TINY = Setup(
         },
     },
 )
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), for the record beside the numbers."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class Clock:

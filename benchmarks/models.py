@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import statistics
 import sys
@@ -45,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidrec.models.registry import create_model, list_models  # noqa: E402
+from vidrec.utils.device import cpu_model  # noqa: E402
 
 BASELINE = "frame_avg"
 MARK_START, MARK_END = "<!-- models-benchmark:start -->", "<!-- models-benchmark:end -->"
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         del model
 
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model()
     cmd = " ".join(["python benchmarks/models.py", *(sys.argv[1:] if argv is None else argv)])
     footer = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu}, "

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vidrec.utils.device import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 # Written by a child process, so that this one stays small: a forked child's peak memory counts its parent's.
 _LAYOUT = """
@@ -34,16 +36,6 @@ from tests.full_size import layout_ucf101
 base = Path(sys.argv[1])
 layout_ucf101(base / "ucf101", tiny_video(base / "clip.avi", frames=4, size=(16, 16)))
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:

@@ -12,7 +12,6 @@ in one process, and prints clips/s and the ratio.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dataloading import write_video  # the textured, panning test scene
 
 from vidrec.data.transcode import TranscodeOptions, transcode
+from vidrec.utils.device import cpu_model
 from vidrec.video.reader import ClipReader
 from vidrec.video.sampling import make_frame_sampler
 from vidrec.video.transforms import ClipTransform
@@ -66,8 +66,7 @@ def main() -> None:
         for name, path in (("before", src), ("after", out_dir / src.name))[:: 1 if rep % 2 == 0 else -1]:
             runs[name].append(rate(path, rep))
     before, after = statistics.median(runs["before"]), statistics.median(runs["after"])
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     print(f"CPU: {cpu}; TSN-8 training clips, short side 128, one process")
     print(f"  before: {before:6.2f} clips/s  {[round(x, 2) for x in runs['before']]}")
     print(f"  after:  {after:6.2f} clips/s  {[round(x, 2) for x in runs['after']]}")

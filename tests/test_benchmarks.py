@@ -190,3 +190,14 @@ def test_dataloading_times_vidrec_and_reports_the_floor_without_the_peers(tmp_pa
     assert rows["all"]["ms_per_clip"]["vidrec"] == pytest.approx(
         sum(rows[k]["ms_per_clip"]["vidrec"] for k in ("ucf101", "h264"))
     )
+
+
+def test_every_benchmark_names_the_cpu_model_from_one_place() -> None:
+    """Benchmarks record the CPU model (speeds differ 2x between machines) through vidrec.utils.device.cpu_model."""
+    from vidrec.utils.device import cpu_model
+
+    name = cpu_model()
+    assert name and "\n" not in name and name != "model name"
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        text = script.read_text()
+        assert "/proc/cpuinfo" not in text and "platform.processor()" not in text, script.name
